@@ -1,0 +1,38 @@
+# voxloop: `make run` serves a demo gateway, `make test` runs the whole suite. Both set up .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TYPING := build/typing
+
+.PHONY: run test bench lint clean
+
+$(STAMP): pyproject.toml setup.py sdk/pyproject.toml core/_pipeline_c.pyx
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ./sdk -e '.[test,lint]'
+	@$(BIN)/voxloop-gateway core
+	@touch $@
+
+run: $(STAMP)
+	$(BIN)/voxloop-gateway serve
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python loadtests/bench.py
+
+# mypy names modules after their folders and skips linked ones; the import names differ from the
+# folders (core/ is voxloop_core), so it reads copies named like the packages.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/cython-lint --max-line-length 100 core/_pipeline_c.pyx
+	@rm -rf $(TYPING) && mkdir -p $(TYPING)
+	@cp -r core $(TYPING)/voxloop_core && cp -r gateway $(TYPING)/voxloop_gateway
+	cd $(TYPING) && $(abspath $(BIN))/mypy --config-file $(CURDIR)/pyproject.toml \
+		voxloop_core voxloop_gateway $(CURDIR)/sdk/voxloop
+
+clean:
+	rm -rf $(VENV) build core/_pipeline_c.c core/*.so

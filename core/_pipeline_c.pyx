@@ -1,0 +1,548 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The compiled hot path: validate, deduplicate, aggregate, as ``_pipeline_py`` does but fast.
+
+Same API, same results, same messages as the reference (hypothesis checks it on arbitrary input).
+Speed comes from scanning strings in C, parsing UUIDv7 ids and datetimes without Python objects,
+and touching each event's attributes once. Constants, errors and key hashing are imported from the
+shared Python modules so that the two implementations can't drift apart.
+"""
+
+import unicodedata
+from collections import deque
+
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.datetime cimport (
+    PyDateTime_Check,
+    datetime_day,
+    datetime_hour,
+    datetime_microsecond,
+    datetime_minute,
+    datetime_month,
+    datetime_second,
+    datetime_tzinfo,
+    datetime_year,
+    import_datetime,
+    timedelta_days,
+    timedelta_microseconds,
+    timedelta_seconds,
+)
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t
+
+
+cdef extern from "Python.h":
+    ctypedef struct PyObject
+    ctypedef struct PyMemberDef:
+        Py_ssize_t offset
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef* d_member
+    int PyUnicode_KIND(object)
+    void* PyUnicode_DATA(object)
+    Py_ssize_t PyUnicode_GET_LENGTH(object)
+    int PyUnicode_1BYTE_KIND
+    int PyUnicode_2BYTE_KIND
+    char* PyBytes_AS_STRING(object)
+
+from ._keys import key_maker
+from ._models import (
+    HOUR_MS,
+    MAX_COMMENT_CHARS,
+    MAX_FORM_CHARS,
+    MAX_ID_CHARS,
+    MAX_LOCALE_CHARS,
+    METRIC_RANGES,
+    CONTROL_CHARACTERS,
+    Event,
+    Record,
+    Rejection,
+)
+
+import_datetime()
+
+
+cdef Py_ssize_t _slot_offset(object cls, str name) except -1:
+    """Where a msgspec Struct keeps field ``name`` in its instances (from its descriptor)."""
+    descriptor = cls.__dict__[name]
+    if type(descriptor).__name__ != "member_descriptor":
+        raise TypeError(f"{cls.__name__}.{name} is not a slot")
+    return (<PyMemberDescrObject*>descriptor).d_member.offset
+
+
+cdef inline object _slot(object obj, Py_ssize_t offset):
+    # Struct fields are slots that msgspec always fills; reading one directly skips the
+    # attribute protocol, which was a tenth of the hot path's time.
+    return <object>(<PyObject**>((<char*><PyObject*>obj) + offset))[0]
+
+
+cdef Py_ssize_t _E_CHANNEL = _slot_offset(Event, "channel")
+cdef Py_ssize_t _E_FORM = _slot_offset(Event, "form")
+cdef Py_ssize_t _E_METRIC = _slot_offset(Event, "metric")
+cdef Py_ssize_t _E_SCORE = _slot_offset(Event, "score")
+cdef Py_ssize_t _E_ID = _slot_offset(Event, "id")
+cdef Py_ssize_t _E_COMMENT = _slot_offset(Event, "comment")
+cdef Py_ssize_t _E_RESPONDENT = _slot_offset(Event, "respondent")
+cdef Py_ssize_t _E_VOTE_KEY = _slot_offset(Event, "vote_key")
+cdef Py_ssize_t _E_TS = _slot_offset(Event, "ts")
+cdef Py_ssize_t _E_LOCALE = _slot_offset(Event, "locale")
+cdef Py_ssize_t _E_TAGS = _slot_offset(Event, "tags")
+cdef Py_ssize_t _E_META = _slot_offset(Event, "meta")
+cdef Py_ssize_t _R_KEY = _slot_offset(Record, "key")
+cdef Py_ssize_t _R_TS = _slot_offset(Record, "ts_ms")
+cdef Py_ssize_t _R_CHANNEL = _slot_offset(Record, "channel")
+cdef Py_ssize_t _R_FORM = _slot_offset(Record, "form")
+cdef Py_ssize_t _R_METRIC = _slot_offset(Record, "metric")
+cdef Py_ssize_t _R_SCORE = _slot_offset(Record, "score")
+
+
+cdef inline object _key_of(object record):
+    return _slot(record, _R_KEY) if type(record) is Record else record.key
+
+IMPLEMENTATION = "accelerated"
+
+cdef object _UTC = __import__("datetime").timezone.utc
+cdef object _normalize = unicodedata.normalize
+cdef object _is_normalized = unicodedata.is_normalized
+cdef Py_ssize_t _MAX_ID = MAX_ID_CHARS
+cdef Py_ssize_t _MAX_FORM = MAX_FORM_CHARS
+cdef Py_ssize_t _MAX_LOCALE = MAX_LOCALE_CHARS
+cdef Py_ssize_t _MAX_COMMENT = MAX_COMMENT_CHARS
+cdef int64_t _HOUR = HOUR_MS
+cdef str _METRIC_NAMES = ", ".join(METRIC_RANGES)
+# metric name -> (the one shared str of that name, low, high): records then carry shared strings
+# whose hashes are computed once, which makes aggregation's dict lookups cheaper.
+cdef dict _METRICS = {name: (name, low, high) for name, (low, high) in METRIC_RANGES.items()}
+cdef dict _channel_sets = {}
+
+
+cdef dict _canonical_channels(object channels):
+    found = _channel_sets.get(channels)
+    if found is None:
+        if len(_channel_sets) > 64:
+            _channel_sets.clear()
+        found = _channel_sets[channels] = {name: name for name in channels}
+    return <dict>found
+cdef str _FORM_RULE = f"form must be 1-{MAX_FORM_CHARS} characters of A-Z a-z 0-9 . _ -"
+cdef str _ID_RULE = f"id must be 1-{MAX_ID_CHARS} printable ASCII characters"
+cdef str _LOCALE_RULE = (
+    f"locale must be a BCP 47 tag of at most {MAX_LOCALE_CHARS} characters, like en or fa-IR"
+)
+
+
+cdef unsigned char _CONTROL = 1
+cdef unsigned char _MAY_CHANGE = 2
+cdef unsigned char _COMBINING = 4  # has a canonical combining class: its order matters
+cdef unsigned int _FLAGGED_UPTO = 0x20000
+
+
+def _character_tables():
+    """Per code point below _FLAGGED_UPTO: flags, and the canonical combining class.
+
+    Flags: _CONTROL, and _MAY_CHANGE where the character's NFC quick-check property (UAX #15)
+    is not "Yes": it fails NFC on its own, or it can be the second half of a canonical
+    composition (Hangul vowels and trailing consonants included). A text without such a
+    character whose combining marks come in canonical order is in NFC already: that is the
+    standard quick check. Built from this Python's ``unicodedata`` so it matches the reference
+    exactly. Code points above the table are always checked in full.
+    """
+    flags = bytearray(_FLAGGED_UPTO)
+    classes = bytearray(_FLAGGED_UPTO)
+    seconds = set()
+    for code in range(_FLAGGED_UPTO):
+        parts = unicodedata.decomposition(chr(code)).split()
+        if len(parts) == 2 and not parts[0].startswith("<"):
+            seconds.add(int(parts[1], 16))
+    seconds.update(range(0x1161, 0x1176))  # Hangul vowels (V)
+    seconds.update(range(0x11A8, 0x11C3))  # Hangul trailing consonants (T)
+    for code in range(_FLAGGED_UPTO):
+        ch = chr(code)
+        classes[code] = unicodedata.combining(ch)
+        if CONTROL_CHARACTERS.match(ch):
+            flags[code] = _CONTROL
+        elif code in seconds or not _is_normalized("NFC", ch):
+            flags[code] = _MAY_CHANGE
+        if classes[code]:
+            flags[code] |= _COMBINING
+    return bytes(flags), bytes(classes)
+
+
+_FLAGS, _CLASSES = _character_tables()
+cdef const unsigned char* _flag_of = <const unsigned char*>PyBytes_AS_STRING(_FLAGS)
+cdef const unsigned char* _class_of = <const unsigned char*>PyBytes_AS_STRING(_CLASSES)
+
+
+cdef inline unsigned char _flags_at(uint32_t c, Py_ssize_t i, Py_ssize_t* mark_at,
+                                    unsigned char* mark_class):
+    """``c``'s flags, plus _MAY_CHANGE if it is a combining mark that directly follows a mark
+    of a higher canonical class (out of canonical order, UAX #15). Characters that are not
+    marks, nearly all of them, take the first branch only."""
+    cdef unsigned char flags = _flag_of[c], ccc
+    if flags & _COMBINING:
+        ccc = _class_of[c]
+        if mark_at[0] == i - 1 and mark_class[0] > ccc:
+            flags |= _MAY_CHANGE
+        mark_at[0] = i
+        mark_class[0] = ccc
+    return flags
+
+
+cdef unsigned char _scan(str text):
+    """The union of the flags of ``text``'s characters, read in its own storage width."""
+    cdef Py_ssize_t i, n = PyUnicode_GET_LENGTH(text), mark_at = -2
+    cdef int kind = PyUnicode_KIND(text)
+    cdef void* data = PyUnicode_DATA(text)
+    cdef unsigned char seen = 0, mark_class = 0
+    cdef uint32_t c
+    if kind == PyUnicode_1BYTE_KIND:  # Latin-1: no combining marks
+        for i in range(n):
+            seen |= _flag_of[(<uint8_t*>data)[i]]
+    elif kind == PyUnicode_2BYTE_KIND:
+        for i in range(n):
+            seen |= _flags_at((<uint16_t*>data)[i], i, &mark_at, &mark_class)
+    else:
+        for i in range(n):
+            c = (<uint32_t*>data)[i]
+            if c < _FLAGGED_UPTO:
+                seen |= _flags_at(c, i, &mark_at, &mark_class)
+            else:
+                seen |= _MAY_CHANGE
+    return seen
+
+
+cdef signed char _HEX[256]
+for _code in range(256):
+    _HEX[_code] = -1
+for _code, _digit in enumerate("0123456789abcdef"):
+    _HEX[ord(_digit)] = _code
+
+
+cdef bint _id_ok(str event_id):
+    cdef Py_ssize_t n = len(event_id)
+    cdef Py_UCS4 c
+    if n == 0 or n > _MAX_ID:
+        return False
+    for c in event_id:
+        if c < 0x20 or c > 0x7E:
+            return False
+    return True
+
+
+cdef bytes _uuid7_bytes(str event_id):
+    """The 16 bytes of a canonical lowercase UUIDv7, or None if ``event_id`` is not one."""
+    cdef unsigned char buf[16]
+    cdef Py_ssize_t i, j = 0
+    cdef int nibble, high = 0
+    cdef const uint8_t* p
+    if len(event_id) != 36 or PyUnicode_KIND(event_id) != PyUnicode_1BYTE_KIND:
+        return None
+    p = <const uint8_t*>PyUnicode_DATA(event_id)
+    if p[14] != 0x37 or not (p[19] == 0x38 or p[19] == 0x39 or p[19] == 0x61 or p[19] == 0x62):
+        return None
+    for i in range(36):
+        if i == 8 or i == 13 or i == 18 or i == 23:
+            if p[i] != 0x2D:
+                return None
+            continue
+        nibble = _HEX[p[i]]
+        if nibble < 0:
+            return None
+        if j & 1:
+            buf[j >> 1] = <unsigned char>((high << 4) | nibble)
+        else:
+            high = nibble
+        j += 1
+    return PyBytes_FromStringAndSize(<char*>buf, 16)
+
+
+cdef bint _form_ok(str form):
+    cdef Py_ssize_t n = len(form)
+    cdef Py_UCS4 c
+    if n == 0 or n > _MAX_FORM:
+        return False
+    for c in form:
+        if not (
+            (0x61 <= c <= 0x7A) or (0x41 <= c <= 0x5A) or (0x30 <= c <= 0x39)
+            or c == 0x2E or c == 0x5F or c == 0x2D
+        ):
+            return False
+    return True
+
+
+cdef bint _locale_ok(str tag):
+    """``[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*``, at most MAX_LOCALE_CHARS long."""
+    cdef Py_ssize_t n = len(tag), run = 0
+    cdef bint first = True
+    cdef Py_UCS4 c
+    if n > _MAX_LOCALE:
+        return False
+    for c in tag:
+        if c == 0x2D:
+            if (first and run < 2) or run == 0:
+                return False
+            first = False
+            run = 0
+        elif (0x61 <= c <= 0x7A) or (0x41 <= c <= 0x5A) or (not first and 0x30 <= c <= 0x39):
+            run += 1
+            if run > 8:
+                return False
+        else:
+            return False
+    return run >= 2 if first else run >= 1
+
+
+cdef inline int64_t _floor_mod(int64_t a, int64_t b):
+    cdef int64_t r = a % b
+    return r + b if r < 0 else r
+
+
+cdef int64_t _days_from_civil(int64_t y, int64_t m, int64_t d):
+    # Howard Hinnant's days_from_civil: days since 1970-01-01 in the proleptic Gregorian calendar.
+    cdef int64_t era, yoe, doy, doe
+    y -= m <= 2
+    era = (y if y >= 0 else y - 399) // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+cdef object _epoch_ms(object ts):
+    """Epoch milliseconds of an int or an aware datetime, floored like the reference."""
+    cdef int64_t seconds, micros, offset_us = 0
+    if ts is None or type(ts) is int:
+        return ts
+    if not PyDateTime_Check(ts):
+        return ts  # msgspec only ever gives int, datetime or None
+    seconds = (
+        _days_from_civil(datetime_year(ts), datetime_month(ts), datetime_day(ts)) * 86400
+        + datetime_hour(ts) * 3600 + datetime_minute(ts) * 60 + datetime_second(ts)
+    )
+    micros = seconds * 1000000 + datetime_microsecond(ts)
+    tz = datetime_tzinfo(ts)
+    if tz is not _UTC:
+        offset = ts.utcoffset()
+        offset_us = (
+            (<int64_t>timedelta_days(offset) * 86400 + timedelta_seconds(offset)) * 1000000
+            + timedelta_microseconds(offset)
+        )
+    micros -= offset_us
+    return (micros - _floor_mod(micros, 1000)) // 1000
+
+
+cdef object _clean_comment(object comment):
+    """Remove control characters (not newline or tab), then NFC; empty means no comment.
+
+    One pass over the text finds both control characters and any character that might change
+    under NFC; only texts with the latter pay for ``unicodedata`` (most comments don't).
+    """
+    cdef str text
+    if comment is None:
+        return None
+    text = <str>comment
+    cdef unsigned char seen = _scan(text)
+    if seen & _CONTROL:
+        text = CONTROL_CHARACTERS.sub("", text)
+    if seen & _MAY_CHANGE and not _is_normalized("NFC", text):
+        text = _normalize("NFC", text)
+    if len(text) > _MAX_COMMENT:
+        raise _RefusedError(
+            "comment",
+            f"comment must be at most {MAX_COMMENT_CHARS} characters after normalisation,"
+            f" got {len(text)}",
+        )
+    return text if text else None
+
+
+class _RefusedError(Exception):
+    def __init__(self, field, error):
+        super().__init__(error)
+        self.field = field
+        self.error = error
+
+
+cdef object _to_record(object event, dict channels, int64_t now_ms,
+                       int64_t max_future, int64_t retention, object keys):
+    if type(event) is not Event:  # a subclass or look-alike: take the slow, general road
+        event = Event(**{name: getattr(event, name) for name in Event.__struct_fields__})
+    cdef object event_id = _slot(event, _E_ID)
+    cdef object channel = _slot(event, _E_CHANNEL)
+    cdef str form = _slot(event, _E_FORM)
+    cdef object metric = _slot(event, _E_METRIC)
+    cdef object score = _slot(event, _E_SCORE)
+    cdef object locale
+    cdef object client_ts, comment, respondent, vote_key
+    cdef tuple spec
+    key = None
+    if event_id is not None:
+        key = _uuid7_bytes(<str>event_id)  # a UUIDv7 is a valid id: no second scan
+        if key is None and not _id_ok(<str>event_id):
+            raise _RefusedError("id", _ID_RULE)
+    canonical = channels.get(channel)
+    if canonical is None:
+        allowed = ", ".join(sorted(channels))
+        raise _RefusedError("channel", f"unknown channel {channel!r}; allowed: {allowed}")
+    channel = canonical
+    if not _form_ok(form):
+        raise _RefusedError("form", _FORM_RULE)
+    found = _METRICS.get(metric)
+    if found is None:
+        raise _RefusedError(
+            "metric", f"unknown metric {metric!r}; expected one of {_METRIC_NAMES}"
+        )
+    spec = <tuple>found
+    metric = spec[0]
+    low = spec[1]
+    high = spec[2]
+    if not (low <= score <= high):
+        raise _RefusedError("score", f"{metric} score must be {low}..{high}, got {score}")
+    client_ts = _epoch_ms(_slot(event, _E_TS))
+    if client_ts is not None:
+        if client_ts > now_ms + max_future:
+            raise _RefusedError(
+                "ts", f"ts is more than {max_future // 1000} s ahead of the gateway's clock"
+            )
+        if client_ts < now_ms - retention:
+            raise _RefusedError(
+                "ts", f"ts is older than the retention window of {retention // 86400000} days"
+            )
+    comment = _clean_comment(_slot(event, _E_COMMENT))
+    locale = _slot(event, _E_LOCALE)
+    if locale is not None and not _locale_ok(<str>locale):
+        raise _RefusedError("locale", _LOCALE_RULE)
+    respondent = _slot(event, _E_RESPONDENT)
+    vote_key = _slot(event, _E_VOTE_KEY)
+    tags = _slot(event, _E_TAGS)
+    meta = _slot(event, _E_META)
+    if event_id is not None:
+        if key is None:
+            key = keys.foreign_id_key(event_id)
+    else:
+        key = keys.content_key(
+            (channel, form, metric, score, comment, respondent, vote_key, client_ts, locale,
+             tags, meta),
+            client_ts,
+        )
+    return Record(
+        key,
+        event_id,
+        now_ms if client_ts is None else client_ts,
+        channel,
+        form,
+        metric,
+        score,
+        comment,
+        None if respondent is None else keys.pseudonym(respondent),
+        None if vote_key is None else keys.pseudonym(vote_key),
+        locale,
+        tags,
+        meta,
+    )
+
+
+def validate(events, policy, long long now_ms, bytes secret):
+    """Apply the contract's field rules; see ``_pipeline_py.validate``."""
+    cdef list records = []
+    cdef list rejections = []
+    cdef Py_ssize_t index = 0
+    cdef dict channels = _canonical_channels(policy.channels)
+    cdef int64_t max_future = policy.max_future_ms
+    cdef int64_t retention = policy.retention_ms
+    keys = key_maker(secret)
+    for event in events:
+        if event is not None:
+            try:
+                records.append(
+                    _to_record(event, channels, now_ms, max_future, retention, keys)
+                )
+            except _RefusedError as refused:
+                rejections.append(Rejection(index, refused.field, refused.error))
+        index += 1
+    return records, rejections
+
+
+cdef class DedupWindow:
+    """A bounded "seen recently?" set of dedup keys; see ``_pipeline_py.DedupWindow``."""
+
+    cdef readonly Py_ssize_t max_entries
+    cdef readonly int64_t max_age_ms
+    cdef dict _remembered
+    cdef object _order
+
+    def __init__(self, Py_ssize_t max_entries=1_000_000, int64_t max_age_ms=7 * 86_400_000):
+        if max_entries < 1 or max_age_ms < 1:
+            raise ValueError("a dedup window needs max_entries >= 1 and max_age_ms >= 1")
+        self.max_entries = max_entries
+        self.max_age_ms = max_age_ms
+        self._remembered = {}
+        self._order = deque()
+
+    def __len__(self):
+        return len(self._remembered)
+
+    cdef inline bint _seen(self, object key, int64_t now_ms):
+        at = self._remembered.get(key)
+        return at is not None and now_ms - <int64_t>at < self.max_age_ms
+
+    def seen(self, bytes key, int64_t now_ms):
+        """Whether ``key`` was remembered less than ``max_age_ms`` before ``now_ms``."""
+        return self._seen(key, now_ms)
+
+    def split(self, records, int64_t now_ms):
+        """Drop records seen recently or earlier in the same batch."""
+        cdef list fresh = []
+        cdef set in_batch = set()
+        cdef Py_ssize_t duplicates = 0
+        for record in records:
+            key = _key_of(record)
+            if key in in_batch or self._seen(key, now_ms):
+                duplicates += 1
+            else:
+                in_batch.add(key)
+                fresh.append(record)
+        return fresh, duplicates
+
+    def remember(self, records, int64_t now_ms):
+        """Add committed records' keys; a key already held keeps its first time."""
+        cdef dict remembered = self._remembered
+        order = self._order
+        while order:
+            oldest = order[0]
+            if now_ms - <int64_t>remembered[oldest] < self.max_age_ms:
+                break
+            order.popleft()
+            del remembered[oldest]
+        for record in records:
+            key = _key_of(record)
+            if key in remembered:
+                continue
+            if len(remembered) >= self.max_entries:
+                del remembered[order.popleft()]
+            remembered[key] = now_ms
+            order.append(key)
+
+
+def aggregate(records):
+    """Histogram deltas per (channel, form, metric, hour bucket); see ``_pipeline_py``."""
+    cdef dict out = {}
+    cdef int64_t ts
+    cdef long low, high
+    cdef list counts
+    cdef tuple bounds
+    for record in records:
+        if type(record) is Record:
+            metric = _slot(record, _R_METRIC)
+            ts = _slot(record, _R_TS)
+            channel = _slot(record, _R_CHANNEL)
+            form = _slot(record, _R_FORM)
+            score = _slot(record, _R_SCORE)
+        else:
+            metric, ts, channel, form = record.metric, record.ts_ms, record.channel, record.form
+            score = record.score
+        bounds = METRIC_RANGES[metric]
+        low = bounds[0]
+        high = bounds[1]
+        key = (channel, form, metric, ts - _floor_mod(ts, _HOUR))
+        counts = out.get(key)
+        if counts is None:
+            counts = [0] * (high - low + 1)
+            out[key] = counts
+        counts[<long>score - low] += 1
+    return out

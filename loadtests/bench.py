@@ -1,0 +1,157 @@
+"""voxloop's benchmarks: figures printed as ratios against baselines measured in the same run.
+
+Run with ``make bench``. Sections:
+
+- ``core``: the hot path on the same realistic batches (100 events, mixed metrics, multilingual
+  comments of 0-500 characters): msgspec decode alone, the pure reference pipeline and the
+  compiled pipeline (decode + validate + dedup + aggregate), and their ratios.
+
+Machines are noisy: every figure is the median of several rounds, and the goals are ratios of
+figures taken side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from voxloop_core import DEFAULT_POLICY, METRIC_RANGES, Batch, decode_batch
+from voxloop_core import _pipeline_py as reference
+
+NOW_MS = int(time.time() * 1000)
+SECRET = b"bench-secret-0123456789abcdef!!!"
+PHRASES = [
+    "Fast checkout, thanks! ",
+    "The delivery was late and nobody answered the phone. ",
+    "شكراً، الدفع كان سريعاً وسهلاً. ",
+    "خیلی ممنون، پرداخت سریع بود و می\u200cخواهم دوباره خرید کنم. ",
+    "Terima kasih, prosesnya cepat sekali. ",
+    "配送がとても速かったです。 ",
+    "Très bien, mais le site est un peu lent. ",
+]
+FORMS = ["checkout", "onboarding", "support-ticket", "search", "delivery"]
+
+
+def uuid7(ms: int, rng: random.Random) -> str:
+    """A UUIDv7 string for the millisecond ``ms``, as the SDK and widgets make them."""
+    rand = rng.getrandbits(74)
+    value = (ms << 80) | (0x7 << 76) | ((rand >> 62) << 64) | (0b10 << 62) | (rand & (2**62 - 1))
+    return str(uuid.UUID(int=value))
+
+
+def realistic_batch(size: int, rng: random.Random, start_ms: int) -> bytes:
+    """One request body of ``size`` events as widgets and SDKs send them."""
+    events: list[dict[str, Any]] = []
+    for i in range(size):
+        metric = rng.choice(list(METRIC_RANGES))
+        low, high = METRIC_RANGES[metric]
+        length = rng.randint(0, 500)
+        comment = ""
+        while len(comment) < length:
+            comment += rng.choice(PHRASES)
+        event: dict[str, Any] = {
+            "id": uuid7(start_ms + i, rng),
+            "channel": rng.choice(["web", "app", "email"]),
+            "form": rng.choice(FORMS),
+            "metric": metric,
+            "score": rng.randint(low, high),
+            "ts": start_ms + i,
+            "locale": rng.choice(["en", "ar", "fa-IR", "id", "ja"]),
+        }
+        if comment[:length]:
+            event["comment"] = comment[:length]
+        if rng.random() < 0.5:
+            event["respondent"] = f"user-{rng.randint(1, 10**6)}"
+        if rng.random() < 0.3:
+            event["tags"] = ["mobile"]
+            event["meta"] = {"plan": "pro", "cart_value": 129.5}
+        events.append(event)
+    return msgspec.json.encode({"events": events})
+
+
+def rate(run: Callable[[], int]) -> float:
+    """Events/s of one run of ``run`` (which returns how many events it did)."""
+    started = time.perf_counter()
+    done = run()
+    return done / (time.perf_counter() - started)
+
+
+def side_by_side(runs: dict[str, Callable[[], int]], rounds: int) -> dict[str, list[float]]:
+    """Rates of every run in each round, measured back to back so noise hits them alike."""
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            rates[name].append(rate(run))
+    return rates
+
+
+def median_ratio(rates: dict[str, list[float]], top: str, bottom: str) -> float:
+    """Median over rounds of ``top``'s rate divided by ``bottom``'s in the same round."""
+    return statistics.median(t / b for t, b in zip(rates[top], rates[bottom], strict=True))
+
+
+def core_section(batches: int, rounds: int) -> dict[str, list[float]]:
+    """Measure decode-only, reference and compiled pipelines on the same bodies."""
+    rng = random.Random(7)
+    bodies = [realistic_batch(100, rng, NOW_MS - 3_600_000 + i * 100) for i in range(batches)]
+    decoder = msgspec.json.Decoder(Batch)
+
+    def decode_only() -> int:
+        return sum(len(decoder.decode(b).events) for b in bodies)
+
+    def pipeline_of(impl: Any) -> Callable[[], int]:
+        def run() -> int:
+            window = impl.DedupWindow()
+            total = 0
+            for body in bodies:
+                events, _ = decode_batch(body)
+                records, _ = impl.validate(events, DEFAULT_POLICY, NOW_MS, SECRET)
+                fresh, _ = window.split(records, NOW_MS)
+                impl.aggregate(fresh)
+                window.remember(fresh, NOW_MS)
+                total += len(events)
+            return total
+
+        return run
+
+    runs = {"decode-only": decode_only, "reference": pipeline_of(reference)}
+    try:
+        from voxloop_core import _pipeline_c  # type: ignore[attr-defined]
+    except ImportError as exc:
+        print(f"compiled core not available ({exc}); build it with `make test`", file=sys.stderr)
+    else:
+        runs["compiled"] = pipeline_of(_pipeline_c)
+    return side_by_side(runs, rounds)
+
+
+def print_core(rates: dict[str, list[float]]) -> None:
+    print("\ncore: 100-event batches, mixed metrics, comments 0-500 chars in 7 languages")
+    print(f"  medians of {len(rates['decode-only'])} rounds, each measuring all side by side")
+    for name, figures in rates.items():
+        print(f"  {name:<12} {statistics.median(figures):>12,.0f} events/s")
+    if "compiled" in rates:
+        decode_ratio = median_ratio(rates, "compiled", "decode-only")
+        speedup = median_ratio(rates, "compiled", "reference")
+        print(f"  compiled / decode-only = {decode_ratio:.2f}   (goal >= 0.5)")
+        print(f"  compiled / reference   = {speedup:.1f}   (goal >= 10)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=200, help="request bodies per round")
+    parser.add_argument("--rounds", type=int, default=9, help="rounds per figure (median)")
+    args = parser.parse_args(argv)
+    print_core(core_section(args.batches, args.rounds))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

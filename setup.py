@@ -1,0 +1,54 @@
+"""Build the server distribution: voxloop_core (accelerated when it can be) and voxloop_gateway.
+
+The core's ``.pyx`` files are compiled with Cython. Where Cython or a C compiler is missing, or
+``VOXLOOP_NO_EXTENSIONS=1`` is set, a pure build is made instead and the pure-Python reference
+serves; the build says which it made.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+
+def _say(message: str) -> None:
+    print(f"*** voxloop: {message}", file=sys.stderr)
+
+
+class _OptionalBuildExt(build_ext):
+    """Fall back to a pure build when compiling fails, instead of failing the install."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:  # noqa: BLE001 - any build failure means "pure build"
+            _say(f"pure build: the extension failed to build ({exc})")
+
+    def build_extension(self, ext: Extension) -> None:
+        try:
+            super().build_extension(ext)
+        except Exception as exc:  # noqa: BLE001
+            _say(f"pure build: {ext.name} failed to compile ({exc})")
+        else:
+            _say(f"accelerated build: {ext.name} compiled")
+
+
+def _extensions() -> list[Extension]:
+    if os.environ.get("VOXLOOP_NO_EXTENSIONS", "") not in ("", "0"):
+        _say("pure build: VOXLOOP_NO_EXTENSIONS is set")
+        return []
+    try:
+        from Cython.Build import cythonize
+    except ImportError:
+        _say("pure build: Cython is not installed")
+        return []
+    return cythonize(
+        [Extension("voxloop_core._pipeline_c", ["core/_pipeline_c.pyx"])],
+        compiler_directives={"language_level": 3},
+    )
+
+
+setup(ext_modules=_extensions(), cmdclass={"build_ext": _OptionalBuildExt})
