@@ -45,10 +45,14 @@ def _extensions() -> list[Extension]:
     except ImportError:
         _say("pure build: Cython is not installed")
         return []
-    return cythonize(
-        [Extension("voxloop_core._pipeline_c", ["core/_pipeline_c.pyx"])],
-        compiler_directives={"language_level": 3},
-    )
+    try:
+        return cythonize(
+            [Extension("voxloop_core._pipeline_c", ["core/_pipeline_c.pyx"])],
+            compiler_directives={"language_level": 3},
+        )
+    except Exception as exc:  # noqa: BLE001 - a Cython error means "pure build", not no install
+        _say(f"pure build: Cython could not translate the core ({exc})")
+        return []
 
 
 setup(ext_modules=_extensions(), cmdclass={"build_ext": _OptionalBuildExt})

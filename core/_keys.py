@@ -30,12 +30,16 @@ _MAX_CACHED: Final = 1024
 class KeyMaker:
     """Dedup keys and pseudonyms for one project secret, from pre-keyed hash states."""
 
-    __slots__ = ("_by_id", "_by_content", "_pseudonym")
+    __slots__ = ("mac_key", "_by_id", "_by_content", "_pseudonym")
+
+    #: the BLAKE2b key: the secret, or its digest where the secret is longer than 64 bytes
+    mac_key: bytes
 
     def __init__(self, secret: bytes) -> None:
         if not secret:
             raise ValueError("a project secret must not be empty")
         key = secret if len(secret) <= 64 else hashlib.blake2b(secret).digest()
+        self.mac_key = key
         self._by_id = hashlib.blake2b(key=key, digest_size=16, person=b"voxloop-id")
         self._by_content = hashlib.blake2b(key=key, digest_size=16, person=b"voxloop-body")
         self._pseudonym = hashlib.blake2b(key=key, digest_size=16, person=b"voxloop-who")

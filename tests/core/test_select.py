@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -89,6 +90,15 @@ def test_the_gateway_says_which_core_serves() -> None:
 def test_setup_makes_a_pure_build_and_says_so(
     tmp_path: Path, env: dict[str, str], says: str
 ) -> None:
+    # Build from a copy of the sources alone: artefacts of earlier builds must not leak in.
+    source = tmp_path / "source"
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".*", "build", "dist", "*.egg-info", "*.so", "_pipeline_c.c", "__pycache__"
+        ),
+    )
     build = subprocess.run(
         [
             sys.executable,
@@ -100,7 +110,7 @@ def test_setup_makes_a_pure_build_and_says_so(
             "-v",
             "-w",
             str(tmp_path / "dist"),
-            str(ROOT),
+            str(source),
         ],
         env={**os.environ, **env, "TMPDIR": str(tmp_path)},
         capture_output=True,

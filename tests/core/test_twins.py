@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Any, NamedTuple
 
@@ -111,6 +112,17 @@ def test_splitting_twice_changes_nothing(batch: list[Any]) -> None:
         assert len(fresh) + duplicates == len(ref[0])
         window.remember(fresh, NOW_MS)
         assert window.split(ref[0], NOW_MS) == ([], len(ref[0]))
+
+
+@settings(max_examples=300)
+@given(
+    key=st.binary(min_size=1, max_size=64),
+    person=st.sampled_from([b"voxloop-id", b"voxloop-who", b"", b"sixteen-bytes-xx"]),
+    data=st.one_of(st.binary(max_size=300), st.sampled_from([b"", bytes(128), bytes(129)])),
+)
+def test_compiled_blake2b_equals_hashlib(key: bytes, person: bytes, data: bytes) -> None:
+    expected = hashlib.blake2b(data, key=key, digest_size=16, person=person).digest()
+    assert c._Mac(key, person).digest(data) == expected
 
 
 def test_compiled_core_is_the_one_loaded() -> None:
