@@ -4,7 +4,8 @@ Run with ``make bench``. Sections:
 
 - ``core``: the hot path on the same realistic batches (100 events, mixed metrics, multilingual
   comments of 0-500 characters): msgspec decode alone, the pure reference pipeline and the
-  compiled pipeline (decode + validate + dedup + aggregate), and their ratios.
+  compiled pipeline (decode + validate + dedup + aggregate), and their ratios; also the twins'
+  own stages alone, on events decoded beforehand.
 
 Machines are noisy: every figure is the median of several rounds, and the goals are ratios of
 figures taken side by side.
@@ -107,6 +108,22 @@ def core_section(batches: int, rounds: int) -> dict[str, list[float]]:
     def decode_only() -> int:
         return sum(len(decoder.decode(b).events) for b in bodies)
 
+    decoded = [decode_batch(body)[0] for body in bodies]
+
+    def stages_of(impl: Any) -> Callable[[], int]:
+        """validate + dedup + aggregate alone, on events decoded beforehand."""
+
+        def run() -> int:
+            window = impl.DedupWindow()
+            for events in decoded:
+                records, _ = impl.validate(events, DEFAULT_POLICY, NOW_MS, SECRET)
+                fresh, _ = window.split(records, NOW_MS)
+                impl.aggregate(fresh)
+                window.remember(fresh, NOW_MS)
+            return sum(map(len, decoded))
+
+        return run
+
     def pipeline_of(impl: Any) -> Callable[[], int]:
         def run() -> int:
             window = impl.DedupWindow()
@@ -122,13 +139,18 @@ def core_section(batches: int, rounds: int) -> dict[str, list[float]]:
 
         return run
 
-    runs = {"decode-only": decode_only, "reference": pipeline_of(reference)}
+    runs = {
+        "decode-only": decode_only,
+        "reference": pipeline_of(reference),
+        "reference stages": stages_of(reference),
+    }
     try:
         from voxloop_core import _pipeline_c  # type: ignore[attr-defined]
     except ImportError as exc:
         print(f"compiled core not available ({exc}); build it with `make test`", file=sys.stderr)
     else:
         runs["compiled"] = pipeline_of(_pipeline_c)
+        runs["compiled stages"] = stages_of(_pipeline_c)
     return side_by_side(runs, rounds)
 
 
@@ -136,12 +158,14 @@ def print_core(rates: dict[str, list[float]]) -> None:
     print("\ncore: 100-event batches, mixed metrics, comments 0-500 chars in 7 languages")
     print(f"  medians of {len(rates['decode-only'])} rounds, each measuring all side by side")
     for name, figures in rates.items():
-        print(f"  {name:<12} {statistics.median(figures):>12,.0f} events/s")
+        print(f"  {name:<17} {statistics.median(figures):>12,.0f} events/s")
     if "compiled" in rates:
         decode_ratio = median_ratio(rates, "compiled", "decode-only")
         speedup = median_ratio(rates, "compiled", "reference")
         print(f"  compiled / decode-only = {decode_ratio:.2f}   (goal >= 0.5)")
+        stages = median_ratio(rates, "compiled stages", "reference stages")
         print(f"  compiled / reference   = {speedup:.1f}   (goal >= 10)")
+        print(f"  the twins' own stages (validate + dedup + aggregate, no decode): {stages:.1f}x")
 
 
 def main(argv: list[str] | None = None) -> int:
