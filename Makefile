@@ -10,18 +10,18 @@ TYPING := build/typing
 $(STAMP): pyproject.toml setup.py sdk/pyproject.toml core/_pipeline_c.pyx
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ./sdk -e '.[test,lint]'
+	$(BIN)/python -m pip install --quiet -e ./sdk -e '.[test,lint,bench]'
 	@$(BIN)/voxloop-gateway core
 	@touch $@
 
 run: $(STAMP)
-	$(BIN)/voxloop-gateway serve
+	$(BIN)/voxloop-gateway demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
-	$(BIN)/python loadtests/bench.py
+	$(BIN)/python -m loadtests.bench
 
 # mypy names modules after their folders and skips linked ones; the import names differ from the
 # folders (core/ is voxloop_core), so it reads copies named like the packages.

@@ -70,9 +70,13 @@ class Event(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, gc=False):
 
 
 class Batch(msgspec.Struct, forbid_unknown_fields=True):
-    """The body of ``POST /v1/events``."""
+    """The body of ``POST /v1/events``.
 
-    events: list[Event]
+    The bounds are here so that the published schema states them; the decoder reports an empty or
+    oversized list with its own messages (400 and 413), not as a field error.
+    """
+
+    events: Annotated[list[Event], msgspec.Meta(min_length=1, max_length=MAX_EVENTS_PER_REQUEST)]
 
 
 class Rejection(msgspec.Struct, frozen=True, gc=False):

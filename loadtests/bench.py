@@ -14,18 +14,22 @@ figures taken side by side.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from voxloop_core import DEFAULT_POLICY, METRIC_RANGES, Batch, decode_batch
 from voxloop_core import _pipeline_py as reference
+
+from .http_bench import DEFAULT_PEERS, http_section
 
 NOW_MS = int(time.time() * 1000)
 SECRET = b"bench-secret-0123456789abcdef!!!"
@@ -172,8 +176,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=200, help="request bodies per round")
     parser.add_argument("--rounds", type=int, default=9, help="rounds per figure (median)")
+    parser.add_argument("--section", choices=["all", "core", "http"], default="all")
+    parser.add_argument("--seconds", type=int, default=5, help="length of each wrk run")
+    parser.add_argument("--http-rounds", type=int, default=3, help="interleaved rounds of wrk runs")
+    parser.add_argument(
+        "--peers",
+        type=Path,
+        default=Path(os.environ.get("VOXLOOP_BENCH_PEERS", DEFAULT_PEERS)),
+        help="folder of the peer apps (bare_starlette.py, naive_fastapi.py)",
+    )
     args = parser.parse_args(argv)
-    print_core(core_section(args.batches, args.rounds))
+    if args.section in ("all", "core"):
+        print_core(core_section(args.batches, args.rounds))
+    if args.section in ("all", "http"):
+        return http_section(args.seconds, args.http_rounds, args.peers.resolve())
     return 0
 
 

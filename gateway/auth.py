@@ -1,0 +1,106 @@
+"""Who is asking: the key (header, or ``?key=`` for site keys), its origin rules, CORS, limits."""
+
+from __future__ import annotations
+
+import time
+
+from starlette.requests import Request
+
+from .errors import ApiError
+from .limits import client_address
+from .registry import Key, Project
+from .service import Service
+
+CORS_ALLOW_HEADERS = "authorization, content-type, content-encoding"
+
+
+def bearer_or_query_key(request: Request) -> tuple[str | None, bool]:
+    """The key sent with ``request`` and whether it came in the query string."""
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise ApiError(401, "Authorization must be `Bearer <key>`")
+        return value.strip(), False
+    query = request.query_params.get("key")
+    return (query, True) if query else (None, False)
+
+
+def authenticate(request: Request, service: Service) -> tuple[Key, Project]:
+    """The key and project of ``request``; 401/403 per CONTRACT.md, 429 past the limits."""
+    address = client_address(
+        request.client.host if request.client else None,
+        request.headers.get("x-forwarded-for"),
+        service.settings.trusted_proxies,
+    )
+    raw, from_query = bearer_or_query_key(request)
+    now = time.monotonic()
+    kind = service.registry.kind_of(raw) if raw else None
+    if kind != "server":  # visitors and strangers are limited by address; backends by key only
+        _limit(service, "address", address, now)
+    if raw is None:
+        raise ApiError(401, "missing key: send `Authorization: Bearer <key>`")
+    if from_query and kind == "server":
+        raise ApiError(401, "a server key must never be sent in the URL; use the header")
+    found = service.registry.authenticate(raw)
+    if found is None:
+        raise ApiError(401, "unknown or revoked key")
+    key, project = found
+    _limit(service, "key", key.id, now)
+    origin = request.headers.get("origin")
+    if key.kind == "site" and origin is not None and origin.lower() not in key.origins:
+        allowed = ", ".join(sorted(key.origins)) or "none"
+        raise ApiError(403, f"origin {origin} is not allowed for this site key; allowed: {allowed}")
+    return key, project
+
+
+def _limit(service: Service, what: str, name: str, now: float) -> None:
+    limiter = service.key_limiter if what == "key" else service.address_limiter
+    wait = limiter.take(name, now)
+    if wait > 0:
+        raise ApiError(
+            429,
+            f"rate limited per {what}: retry after {wait:.1f} s",
+            {"Retry-After": str(max(1, int(wait + 0.999)))},
+        )
+
+
+def cors_headers(request: Request, service: Service) -> dict[str, str]:
+    """CORS answer headers when the request's origin is allowed for some site key."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return {}
+    lowered = origin.lower()
+    raw, _ = _quiet_key(request)
+    found = service.registry.authenticate(raw) if raw else None
+    if found is not None:
+        allowed = found[0].kind == "site" and lowered in found[0].origins
+    else:
+        allowed = any(
+            k.kind == "site" and not k.revoked and lowered in k.origins
+            for k in service.registry.cached_keys()
+        )
+    if not allowed:
+        return {"Vary": "Origin"}
+    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+
+
+def preflight_headers(request: Request, service: Service) -> dict[str, str]:
+    """The answer to ``OPTIONS`` from a browser about to post events."""
+    headers = cors_headers(request, service)
+    if "Access-Control-Allow-Origin" in headers:
+        headers.update(
+            {
+                "Access-Control-Allow-Methods": "POST, OPTIONS",
+                "Access-Control-Allow-Headers": CORS_ALLOW_HEADERS,
+                "Access-Control-Max-Age": "600",
+            }
+        )
+    return headers
+
+
+def _quiet_key(request: Request) -> tuple[str | None, bool]:
+    try:
+        return bearer_or_query_key(request)
+    except ApiError:
+        return None, False

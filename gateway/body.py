@@ -1,0 +1,154 @@
+"""Read a request body within a size limit, inflating gzip without ever inflating past it.
+
+The gateway takes bodies from the public internet, so reading one must cost at most about
+``limit`` bytes of memory and work whatever the client sends: a ``Content-Length`` that lies, an
+endless chunked stream, or a gzip bomb (a few kilobytes that inflate to gigabytes). The limit
+applies to the body *after* decompression, as the wire contract says, and also to the compressed
+bytes on the wire.
+
+Errors::
+
+    BodyRefused(status, message)   413 too large, 400 malformed, 415 unsupported encoding
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from starlette.requests import Request
+
+__all__ = ["BodyRefused", "read_body"]
+
+#: ``Content-Encoding`` values that mean "not encoded"; an absent header means the same.
+_IDENTITY = frozenset({"", "identity"})
+#: ``Content-Encoding`` values we inflate as one gzip member (``x-gzip`` is the RFC 9110 alias).
+_GZIP = frozenset({"gzip", "x-gzip"})
+
+
+class BodyRefused(Exception):
+    """The request body was refused; answer with ``status`` and ``message``.
+
+    Attributes:
+        status: The HTTP status to answer with (400, 413 or 415).
+        message: What was wrong, where, and what was expected, fit to show to the client.
+    """
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"BodyRefused({self.status}, {self.message!r})"
+
+
+def _gunzipper() -> zlib._Decompress:
+    """A decompressor for one gzip member (a seam so tests can count the work it does)."""
+    return zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+
+
+def _declared_length(request: Request, limit: int) -> int | None:
+    """The ``Content-Length`` if there is one, refusing a malformed or too large one up front."""
+    values = request.headers.getlist("content-length")
+    if not values:
+        return None
+    # Several Content-Length headers are only acceptable when they agree (RFC 9110 §8.6).
+    distinct = {value.strip() for value in values}
+    if len(distinct) != 1:
+        shown = ", ".join(sorted(repr(value) for value in distinct))
+        raise BodyRefused(400, f"Content-Length headers disagree: {shown}")
+    (text,) = distinct
+    # str.isdigit() also accepts non-ASCII digits such as '١٢', which HTTP does not.
+    if not (text.isascii() and text.isdigit()):
+        raise BodyRefused(400, f"Content-Length {text!r} is not a non-negative integer")
+    length = int(text)
+    if length > limit:
+        raise BodyRefused(413, f"Content-Length {length} is over the limit of {limit} bytes")
+    return length
+
+
+def _encoding(request: Request) -> str:
+    """The body's content coding, ``"identity"`` or ``"gzip"``; anything else is a 415."""
+    values = request.headers.getlist("content-encoding")
+    raw = ", ".join(values)
+    coding = raw.strip().lower()
+    if coding in _IDENTITY:
+        return "identity"
+    if coding in _GZIP:
+        return "gzip"
+    raise BodyRefused(415, f"Content-Encoding {raw!r} is not supported; send identity or gzip")
+
+
+async def read_body(request: Request, *, limit: int) -> bytes:
+    """Read the request body, inflating gzip, refusing it once it passes ``limit`` bytes.
+
+    The body is read chunk by chunk from the stream, so a client that lies about
+    ``Content-Length`` or streams without one costs at most ``limit`` plus one chunk of memory.
+    A gzip body is inflated incrementally and never more than ``limit + 1`` bytes of output are
+    produced, so a gzip bomb is refused after a bounded amount of work instead of being inflated
+    in full.
+
+    Args:
+        request: The incoming request; its body stream must not have been consumed yet.
+        limit: The most bytes the body may have after decompression. The compressed body on the
+            wire may not be larger than this either.
+
+    Returns:
+        The body, decompressed.
+
+    Raises:
+        BodyRefused: 413 if the declared length, the wire body or the inflated body is over
+            ``limit``; 400 for a malformed ``Content-Length`` or a truncated, corrupt or
+            trailing-data gzip body; 415 for a ``Content-Encoding`` other than identity or gzip.
+    """
+    _declared_length(request, limit)
+    coding = _encoding(request)
+    if coding == "gzip":
+        return await _read_gzip(request, limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise BodyRefused(413, f"body is over the limit of {limit} bytes")
+    return bytes(body)
+
+
+async def _read_gzip(request: Request, limit: int) -> bytes:
+    """Inflate a gzip body as it arrives, producing at most ``limit + 1`` bytes of output."""
+    inflater = _gunzipper()
+    body = bytearray()
+    wire = 0
+    async for chunk in request.stream():
+        if not chunk:
+            continue
+        wire += len(chunk)
+        if wire > limit:
+            raise BodyRefused(413, f"compressed body is over the limit of {limit} bytes")
+        if inflater.eof:
+            raise _trailing_data()
+        # One byte more than the limit allows is enough to know the body is too large. The
+        # bound is always >= 1 here, which matters: a max_length of 0 would mean "unbounded".
+        room = limit + 1 - len(body)
+        try:
+            body += inflater.decompress(chunk, room)
+        except zlib.error as exc:
+            raise BodyRefused(400, f"gzip body is corrupt: {exc}") from None
+        if len(body) > limit:
+            raise BodyRefused(
+                413, f"body inflates past the limit of {limit} bytes after decompression"
+            )
+        # Output stopped short of `room`, so zlib consumed all of the chunk (unconsumed_tail
+        # is empty) or reached the end of the gzip member (the rest is in unused_data).
+        if inflater.unused_data:
+            raise _trailing_data()
+    if wire == 0:
+        raise BodyRefused(400, "body is empty but Content-Encoding is gzip")
+    if not inflater.eof:
+        raise BodyRefused(400, "gzip body is truncated: it ends before the end of the gzip stream")
+    return bytes(body)
+
+
+def _trailing_data() -> BodyRefused:
+    return BodyRefused(
+        400, "gzip body has trailing data after the end of the gzip stream; send one gzip member"
+    )

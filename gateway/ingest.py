@@ -1,0 +1,142 @@
+"""``POST /v1/events``: check, decode, validate, deduplicate, commit, and only then answer 202.
+
+The order of the checks is the contract's and also the cheapest first: the key and the limits
+before the body is read, the size before it is inflated, the whole body before any event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+import voxloop_core
+from voxloop_core import Policy, Record, Rejection
+
+from .auth import authenticate, cors_headers
+from .body import BodyRefused, read_body
+from .errors import ApiError
+from .service import Service
+from .stores import StoreBusy, StoreUnavailable, WriteResult
+
+
+class IngestAnswer(msgspec.Struct, kw_only=True):
+    """The body of a 202 or a 422: what became of each event."""
+
+    accepted: int
+    duplicates: int
+    rejected: list[Rejection]
+
+
+class ErrorAnswer(msgspec.Struct):
+    """The body of every other refusal: what was wrong and where."""
+
+    error: str
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+def json_response(status: int, body: msgspec.Struct, headers: dict[str, str]) -> Response:
+    """A JSON answer encoded with msgspec."""
+    return Response(_encode(body), status, headers, media_type="application/json")
+
+
+def error_response(exc: ApiError, headers: dict[str, str]) -> Response:
+    """The contract's ``{"error": ...}`` answer for ``exc``."""
+    return json_response(exc.status, ErrorAnswer(exc.message), {**headers, **exc.headers})
+
+
+async def post_events(request: Request) -> Response:
+    """Take a batch of events in; see CONTRACT.md, "Ingest"."""
+    service: Service = request.app.state.service
+    headers = cors_headers(request, service)
+    try:
+        answer = await _ingest(request, service)
+    except ApiError as exc:
+        return error_response(exc, headers)
+    status = 202 if answer.accepted + answer.duplicates else 422
+    return json_response(status, answer, headers)
+
+
+async def _ingest(request: Request, service: Service) -> IngestAnswer:
+    if service.draining:
+        raise ApiError(503, "the gateway is shutting down; retry", {"Retry-After": "1"})
+    key, project = authenticate(request, service)
+    media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if media != "application/json":
+        raise ApiError(415, f"Content-Type must be application/json, got {media or 'none'}")
+    try:
+        body = await read_body(request, limit=service.settings.max_body)
+    except BodyRefused as exc:
+        raise ApiError(exc.status, exc.message) from None
+    try:
+        events, rejected = voxloop_core.decode_batch(body)
+    except voxloop_core.LimitError as exc:
+        raise ApiError(413, str(exc)) from None
+    except voxloop_core.BodyError as exc:
+        raise ApiError(400, str(exc)) from None
+    if key.kind == "site":
+        others = sorted({e.channel for e in events if e is not None} - key.channels)
+        if others:
+            raise ApiError(
+                403,
+                f"this site key may not write channel {', '.join(others)};"
+                f" it names {', '.join(sorted(key.channels))}",
+            )
+    now_ms = int(time.time() * 1000)
+    policy = Policy(channels=project.channels)
+    records, refused = voxloop_core.validate(events, policy, now_ms, project.secret)
+    rejected = sorted(rejected + refused, key=lambda r: r.index)
+    by_channel: defaultdict[str, list[Record]] = defaultdict(list)
+    for record in records:
+        by_channel[record.channel].append(record)
+    results = await asyncio.gather(
+        *(
+            _commit(service, project.id, channel, batch, now_ms)
+            for channel, batch in by_channel.items()
+        )
+    )
+    accepted = sum(stored for stored, _ in results)
+    duplicates = sum(dups for _, dups in results)
+    for rejection in rejected:
+        refused_event = events[rejection.index]
+        channel = refused_event.channel if refused_event is not None else "unknown"
+        service.metrics.events.labels(channel, "rejected").inc()
+    return IngestAnswer(accepted=accepted, duplicates=duplicates, rejected=rejected)
+
+
+async def _commit(
+    service: Service, project: str, channel: str, records: list[Record], now_ms: int
+) -> tuple[int, int]:
+    """Store ``records`` of one channel; (stored, duplicates). Raises ApiError 503."""
+    window = service.window(project, channel)
+    fresh, seen = window.split(records, now_ms)
+    result = WriteResult(0, 0)
+    if fresh:
+        store = await service.store(channel)
+        started = time.perf_counter()
+        try:
+            result = await store.write(project, fresh)
+        except StoreBusy as exc:
+            raise ApiError(
+                503,
+                f"the {channel} store is busy; retry",
+                {"Retry-After": _seconds(exc.retry_after)},
+            ) from None
+        except StoreUnavailable as exc:
+            raise ApiError(503, str(exc), {"Retry-After": "1"}) from None
+        service.metrics.commit_seconds.labels(channel).observe(time.perf_counter() - started)
+        window.remember(fresh, now_ms)
+    metrics = service.metrics.events
+    metrics.labels(channel, "accepted").inc(result.stored)
+    metrics.labels(channel, "duplicate").inc(seen + result.duplicates)
+    return result.stored, seen + result.duplicates
+
+
+def _seconds(wait: float) -> str:
+    return str(max(1, int(wait + 0.999)))

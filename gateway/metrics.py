@@ -1,0 +1,48 @@
+"""Prometheus metrics of one gateway process, served at ``GET /metrics``.
+
+Each app gets its own ``CollectorRegistry`` (no module-level state), so tests and several apps in
+one process don't mix their counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+
+class Metrics:
+    """Requests, events per channel and outcome, commit latency and queue depth."""
+
+    def __init__(self, queue_depth: Callable[[], float]) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "voxloop_requests",
+            "HTTP requests answered, by route and status",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.events = Counter(
+            "voxloop_events",
+            "Events by channel and outcome (accepted, duplicate, rejected)",
+            ["channel", "outcome"],
+            registry=self.registry,
+        )
+        self.commit_seconds = Histogram(
+            "voxloop_commit_seconds",
+            "Time from handing events to a store until their commit",
+            ["channel"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=self.registry,
+        )
+        depth = Gauge(
+            "voxloop_queue_depth", "Records waiting for commit, all stores", registry=self.registry
+        )
+        depth.set_function(queue_depth)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self.registry)

@@ -1,0 +1,111 @@
+"""``GET /openapi.json``: the wire contract, generated from the Structs the code decodes with."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from voxloop_core import METRIC_RANGES, Batch
+
+from .ingest import ErrorAnswer, IngestAnswer
+from .stats import StatsAnswer
+
+_REF = "#/components/schemas/{name}"
+
+
+def _json(name: str) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": _REF.format(name=name)}}}
+
+
+def _error(description: str, retry: bool = False) -> dict[str, Any]:
+    answer: dict[str, Any] = {"description": description, "content": _json("ErrorAnswer")}
+    if retry:
+        answer["headers"] = {"Retry-After": {"schema": {"type": "integer"}}}
+    return answer
+
+
+def build_openapi(version: str) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the gateway's API."""
+    (_, _, _, _), components = msgspec.json.schema_components(
+        [Batch, IngestAnswer, ErrorAnswer, StatsAnswer], ref_template=_REF
+    )
+    multi = {"type": "array", "items": {"type": "string"}}
+    stats_params = [
+        {
+            "name": "metric",
+            "in": "query",
+            "required": True,
+            "schema": {"type": "string", "enum": list(METRIC_RANGES)},
+        },
+        {"name": "channel", "in": "query", "schema": multi, "style": "form", "explode": True},
+        {"name": "form", "in": "query", "schema": multi, "style": "form", "explode": True},
+        {"name": "from", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+        {"name": "to", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+        {
+            "name": "interval",
+            "in": "query",
+            "schema": {"type": "string", "enum": ["hour", "day", "week", "month"]},
+        },
+    ]
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "voxloop gateway", "version": version},
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"key": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"key": []}],
+        "paths": {
+            "/v1/events": {
+                "post": {
+                    "summary": "Send a batch of feedback events",
+                    "requestBody": {"required": True, "content": _json("Batch")},
+                    "responses": {
+                        "202": {"description": "committed", "content": _json("IngestAnswer")},
+                        "400": _error('not JSON, or not {"events": [...]}'),
+                        "401": _error("missing or unknown key"),
+                        "403": _error("origin or channel not allowed for this key"),
+                        "413": _error("over the limits"),
+                        "415": _error("not JSON"),
+                        "422": {
+                            "description": "every event rejected",
+                            "content": _json("IngestAnswer"),
+                        },
+                        "429": _error("rate limited", retry=True),
+                        "503": _error("the store can't take writes now", retry=True),
+                    },
+                }
+            },
+            "/v1/stats": {
+                "get": {
+                    "summary": "Scores, histograms and series (server key)",
+                    "parameters": stats_params,
+                    "responses": {
+                        "200": {"description": "the stats", "content": _json("StatsAnswer")},
+                        "400": _error("a parameter breaks its rule"),
+                        "401": _error("missing or unknown key"),
+                        "403": _error("not a server key"),
+                        "429": _error("rate limited", retry=True),
+                    },
+                }
+            },
+            "/healthz": {
+                "get": {
+                    "summary": "the process is up",
+                    "security": [],
+                    "responses": {"200": {"description": "up"}},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "every store accepts writes",
+                    "security": [],
+                    "responses": {
+                        "200": {"description": "ready"},
+                        "503": {"description": "a store can't write"},
+                    },
+                }
+            },
+        },
+    }

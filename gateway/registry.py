@@ -1,0 +1,284 @@
+"""Projects and their keys: created by the CLI, stored hashed, looked up on every request.
+
+The registry is one small SQLite file in the data directory (``registry.sqlite3``), written only
+by ``voxloop-gateway init | projects | keys`` and read by the gateway. Keys are 32 random bytes,
+so one SHA-256 of the key is a safe stored form (nothing to brute-force) and a cheap lookup.
+
+A running gateway keeps the registry in memory and reloads it whenever the file has changed (one
+``stat`` a request), so keys created or revoked with the CLI take effect at once, no restart; and
+every ``RELOAD_SECONDS`` regardless, in case two writes fell in one tick of the file's clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Final, Literal
+from urllib.parse import urlsplit
+
+import msgspec
+
+from voxloop_core import BUILTIN_CHANNELS
+
+from .errors import ConfigError
+
+KeyKind = Literal["site", "server"]
+REGISTRY_FILE: Final = "registry.sqlite3"
+RELOAD_SECONDS: Final = 5.0
+_PREFIX: Final[dict[str, KeyKind]] = {"pk_": "site", "sk_": "server"}
+_NAME: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS projects (
+    id TEXT PRIMARY KEY,
+    secret BLOB NOT NULL,
+    channels TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS keys (
+    id TEXT PRIMARY KEY,
+    hash BLOB NOT NULL UNIQUE,
+    project TEXT NOT NULL REFERENCES projects(id),
+    kind TEXT NOT NULL CHECK (kind IN ('site', 'server')),
+    channels TEXT NOT NULL,
+    origins TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    revoked_ms INTEGER
+);
+"""
+
+
+class Project(msgspec.Struct, frozen=True):
+    """A tenant: its id, the secret keying its dedup hashes and pseudonyms, its channels."""
+
+    id: str
+    secret: bytes
+    channels: frozenset[str]
+
+
+class Key(msgspec.Struct, frozen=True):
+    """What a key may do. ``id`` is the public part shown by ``keys list`` (never the key)."""
+
+    id: str
+    project: str
+    kind: KeyKind
+    channels: frozenset[str]
+    origins: frozenset[str]
+    revoked: bool = False
+
+
+def key_hash(key: str) -> bytes:
+    """The stored form of a key."""
+    return hashlib.sha256(key.encode()).digest()
+
+
+def check_name(what: str, name: str) -> str:
+    """Refuse project and channel names the URL, the files and the CLI can't all carry."""
+    if not _NAME.fullmatch(name):
+        raise ConfigError(
+            f"{what} {name!r} must be 1-64 characters of a-z 0-9 _ -,"
+            " starting with a letter or digit"
+        )
+    return name
+
+
+def check_origin(origin: str) -> str:
+    """An allowed origin is ``scheme://host[:port]``, as browsers send it in ``Origin``."""
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+        raise ConfigError(f"origin {origin!r} must look like https://shop.example.com[:port]")
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+class Registry:
+    """The projects and keys in a data directory."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / REGISTRY_FILE
+        self._projects: dict[str, Project] = {}
+        self._keys: dict[bytes, Key] = {}
+        self._version: tuple[int, int] | None = None
+        self._loaded_at = float("-inf")
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=5.0)
+            db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(f"can't open the registry {self.path}: {exc}") from None
+        return db
+
+    # --- writes, from the CLI ------------------------------------------------------------
+
+    def create_project(self, project_id: str, channels: Iterable[str] = ()) -> Project:
+        """Add a project with the built-in channels plus ``channels``, and a fresh secret."""
+        check_name("project", project_id)
+        names = frozenset(BUILTIN_CHANNELS) | {check_name("channel", c) for c in channels}
+        project = Project(project_id, secrets.token_bytes(32), names)
+        db = self._connect()
+        try:
+            with db:
+                db.execute(
+                    "INSERT INTO projects VALUES (?, ?, ?, ?)",
+                    (project.id, project.secret, json.dumps(sorted(names)), _now_ms()),
+                )
+        except sqlite3.IntegrityError:
+            raise ConfigError(f"project {project_id!r} already exists") from None
+        finally:
+            db.close()
+        return project
+
+    def create_key(
+        self,
+        project_id: str,
+        kind: KeyKind,
+        channels: Sequence[str] = (),
+        origins: Sequence[str] = (),
+    ) -> tuple[str, Key]:
+        """Make a key; returns it (shown once, never stored) and what it may do.
+
+        A site key names its channels (default: ``web``) and the origins allowed to use it.
+        A server key may write every channel of its project and read stats; it takes neither.
+        """
+        project = self.project(project_id, reload=True)
+        if kind == "server" and (channels or origins):
+            raise ConfigError(
+                "a server key writes every channel from anywhere: no --channel/--origin"
+            )
+        allowed = frozenset(channels or (["web"] if kind == "site" else project.channels))
+        unknown = sorted(allowed - project.channels)
+        if unknown:
+            raise ConfigError(
+                f"project {project_id!r} has no channel {', '.join(unknown)};"
+                f" its channels: {', '.join(sorted(project.channels))}"
+            )
+        allowed_origins = frozenset(check_origin(o) for o in origins)
+        prefix = "pk_" if kind == "site" else "sk_"
+        raw = prefix + secrets.token_urlsafe(32)
+        key = Key(raw[:11], project_id, kind, allowed, allowed_origins)
+        db = self._connect()
+        try:
+            with db:
+                db.execute(
+                    "INSERT INTO keys VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+                    (
+                        key.id,
+                        key_hash(raw),
+                        project_id,
+                        kind,
+                        json.dumps(sorted(allowed)),
+                        json.dumps(sorted(allowed_origins)),
+                        _now_ms(),
+                    ),
+                )
+        finally:
+            db.close()
+        return raw, key
+
+    def revoke_key(self, key_id: str) -> Key:
+        """Revoke the key whose public id (``pk_…``/``sk_…`` prefix shown by list) is given."""
+        db = self._connect()
+        try:
+            with db:
+                changed = db.execute(
+                    "UPDATE keys SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL",
+                    (_now_ms(), key_id),
+                ).rowcount
+        finally:
+            db.close()
+        found = {k.id: k for k in self.keys()}.get(key_id)
+        if found is None:
+            raise ConfigError(f"no key {key_id!r}; `voxloop-gateway keys list` shows them")
+        if not changed and found.revoked:
+            raise ConfigError(f"key {key_id!r} was already revoked")
+        return found
+
+    # --- reads ---------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Read every project and key into memory."""
+        version = self._file_version()
+        db = self._connect()
+        try:
+            projects = {
+                pid: Project(pid, secret, frozenset(json.loads(chans)))
+                for pid, secret, chans in db.execute("SELECT id, secret, channels FROM projects")
+            }
+            keys = {
+                digest: Key(
+                    kid,
+                    project,
+                    kind,
+                    frozenset(json.loads(chans)),
+                    frozenset(json.loads(origins)),
+                    revoked is not None,
+                )
+                for kid, digest, project, kind, chans, origins, revoked in db.execute(
+                    "SELECT id, hash, project, kind, channels, origins, revoked_ms FROM keys"
+                )
+            }
+        finally:
+            db.close()
+        self._projects, self._keys = projects, keys
+        self._version = version
+        self._loaded_at = time.monotonic()
+
+    def projects(self) -> list[Project]:
+        """Every project, by id."""
+        self.load()
+        return sorted(self._projects.values(), key=lambda p: p.id)
+
+    def keys(self, project_id: str | None = None) -> list[Key]:
+        """Every key (of ``project_id`` when given), revoked ones included, by project and id."""
+        self.load()
+        found = [k for k in self._keys.values() if project_id in (None, k.project)]
+        return sorted(found, key=lambda k: (k.project, k.id))
+
+    def project(self, project_id: str, *, reload: bool = False) -> Project:
+        """The project ``project_id``; ConfigError naming the known ones if there is none."""
+        if reload:
+            self.load()
+        found = self._projects.get(project_id)
+        if found is None:
+            known = ", ".join(sorted(self._projects)) or "none yet: `voxloop-gateway init`"
+            raise ConfigError(f"no project {project_id!r}; projects: {known}")
+        return found
+
+    def authenticate(self, key: str) -> tuple[Key, Project] | None:
+        """What ``key`` may do and for which project, or None if it is unknown or revoked."""
+        if (
+            self._file_version() != self._version
+            or time.monotonic() - self._loaded_at > RELOAD_SECONDS
+        ):
+            self.load()
+        found = self._keys.get(key_hash(key))
+        if found is None or found.revoked:
+            return None
+        return found, self._projects[found.project]
+
+    def _file_version(self) -> tuple[int, int] | None:
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return None
+        return stat.st_mtime_ns, stat.st_size
+
+    def cached_keys(self) -> list[Key]:
+        """The keys as last loaded (no disk read: for per-request checks such as CORS)."""
+        return list(self._keys.values())
+
+    @staticmethod
+    def kind_of(key: str) -> KeyKind | None:
+        """``site`` or ``server`` from a key's prefix, None for anything else."""
+        return _PREFIX.get(key[:3])
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

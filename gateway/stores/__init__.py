@@ -1,0 +1,20 @@
+"""Per-channel event stores: where accepted events become durable and aggregates stay exact.
+
+Each channel has its own store. A store deduplicates on its primary key, commits writes in
+groups, and keeps hourly histograms that always equal a scan of its counted events. SQLite (one
+file per channel) is the embedded default.
+"""
+
+from __future__ import annotations
+
+from ._errors import StoreBusy, StoreError, StoreUnavailable
+from .sqlite import Histograms, SqliteStore, WriteResult
+
+__all__ = [
+    "Histograms",
+    "SqliteStore",
+    "StoreBusy",
+    "StoreError",
+    "StoreUnavailable",
+    "WriteResult",
+]

@@ -1,0 +1,667 @@
+"""The embedded channel store: one SQLite file per channel, one writer task, group commit.
+
+A :class:`SqliteStore` owns one channel's file. Every ``write()`` joins a queue; a single writer
+task takes everything pending (up to ``MAX_GROUP_RECORDS`` records) and commits it in ONE
+transaction, then answers each caller. Under load, many requests share one commit, and one
+fsync, instead of each paying for its own.
+
+Inside that transaction the work is set-based: the group's rows go into a TEMP staging table in
+one ``executemany``; rows whose ``(project, key)`` the file already holds are dropped there (the
+primary key is the final word on duplicates); the rest are copied into ``events`` and their
+histogram counts are added to ``aggregates`` with an additive upsert. So, after every commit,
+for every project, metric, form and hour, ``aggregates`` equals the histogram of the counted
+events in ``events`` (:meth:`SqliteStore.scan` recomputes it that way, for tests and audits).
+
+Votes (CONTRACT.md, ``vote_key``): among the events of one project and form sharing a
+``vote_key``, only the greatest by ``(ts_ms, id or "", key)`` is counted; the others stay stored
+with ``counted = 0`` as history. The groups a commit touches are re-ranked in the same
+transaction and the aggregates move with the winner, so the outcome depends only on which events
+are stored, never on the order they arrived in.
+
+Durability: the file is in WAL mode. With ``synchronous=FULL`` (the default) SQLite fsyncs the
+WAL at every commit, so a committed write survives a power loss or an OS crash: a caller that got
+its :class:`WriteResult` can answer 202. With ``synchronous=NORMAL`` the WAL is fsynced only at
+checkpoints: a commit survives the process being killed, but the last commits may be lost if the
+machine loses power.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import logging
+import pathlib
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Final, Literal, NamedTuple
+
+import aiosqlite
+import msgspec
+
+from voxloop_core import METRIC_RANGES, Record
+
+from ._errors import StoreBusy, StoreUnavailable
+
+#: Most records one transaction takes; a single larger write still goes in one transaction.
+MAX_GROUP_RECORDS: Final = 5_000
+DEFAULT_MAX_PENDING: Final = 20_000
+#: How long a statement waits for another process's lock before failing with "locked".
+DEFAULT_BUSY_TIMEOUT_MS: Final = 5_000
+SCHEMA_VERSION: Final = 1
+HOUR_MS: Final = 3_600_000
+KEY_BYTES: Final = 16
+
+Histograms = dict[tuple[str, int], list[int]]
+"""(form, hour start in epoch ms) -> counts per score of one metric; index i counts score low+i."""
+
+
+class WriteResult(NamedTuple):
+    """What one ``write()`` did.
+
+    Attributes:
+        stored: records newly stored by this call.
+        duplicates: records the store already held, or that an earlier record of the same call
+            or of an earlier write in the same group commit stored first.
+    """
+
+    stored: int
+    duplicates: int
+
+
+def _hour(ts_column: str) -> str:
+    """SQL for the start of the hour holding ``ts_column``, floored like Python's ``%``."""
+    return f"({ts_column} - (({ts_column} % {HOUR_MS}) + {HOUR_MS}) % {HOUR_MS})"
+
+
+_SCHEMA: Final = f"""
+BEGIN IMMEDIATE;
+CREATE TABLE IF NOT EXISTS events (
+    project TEXT NOT NULL,
+    key BLOB NOT NULL,
+    id TEXT,
+    ts_ms INTEGER NOT NULL,
+    form TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    score INTEGER NOT NULL,
+    comment TEXT,
+    respondent TEXT,
+    vote_key TEXT,
+    locale TEXT,
+    tags TEXT,
+    meta TEXT,
+    received_ms INTEGER NOT NULL,
+    counted INTEGER NOT NULL,
+    PRIMARY KEY (project, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS events_by_vote
+    ON events (project, form, vote_key) WHERE vote_key IS NOT NULL;
+CREATE TABLE IF NOT EXISTS aggregates (
+    project TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    form TEXT NOT NULL,
+    hour INTEGER NOT NULL,
+    score INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (project, metric, form, hour, score)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS heartbeat (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    at_ms INTEGER NOT NULL
+);
+PRAGMA user_version = {SCHEMA_VERSION};
+COMMIT;
+"""
+
+# Per connection, in memory (temp_store = MEMORY): the group being committed, and the
+# (project, key) of the events whose ``counted`` flips. The primary key of ``staging`` drops
+# repeats within a group, first one kept, through INSERT OR IGNORE.
+_TEMP_SCHEMA: Final = """
+CREATE TEMP TABLE IF NOT EXISTS staging (
+    batch INTEGER NOT NULL,
+    project TEXT NOT NULL,
+    key BLOB NOT NULL,
+    id TEXT,
+    ts_ms INTEGER NOT NULL,
+    form TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    score INTEGER NOT NULL,
+    comment TEXT,
+    respondent TEXT,
+    vote_key TEXT,
+    locale TEXT,
+    tags TEXT,
+    meta TEXT,
+    received_ms INTEGER NOT NULL,
+    PRIMARY KEY (project, key)
+) WITHOUT ROWID;
+CREATE TEMP TABLE IF NOT EXISTS vote_change (
+    project TEXT NOT NULL,
+    key BLOB NOT NULL,
+    PRIMARY KEY (project, key)
+) WITHOUT ROWID;
+"""
+
+_CLEAR_STAGING: Final = "DELETE FROM temp.staging"
+_STAGE: Final = "INSERT OR IGNORE INTO temp.staging VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_DROP_KNOWN: Final = """
+DELETE FROM temp.staging WHERE EXISTS (
+    SELECT 1 FROM main.events AS e WHERE e.project = staging.project AND e.key = staging.key
+)"""
+_STORED_PER_BATCH: Final = "SELECT batch, count(*) FROM temp.staging GROUP BY batch"
+_INSERT_EVENTS: Final = """
+INSERT INTO main.events (project, key, id, ts_ms, form, metric, score, comment, respondent,
+                         vote_key, locale, tags, meta, received_ms, counted)
+SELECT project, key, id, ts_ms, form, metric, score, comment, respondent,
+       vote_key, locale, tags, meta, received_ms, vote_key IS NULL
+FROM temp.staging"""
+# WHERE is required: without it SQLite can't tell ON CONFLICT from a join's ON.
+_ADD_COUNTED: Final = f"""
+INSERT INTO main.aggregates (project, metric, form, hour, score, count)
+SELECT project, metric, form, {_hour("ts_ms")}, score, count(*)
+FROM temp.staging WHERE vote_key IS NULL
+GROUP BY 1, 2, 3, 4, 5
+ON CONFLICT (project, metric, form, hour, score) DO UPDATE SET count = count + excluded.count"""
+
+# Vote groups touched by this commit are re-ranked over all their stored events; an event whose
+# rank disagrees with its flag flips, and the aggregates move by -1 for an event that stops
+# counting, +1 for one that starts. New vote events were inserted with counted = 0. CROSS JOIN
+# keeps the touched groups as the outer loop, so each is one index search, not a scan of all votes.
+_VOTE_STATEMENTS: Final = (
+    "DELETE FROM temp.vote_change",
+    """
+INSERT INTO temp.vote_change (project, key)
+SELECT project, key FROM (
+    SELECT e.project, e.key, e.counted,
+        row_number() OVER (
+            PARTITION BY e.project, e.form, e.vote_key
+            ORDER BY e.ts_ms DESC, coalesce(e.id, '') DESC, e.key DESC
+        ) AS place
+    FROM (SELECT DISTINCT project, form, vote_key
+          FROM temp.staging WHERE vote_key IS NOT NULL) AS g
+    CROSS JOIN main.events AS e
+        ON e.project = g.project AND e.form = g.form AND e.vote_key = g.vote_key
+    WHERE e.vote_key IS NOT NULL
+)
+WHERE (place = 1) <> (counted = 1)""",
+    f"""
+INSERT INTO main.aggregates (project, metric, form, hour, score, count)
+SELECT e.project, e.metric, e.form, {_hour("e.ts_ms")}, e.score, sum(1 - 2 * e.counted)
+FROM temp.vote_change AS v CROSS JOIN main.events AS e
+    ON e.project = v.project AND e.key = v.key
+WHERE true
+GROUP BY 1, 2, 3, 4, 5
+ON CONFLICT (project, metric, form, hour, score) DO UPDATE SET count = count + excluded.count""",
+    """
+UPDATE main.events SET counted = 1 - counted
+WHERE (project, key) IN (SELECT project, key FROM temp.vote_change)""",
+    f"""
+DELETE FROM main.aggregates
+WHERE count = 0 AND (project, metric, form, hour, score) IN (
+    SELECT e.project, e.metric, e.form, {_hour("e.ts_ms")}, e.score
+    FROM temp.vote_change AS v CROSS JOIN main.events AS e
+        ON e.project = v.project AND e.key = v.key
+)""",
+)
+_HEARTBEAT: Final = """
+INSERT INTO heartbeat (id, at_ms) VALUES (1, ?)
+ON CONFLICT (id) DO UPDATE SET at_ms = excluded.at_ms"""
+# ``{filters}`` takes the optional conditions on form and hour.
+_HOURLY: Final = """
+SELECT form, hour, score, count FROM aggregates
+WHERE project = ? AND metric = ?{filters}
+ORDER BY form, hour, score"""
+_SCAN: Final = f"""
+SELECT form, hour, score, count(*) FROM (
+    SELECT form, {_hour("ts_ms")} AS hour, score FROM events
+    WHERE project = ? AND metric = ? AND counted = 1
+) WHERE true{{filters}}
+GROUP BY form, hour, score
+ORDER BY form, hour, score"""
+
+Row = tuple[object, ...]
+
+
+@dataclass(slots=True)
+class _Pending:
+    """One ``write()`` waiting in the queue: its staging rows and the caller's future."""
+
+    batch: int
+    size: int
+    rows: list[Row]
+    has_votes: bool
+    future: asyncio.Future[WriteResult]
+
+
+class SqliteStore:
+    """One channel's events and hourly aggregates, in one SQLite file, written by group commit.
+
+    Use ``await open()`` first and ``await close()`` last (the gateway's lifespan does both).
+    Any number of tasks may call ``write()`` concurrently; one writer task commits for them all.
+
+    Attributes:
+        channel: the channel whose events this store keeps.
+        path: the SQLite file.
+        max_pending: most records that may wait for commit before ``write()`` raises StoreBusy.
+    """
+
+    channel: str
+    path: pathlib.Path
+    max_pending: int
+
+    def __init__(
+        self,
+        path: pathlib.Path,
+        channel: str,
+        *,
+        synchronous: Literal["FULL", "NORMAL"] = "FULL",
+        max_pending: int = DEFAULT_MAX_PENDING,
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+    ) -> None:
+        """Describe the store; nothing is opened until :meth:`open`.
+
+        Args:
+            path: the SQLite file of this channel, created with its folder if missing.
+            channel: the channel it serves; ``write()`` refuses records of another channel.
+            synchronous: ``FULL`` (a commit survives power loss) or ``NORMAL`` (it survives a
+                process kill); see the module docstring.
+            max_pending: most records that may wait for commit; past it writes get StoreBusy.
+            busy_timeout_ms: how long to wait for another connection's lock on the file
+                before a commit fails with StoreUnavailable.
+
+        Raises:
+            ValueError: ``synchronous`` is not FULL or NORMAL, or a number is below its minimum.
+        """
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError(f"synchronous must be FULL or NORMAL, got {synchronous!r}")
+        if max_pending < 1:
+            raise ValueError(f"max_pending must be at least 1, got {max_pending}")
+        if busy_timeout_ms < 0:
+            raise ValueError(f"busy_timeout_ms must be at least 0, got {busy_timeout_ms}")
+        self.path = pathlib.Path(path)
+        self.channel = channel
+        self.max_pending = max_pending
+        self._synchronous = synchronous
+        self._busy_timeout_ms = busy_timeout_ms
+        self._db: aiosqlite.Connection | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._accepting = False
+        self._was_opened = False
+        self._queue: collections.deque[_Pending] = collections.deque()
+        self._wakeup = asyncio.Event()
+        # Serialises transactions on the one connection: a read or a heartbeat must never run
+        # inside the writer's open transaction.
+        self._lock = asyncio.Lock()
+        self._pending = 0
+        self._batches = itertools.count()
+        self._records_per_second = 0.0
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self.path)!r}, {self.channel!r})"
+
+    @property
+    def pending(self) -> int:
+        """Records queued or being committed, not yet committed (for the queue-depth metric)."""
+        return self._pending
+
+    async def open(self) -> None:
+        """Open the file, creating it, its folder and the schema if missing; start the writer.
+
+        The file is switched to WAL (readers never block the writer, and one fsync per commit
+        suffices). Opening an open store does nothing.
+
+        Raises:
+            StoreUnavailable: the folder or file can't be created or opened, is not a SQLite
+                database, can't use WAL, or was made by a newer schema version.
+        """
+        if self._db is not None:
+            return
+        where = f"the store of channel {self.channel!r} at {self.path}"
+        db: aiosqlite.Connection | None = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = await aiosqlite.connect(self.path, isolation_level=None)
+            await self._prepare(db, where)
+        except BaseException as exc:
+            if db is not None:
+                await db.close()
+            if isinstance(exc, sqlite3.Error | OSError):
+                raise StoreUnavailable(f"can't open {where}: {_describe(exc)}") from exc
+            raise
+        self._db = db
+        self._accepting = True
+        self._was_opened = True
+        self._writer = asyncio.create_task(self._run_writer(), name=f"voxloop-store-{self.channel}")
+
+    async def _prepare(self, db: aiosqlite.Connection, where: str) -> None:
+        # busy_timeout first: switching to WAL needs a lock another process may hold.
+        await db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+        mode = await _scalar(db, "PRAGMA journal_mode = WAL")
+        if str(mode).lower() != "wal":
+            raise StoreUnavailable(f"{where} can't use WAL journaling (got {mode!r})")
+        await db.execute(f"PRAGMA synchronous = {self._synchronous}")
+        await db.execute("PRAGMA temp_store = MEMORY")
+        version = await _scalar(db, "PRAGMA user_version")
+        if not isinstance(version, int) or version > SCHEMA_VERSION:
+            raise StoreUnavailable(
+                f"{where} has schema version {version}; this gateway knows up to"
+                f" {SCHEMA_VERSION}: upgrade the gateway"
+            )
+        if version < SCHEMA_VERSION:
+            await db.executescript(_SCHEMA)
+        await db.executescript(_TEMP_SCHEMA)
+
+    async def write(self, project: str, records: Sequence[Record]) -> WriteResult:
+        """Store ``records`` of ``project``; return once the commit holding them is durable.
+
+        The records join the next group commit. Records whose key the store already holds,
+        or that an earlier record of this call or of an earlier write stores first, count as
+        duplicates and change nothing.
+
+        Args:
+            project: the project the records belong to.
+            records: validated records of this store's channel.
+
+        Returns:
+            How many records this call stored and how many were duplicates.
+
+        Raises:
+            StoreBusy: accepting them would put more than ``max_pending`` records in the queue;
+                raised at once, nothing queued.
+            StoreUnavailable: the store is not open, or their commit failed (nothing of it was
+                stored).
+            ValueError: a record is of another channel, has a malformed key, or a score outside
+                its metric's range (a caller's bug: validate first).
+        """
+        if not self._accepting:
+            state = "closed" if self._was_opened else "not open"
+            raise StoreUnavailable(f"the store of channel {self.channel!r} is {state}")
+        if not records:
+            return WriteResult(0, 0)
+        size = len(records)
+        if self._pending + size > self.max_pending:
+            retry_after = self._retry_after()
+            raise StoreBusy(
+                f"the store of channel {self.channel!r} has {self._pending} records waiting for"
+                f" commit and takes at most {self.max_pending}; retry in {retry_after:.1f} s",
+                retry_after,
+            )
+        batch = next(self._batches)
+        rows, has_votes = self._rows(batch, project, records)
+        future: asyncio.Future[WriteResult] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(batch, size, rows, has_votes, future))
+        self._pending += size
+        self._wakeup.set()
+        return await future
+
+    def _rows(self, batch: int, project: str, records: Sequence[Record]) -> tuple[list[Row], bool]:
+        """The staging rows of ``records``, checked against what the aggregates rely on."""
+        encode = msgspec.json.encode
+        received_ms = time.time_ns() // 1_000_000
+        rows: list[Row] = []
+        has_votes = False
+        for record in records:
+            score_range = METRIC_RANGES.get(record.metric)
+            if (
+                record.channel != self.channel
+                or len(record.key) != KEY_BYTES
+                or score_range is None
+                or not score_range[0] <= record.score <= score_range[1]
+            ):
+                raise ValueError(
+                    f"the store of channel {self.channel!r} takes validated records of its"
+                    f" channel with {KEY_BYTES}-byte keys; got channel {record.channel!r},"
+                    f" {len(record.key)}-byte key, {record.metric} score {record.score}"
+                )
+            if record.vote_key is not None:
+                has_votes = True
+            rows.append(
+                (
+                    batch,
+                    project,
+                    record.key,
+                    record.id,
+                    record.ts_ms,
+                    record.form,
+                    record.metric,
+                    record.score,
+                    record.comment,
+                    record.respondent,
+                    record.vote_key,
+                    record.locale,
+                    None if record.tags is None else encode(record.tags).decode(),
+                    None if record.meta is None else encode(record.meta).decode(),
+                    received_ms,
+                )
+            )
+        return rows, has_votes
+
+    def _retry_after(self) -> float:
+        """Seconds until the queue has likely drained, from the last commit's speed."""
+        if self._records_per_second <= 0:
+            return 1.0
+        return min(max(self._pending / self._records_per_second, 0.1), 30.0)
+
+    async def _run_writer(self) -> None:
+        """The one writer: commit everything pending, group by group, until closed and empty."""
+        while True:
+            if not self._queue:
+                if not self._accepting:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            group = [self._queue.popleft()]
+            size = group[0].size
+            while self._queue and size + self._queue[0].size <= MAX_GROUP_RECORDS:
+                item = self._queue.popleft()
+                group.append(item)
+                size += item.size
+            await self._commit_group(group, size)
+
+    async def _commit_group(self, group: list[_Pending], size: int) -> None:
+        """Commit ``group`` in one transaction and answer each write; never raises on failure."""
+        started = time.perf_counter()
+        try:
+            async with self._lock:
+                stored = await self._transact(group)
+        except asyncio.CancelledError:
+            self._fail(group, "the store was stopped before the commit")
+            raise
+        except Exception as exc:  # every failure must reach the callers, none may kill us
+            logging.getLogger(__name__).warning(
+                "commit of %d records to channel %r failed: %s", size, self.channel, exc
+            )
+            self._fail(group, _describe(exc))
+        else:
+            elapsed = time.perf_counter() - started
+            self._records_per_second = size / max(elapsed, 1e-6)
+            for item in group:
+                new = stored.get(item.batch, 0)
+                if not item.future.done():  # the caller may have given up (cancelled)
+                    item.future.set_result(WriteResult(new, item.size - new))
+        finally:
+            self._pending -= size
+
+    def _fail(self, group: list[_Pending], cause: str) -> None:
+        for item in group:
+            if not item.future.done():
+                item.future.set_exception(
+                    StoreUnavailable(
+                        f"the store of channel {self.channel!r} could not commit: {cause};"
+                        " nothing of this write was stored, send it again"
+                    )
+                )
+
+    async def _transact(self, group: list[_Pending]) -> dict[int, int]:
+        """Run the group's transaction; the records stored per batch."""
+        db = self._connection()
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            await db.execute(_CLEAR_STAGING)
+            await db.executemany(_STAGE, [row for item in group for row in item.rows])
+            await db.execute(_DROP_KNOWN)
+            stored = {int(b): int(n) for b, n in await db.execute_fetchall(_STORED_PER_BATCH)}
+            if stored:
+                await db.execute(_INSERT_EVENTS)
+                await db.execute(_ADD_COUNTED)
+                if any(item.has_votes for item in group):
+                    for statement in _VOTE_STATEMENTS:
+                        await db.execute(statement)
+            await db.execute("COMMIT")
+        except BaseException:
+            await _rollback(db)
+            raise
+        return stored
+
+    async def writable(self) -> bool:
+        """Whether a write transaction can be taken and committed right now (for /readyz).
+
+        It commits a one-row heartbeat, so a disk that turned read-only or full, a lock held
+        by another process, or a closed store all answer False. After a failed commit, the
+        first successful heartbeat answers True again, so a replica taken out of rotation comes
+        back without needing traffic. Never raises.
+        """
+        if self._db is None or not self._accepting:
+            return False
+        try:
+            async with self._lock:
+                db = self._connection()
+                await db.execute("BEGIN IMMEDIATE")
+                try:
+                    await db.execute(_HEARTBEAT, (time.time_ns() // 1_000_000,))
+                    await db.execute("COMMIT")
+                except BaseException:
+                    await _rollback(db)
+                    raise
+        except Exception:
+            return False
+        return True
+
+    async def hourly(
+        self,
+        project: str,
+        metric: str,
+        *,
+        forms: Sequence[str] | None = None,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> Histograms:
+        """Hourly histograms of ``metric`` for ``project``, read from the aggregate rows.
+
+        This is the fast path of the stats API: it reads one row per form, hour and score.
+
+        Args:
+            project: the project asked about.
+            metric: one of the contract's metrics.
+            forms: only these forms (an empty sequence matches none); None for all.
+            start_ms: only hours starting at or after this epoch ms.
+            end_ms: only hours starting before this epoch ms.
+
+        Returns:
+            (form, hour start) -> counts per score, for every hour with at least one response.
+
+        Raises:
+            ValueError: ``metric`` is not one of the contract's metrics.
+            StoreUnavailable: the store is not open, or the read failed.
+        """
+        return await self._histograms(_HOURLY, project, metric, forms, start_ms, end_ms)
+
+    async def scan(
+        self,
+        project: str,
+        metric: str,
+        *,
+        forms: Sequence[str] | None = None,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> Histograms:
+        """The same as :meth:`hourly`, recomputed from the counted events themselves.
+
+        The ground truth the aggregates must equal; it reads every event of the project and
+        metric, so it is for tests and audits, not for serving stats.
+        """
+        return await self._histograms(_SCAN, project, metric, forms, start_ms, end_ms)
+
+    async def _histograms(
+        self,
+        select: str,
+        project: str,
+        metric: str,
+        forms: Sequence[str] | None,
+        start_ms: int | None,
+        end_ms: int | None,
+    ) -> Histograms:
+        score_range = METRIC_RANGES.get(metric)
+        if score_range is None:
+            known = ", ".join(METRIC_RANGES)
+            raise ValueError(f"unknown metric {metric!r}; expected one of {known}")
+        low, high = score_range
+        filters: list[str] = []
+        params: list[object] = [project, metric]
+        if forms is not None:
+            filters.append(f" AND form IN ({', '.join('?' * len(forms))})")
+            params.extend(forms)
+        if start_ms is not None:
+            filters.append(" AND hour >= ?")
+            params.append(start_ms)
+        if end_ms is not None:
+            filters.append(" AND hour < ?")
+            params.append(end_ms)
+        rows = await self._read(select.format(filters="".join(filters)), params)
+        out: Histograms = {}
+        for form, hour, score, count in rows:
+            counts = out.get((form, hour))
+            if counts is None:
+                counts = out[(form, hour)] = [0] * (high - low + 1)
+            counts[score - low] += count
+        return out
+
+    async def _read(self, sql: str, params: Sequence[object]) -> Iterable[sqlite3.Row]:
+        try:
+            async with self._lock:
+                return await self._connection().execute_fetchall(sql, params)
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(
+                f"the store of channel {self.channel!r} could not be read: {_describe(exc)}"
+            ) from exc
+
+    def _connection(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise StoreUnavailable(f"the store of channel {self.channel!r} is not open")
+        return self._db
+
+    async def close(self) -> None:
+        """Stop taking writes, let every queued write commit, stop the writer, close the file.
+
+        Writes already queued get their answer as usual; writes after this raise
+        StoreUnavailable. Closing a closed (or never opened) store does nothing.
+        """
+        self._accepting = False
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            self._wakeup.set()
+            await writer
+        async with self._lock:
+            db, self._db = self._db, None
+            if db is not None:
+                await db.close()
+
+
+async def _scalar(db: aiosqlite.Connection, sql: str) -> object:
+    rows = list(await db.execute_fetchall(sql))
+    return rows[0][0] if rows else None
+
+
+async def _rollback(db: aiosqlite.Connection) -> None:
+    """Roll back whatever is open; SQLite may already have done so after an I/O error."""
+    try:
+        await db.rollback()
+    except Exception as exc:
+        logging.getLogger(__name__).warning("rollback failed: %s", exc)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,83 @@
+"""A real gateway on a loopback port, over real SQLite files, for the HTTP tests."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from voxloop_gateway import Settings, create_app
+from voxloop_gateway.registry import Registry
+
+ORIGIN = "https://shop.example.com"
+
+
+@dataclass
+class Gateway:
+    """A running gateway and the keys of its one project, ``shop``."""
+
+    url: str
+    data_dir: Path
+    site_key: str
+    server_key: str
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    def client(self, key: str | None = None, **headers: str) -> httpx.Client:
+        auth = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.url, headers={**auth, **headers}, timeout=30)
+
+    def post(self, events: list[dict[str, Any]], key: str | None = None) -> httpx.Response:
+        with self.client(key or self.server_key) as client:
+            return client.post("/v1/events", json={"events": events})
+
+    def stats(self, **params: Any) -> dict[str, Any]:
+        with self.client(self.server_key) as client:
+            answer = client.get("/v1/stats", params=params)
+        assert answer.status_code == 200, answer.text
+        body: dict[str, Any] = answer.json()
+        return body
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=20)
+        assert not self.thread.is_alive(), "the gateway did not stop"
+
+
+def make_project(data_dir: Path) -> tuple[str, str]:
+    registry = Registry(data_dir)
+    registry.create_project("shop", ["kiosk"])
+    site, _ = registry.create_key("shop", "site", ["web", "app"], [ORIGIN])
+    server, _ = registry.create_key("shop", "server")
+    return site, server
+
+
+def start_gateway(data_dir: Path, site: str, server_key: str, **settings: Any) -> Gateway:
+    app = create_app(Settings(data_dir=data_dir, **settings))
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive(), "the gateway failed to start"
+        assert time.monotonic() < deadline, "the gateway took too long to start"
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    return Gateway(f"http://127.0.0.1:{port}", data_dir, site, server_key, server, thread)
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Iterator[Gateway]:
+    """A gateway serving project ``shop`` (site key: web and app from ORIGIN)."""
+    site, server = make_project(tmp_path)
+    running = start_gateway(tmp_path, site, server)
+    yield running
+    running.stop()

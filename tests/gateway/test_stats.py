@@ -1,0 +1,173 @@
+"""``GET /v1/stats`` and ``voxloop-gateway stats``: always equal to a scan of the stored events."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import voxloop_core
+from voxloop_gateway.stores import SqliteStore
+
+from .conftest import Gateway, make_project, start_gateway
+
+NOW_MS = voxloop_core.bucket_start(int(__import__("time").time() * 1000), "hour")
+
+
+def rating(metric: str, score: int, **fields: Any) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid4()),
+        "channel": "web",
+        "form": "checkout",
+        "metric": metric,
+        "score": score,
+        **fields,
+    }
+
+
+def scan(data_dir: Path, channel: str, metric: str) -> list[int]:
+    """The histogram of ``metric`` computed from the stored events of ``channel``."""
+
+    async def run() -> list[int]:
+        store = SqliteStore(data_dir / "stores" / f"{channel}.sqlite3", channel)
+        await store.open()
+        try:
+            rows = await store.scan("shop", metric)
+        finally:
+            await store.close()
+        total = voxloop_core.empty_histogram(metric)
+        for counts in rows.values():
+            total = [a + b for a, b in zip(total, counts, strict=True)]
+        return total
+
+    return asyncio.run(run())
+
+
+def random_ratings(rng: random.Random, n: int) -> list[dict[str, Any]]:
+    out = []
+    for _ in range(n):
+        metric = rng.choice(list(voxloop_core.METRIC_RANGES))
+        low, high = voxloop_core.METRIC_RANGES[metric]
+        out.append(
+            rating(
+                metric,
+                rng.randint(low, high),
+                channel=rng.choice(["web", "app", "email"]),
+                form=rng.choice(["checkout", "support-ticket"]),
+                ts=NOW_MS - rng.randint(0, 20 * 86_400_000),
+            )
+        )
+    return out
+
+
+def test_stats_equal_a_scan_of_the_stored_events(tmp_path: Path) -> None:
+    site, server = make_project(tmp_path)
+    gw = start_gateway(tmp_path, site, server)
+    rng = random.Random(5)
+    sent = random_ratings(rng, 400)
+    for start in range(0, len(sent), 50):
+        batch = sent[start : start + 50]
+        assert gw.post(batch + batch[:5]).status_code == 202  # with retries mixed in
+    answers = {m: gw.stats(metric=m, interval="day") for m in voxloop_core.METRIC_RANGES}
+    gw.stop()
+    for metric, answer in answers.items():
+        scanned = [scan(tmp_path, c, metric) for c in ("web", "app", "email")]
+        expected = [sum(column) for column in zip(*scanned, strict=True)]
+        assert answer["total"]["histogram"] == expected
+        direct = voxloop_core.empty_histogram(metric)
+        low = voxloop_core.METRIC_RANGES[metric][0]
+        for e in sent:
+            if e["metric"] == metric:
+                direct[e["score"] - low] += 1
+        assert expected == direct
+        assert sum(b["count"] for b in answer["series"]) == answer["total"]["count"]
+
+
+def test_stats_filter_by_channel_form_and_window(gateway: Gateway) -> None:
+    day = 86_400_000
+    gateway.post(
+        [
+            rating("csat", 5, channel="web", ts=NOW_MS - 3 * day),
+            rating("csat", 1, channel="app", ts=NOW_MS - 2 * day),
+            rating("csat", 4, channel="app", form="search", ts=NOW_MS - day),
+        ]
+    )
+    assert gateway.stats(metric="csat")["total"]["count"] == 3
+    assert gateway.stats(metric="csat", channel="app")["total"]["histogram"] == [1, 0, 0, 1, 0]
+    assert gateway.stats(metric="csat", form="search")["total"]["score"] == 100.0
+    iso = "%Y-%m-%dT%H:%M:%SZ"
+    import datetime as dt
+
+    since = dt.datetime.fromtimestamp((NOW_MS - 2 * day) / 1000, dt.UTC).strftime(iso)
+    windowed = gateway.stats(metric="csat", **{"from": since}, interval="day")
+    assert windowed["total"]["histogram"] == [1, 0, 0, 1, 0]
+    assert [b["count"] for b in windowed["series"]] == [1, 1]
+
+
+@pytest.mark.parametrize("seed", range(4), ids=lambda s: f"order-{s}")
+def test_vote_key_answers_in_any_order_give_the_same_stats(tmp_path: Path, seed: int) -> None:
+    site, server = make_project(tmp_path)
+    gw = start_gateway(tmp_path, site, server)
+    votes = [
+        rating("nps", score, vote_key=voter, ts=NOW_MS - 60_000 * minute)
+        for voter in ("ana", "bo", "cy")
+        for minute, score in enumerate([10, 2, 7, 9])
+    ]
+    random.Random(seed).shuffle(votes)
+    for vote in votes:
+        assert gw.post([vote]).status_code == 202
+    total = gw.stats(metric="nps")["total"]
+    gw.stop()
+    # minute 0 is the latest ts: score 10 counts for each voter, the others stay as history
+    assert total["histogram"] == [0] * 10 + [3]
+    assert scan(tmp_path, "web", "nps") == total["histogram"]
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "message"),
+    [
+        ({}, 400, "metric is required"),
+        ({"metric": "nps", "interval": "year"}, 400, "interval must be one of"),
+        ({"metric": "nps", "channel": "fax"}, 400, "channel 'fax' is not one of"),
+        ({"metric": "nps", "from": "yesterday"}, 400, "from must be an RFC 3339 time"),
+        ({"metric": "nps", "form": "a b"}, 400, "form 'a b' must be"),
+    ],
+    ids=["no-metric", "bad-interval", "unknown-channel", "bad-from", "bad-form"],
+)
+def test_bad_stats_queries_are_400(
+    gateway: Gateway, params: dict[str, str], status: int, message: str
+) -> None:
+    with gateway.client(gateway.server_key) as client:
+        answer = client.get("/v1/stats", params=params)
+    assert answer.status_code == status
+    assert message in answer.json()["error"]
+
+
+def test_stats_need_a_server_key(gateway: Gateway) -> None:
+    with gateway.client(gateway.site_key) as client:
+        answer = client.get("/v1/stats", params={"metric": "nps"})
+    assert answer.status_code == 403
+
+
+def test_the_cli_prints_the_same_stats_as_a_table(gateway: Gateway) -> None:
+    gateway.post([rating("nps", 10), rating("nps", 0), rating("nps", 9)])
+    expected = gateway.stats(metric="nps")["total"]
+    printed = subprocess.run(
+        [sys.executable, "-m", "voxloop_gateway.cli", "--data-dir", str(gateway.data_dir)]
+        + ["stats", "shop", "--metric", "nps"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    total = next(line for line in printed.splitlines() if line.startswith("total"))
+    assert total.split()[1:4] == [
+        str(expected["count"]),
+        f"{expected['score']:.1f}",
+        f"{expected['margin']:.1f}",
+    ]
