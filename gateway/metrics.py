@@ -7,6 +7,7 @@ one process don't mix their counts.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -42,6 +43,28 @@ class Metrics:
             "voxloop_queue_depth", "Records waiting for commit, all stores", registry=self.registry
         )
         depth.set_function(queue_depth)
+        # Labelled children, looked up once: ``labels()`` costs a lock and a dict of its own on
+        # every call, which the ingest path would pay several times a request.
+        self._children: dict[tuple[object, ...], Any] = {}
+
+    def _child(self, metric: Counter | Histogram, *labels: str) -> Any:
+        found = self._children.get((id(metric), *labels))
+        if found is None:
+            found = self._children[(id(metric), *labels)] = metric.labels(*labels)
+        return found
+
+    def request(self, route: str, status: int) -> None:
+        """Count one answered request of ``route`` with ``status``."""
+        self._child(self.requests, route, str(status)).inc()
+
+    def outcome(self, channel: str, outcome: str, count: int) -> None:
+        """Count ``count`` events of ``channel`` as accepted, duplicate or rejected."""
+        if count:
+            self._child(self.events, channel, outcome).inc(count)
+
+    def commit(self, channel: str, seconds: float) -> None:
+        """Record how long a store of ``channel`` took to commit a write."""
+        self._child(self.commit_seconds, channel).observe(seconds)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

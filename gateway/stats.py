@@ -156,5 +156,7 @@ async def get_stats(request: Request) -> Response:
         query = parse_query(request, project.channels)
         answer = await compute(service, project.id, query)
     except ApiError as exc:
+        service.metrics.request("stats", exc.status)
         return error_response(exc, {})
+    service.metrics.request("stats", 200)
     return json_response(200, answer, {})

@@ -30,6 +30,7 @@ def test_healthz_readyz_and_metrics(gateway: Gateway) -> None:
     assert 'voxloop_events_total{channel="web",outcome="rejected"} 1.0' in text
     assert "voxloop_commit_seconds_bucket" in text
     assert "voxloop_queue_depth 0.0" in text
+    assert 'voxloop_requests_total{route="events",status="202"} 1.0' in text
 
 
 @pytest.fixture(scope="module")
