@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TYPING := build/typing
 
-.PHONY: run test bench lint clean
+.PHONY: run test bench loadtest lint clean
 
 $(STAMP): pyproject.toml setup.py sdk/pyproject.toml core/_pipeline_c.pyx
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,8 +20,19 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# The HTTP section drives the servers with wrk, from Debian's packages, installed here if missing.
 bench: $(STAMP)
+	@command -v wrk >/dev/null || ! command -v apt-get >/dev/null || \
+		{ echo "installing wrk for the HTTP benchmark"; \
+		  apt-get install -y -qq wrk >/dev/null 2>&1 || \
+		  { apt-get update -qq && apt-get install -y -qq wrk; }; }
 	$(BIN)/python -m loadtests.bench
+
+# Locust against a fresh local gateway for LOADTEST_SECONDS; fails on any failed request or on
+# stats that differ from what was acknowledged.
+LOADTEST_SECONDS ?= 20
+loadtest: $(STAMP)
+	$(BIN)/python -m loadtests.loadtest --seconds $(LOADTEST_SECONDS)
 
 # mypy names modules after their folders and skips linked ones; the import names differ from the
 # folders (core/ is voxloop_core), so it reads copies named like the packages.

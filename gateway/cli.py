@@ -4,28 +4,37 @@
     voxloop-gateway projects create NAME [--channel C]... | list
     voxloop-gateway keys create PROJECT --kind site|server [--channel C]... [--origin URL]...
     voxloop-gateway keys list [PROJECT] | revoke KEY_ID
-    voxloop-gateway serve [--host H] [--port P] [--data-dir D] ...
+    voxloop-gateway serve [--host H] [--port P] [--drain-seconds S] ...   every setting a flag
     voxloop-gateway demo                                      what `make run` does
     voxloop-gateway stats PROJECT --metric nps [--interval day] ...
     voxloop-gateway core                                      which core implementation loads
 
-Errors in settings or names print one line and exit with status 2.
+Errors in settings or names print one line and exit with status 2. A served gateway stops on
+SIGTERM or SIGINT after a drain (see :class:`DrainingServer`) and exits with status 0.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import signal
 import sys
+import time
 from collections.abc import Sequence
+from types import FrameType
 from typing import Any
+
+import uvicorn
 
 import voxloop_core
 
 from . import __version__
+from .app import create_app
 from .errors import ConfigError
 from .registry import Key, Registry
-from .settings import DEFAULT_DATA_DIR, Settings, load_settings
+from .service import Service
+from .settings import DEFAULT_DATA_DIR, RULES, Settings, env_name, flag_name, load_settings
 
 DEMO_PROJECT = "demo"
 
@@ -78,13 +87,17 @@ def _parser() -> argparse.ArgumentParser:
     krevoke = kverbs.add_parser("revoke")
     krevoke.add_argument("key_id", help="the public id shown by `keys list`")
 
+    defaults = Settings()
     for name in ("serve", "demo"):
         serve = commands.add_parser(name, help="serve the gateway over HTTP")
-        serve.add_argument("--host")
-        serve.add_argument("--port", type=int)
-        serve.add_argument("--synchronous", choices=["FULL", "NORMAL"])
-        serve.add_argument("--max-pending", type=int)
-        serve.add_argument("--trusted-proxies", help="comma-separated addresses or networks")
+        # Every setting, as text: load_settings reads and checks flags and variables alike.
+        for setting, rule in RULES.items():
+            if setting != "data_dir":
+                default = getattr(defaults, setting)
+                serve.add_argument(
+                    flag_name(setting),
+                    help=f"{rule.must_be}; {env_name(setting)}, default {default or 'none'}",
+                )
 
     stats = commands.add_parser("stats", help="print a project's stats as a table")
     stats.add_argument("project")
@@ -100,14 +113,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    flags = {
-        "data_dir": args.data_dir,
-        "host": getattr(args, "host", None),
-        "port": getattr(args, "port", None),
-        "synchronous": getattr(args, "synchronous", None),
-        "max_pending": getattr(args, "max_pending", None),
-        "trusted_proxies": getattr(args, "trusted_proxies", None),
-    }
+    flags = {name: getattr(args, name, None) for name in RULES}
+    flags["data_dir"] = args.data_dir
     return load_settings(flags)
 
 
@@ -161,7 +168,6 @@ def _demo(registry: Registry, settings: Settings) -> None:
 
 
 def _stats(args: argparse.Namespace, settings: Settings) -> None:
-    from .service import Service
     from .stats import StatsQuery, compute
 
     async def run() -> Any:
@@ -236,25 +242,68 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings, registry: Registry) -> None:
-    import uvicorn
-
-    from .app import create_app
-
-    print(core_banner(), file=sys.stderr)
-    if args.command == "demo":
-        _demo(registry, settings)
-    elif not registry.path.exists():
+    if args.command == "serve" and not registry.path.exists():
         raise ConfigError(
             f"no registry in {settings.data_dir}/: run `voxloop-gateway init` first"
             " (or `make run` for a demo)"
         )
-    uvicorn.run(
-        create_app(settings),
+    print(core_banner(), file=sys.stderr)
+    if args.command == "demo":
+        _demo(registry, settings)
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
         host=settings.host,
         port=settings.port,
         log_level="info",
-        timeout_graceful_shutdown=8,
+        timeout_graceful_shutdown=settings.in_flight_seconds,
     )
+    DrainingServer(config, app.state.service, settings.drain_seconds).run()
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, with a drain between the stop signal and the stop.
+
+    On the first SIGTERM or SIGINT the gateway marks itself draining: ``/readyz`` and new
+    ``POST /v1/events`` answer 503 with Retry-After, so a load balancer takes this replica out
+    of rotation and clients send their events elsewhere, while it still serves. After
+    ``drain_seconds`` uvicorn stops as usual: it stops listening, lets the requests in flight
+    finish, and the lifespan closes the stores once every queued commit has landed. A second
+    signal ends the drain at once; a Ctrl+C during the stop quits without waiting (as uvicorn).
+
+    The process then exits normally, with status 0: the stop was asked for and went as planned
+    (plain uvicorn re-raises the signal, and so dies of it).
+    """
+
+    def __init__(self, config: uvicorn.Config, service: Service, drain_seconds: float) -> None:
+        super().__init__(config)
+        self.service = service
+        self.drain_seconds = drain_seconds
+        self.stop_at: float | None = None
+        self._said_draining = False
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # A signal handler: only set flags (no logging, no loop calls); on_tick acts on them.
+        if self.stop_at is None:
+            self.service.draining = True
+            self.stop_at = time.monotonic() + self.drain_seconds
+        elif not self.should_exit:
+            self.should_exit = True
+        elif sig == signal.SIGINT:
+            self.force_exit = True
+
+    async def on_tick(self, counter: int) -> bool:
+        """Every 0.1 s in uvicorn's main loop: say that the drain began, stop when it is over."""
+        if self.stop_at is not None:
+            if not self._said_draining:
+                self._said_draining = True
+                logging.getLogger("uvicorn.error").info(
+                    "Draining: /readyz and new events answer 503 for %g s, then stopping",
+                    self.drain_seconds,
+                )
+            if time.monotonic() >= self.stop_at:
+                self.should_exit = True
+        return await super().on_tick(counter)
 
 
 if __name__ == "__main__":

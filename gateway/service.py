@@ -32,6 +32,7 @@ class Service:
         self.key_limiter = RateLimiter(settings.key_rate, settings.key_burst)
         self.address_limiter = RateLimiter(settings.address_rate, settings.address_burst)
         self.metrics = Metrics(lambda: float(sum(s.pending for s in self.stores.values())))
+        #: Set on the first stop signal (and at close): /readyz and new writes answer 503.
         self.draining = False
         self._opening = asyncio.Lock()
 
@@ -59,6 +60,7 @@ class Service:
                     channel,
                     synchronous=self.settings.synchronous,
                     max_pending=self.settings.max_pending,
+                    busy_timeout_ms=self.settings.busy_timeout_ms,
                 )
                 await found.open()
                 self.stores[channel] = found

@@ -3,20 +3,83 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 import msgspec
 
 from .errors import ConfigError
+from .stores.sqlite import DEFAULT_BUSY_TIMEOUT_MS
 
 DEFAULT_HOST: Final = "127.0.0.1"
 DEFAULT_PORT: Final = 8080
 DEFAULT_DATA_DIR: Final = "data"
+#: The time from a stop signal to the exit: the drain, the requests in flight, the last commits.
+SHUTDOWN_SECONDS: Final = 10
+#: The longest drain that still leaves in-flight requests and the last commits their time.
+MAX_DRAIN_SECONDS: Final = 6.0
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class Rule(NamedTuple):
+    """How one setting is read from text, and what it must be.
+
+    Attributes:
+        read: text (a flag or a variable) -> value; raises ValueError when it can't.
+        must_be: the rule, in words, for the error message and the flag's help.
+        holds: whether a value follows the rule.
+    """
+
+    read: Callable[[str], Any]
+    must_be: str
+    holds: Callable[[Any], bool]
+
+
+def _always(value: object) -> bool:
+    return True
+
+
+def parse_networks(spec: str) -> tuple[Network, ...]:
+    """``"10.0.0.0/8, 127.0.0.1"`` -> networks; ConfigError naming a bad entry."""
+    found = []
+    for entry in (e.strip() for e in spec.split(",")):
+        if entry:
+            try:
+                found.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                raise ConfigError(
+                    f"trusted_proxies must be {RULES['trusted_proxies'].must_be};"
+                    f" {entry!r} is neither"
+                ) from None
+    return tuple(found)
+
+
+#: Every setting, in the order ``--help`` lists them: how to read it and what it must be.
+RULES: Final[Mapping[str, Rule]] = {
+    "host": Rule(str, "a host name or IP address", bool),
+    "port": Rule(int, "an integer 0-65535", lambda v: 0 <= v <= 65535),
+    "data_dir": Rule(Path, "a folder", _always),
+    "synchronous": Rule(str.upper, "FULL or NORMAL", lambda v: v in ("FULL", "NORMAL")),
+    "max_body": Rule(int, "an integer of at least 1024 (bytes)", lambda v: v >= 1024),
+    "max_pending": Rule(int, "an integer of at least 1 (records)", lambda v: v >= 1),
+    "dedup_entries": Rule(int, "an integer of at least 1", lambda v: v >= 1),
+    "dedup_age_s": Rule(int, "an integer of at least 1 (seconds)", lambda v: v >= 1),
+    "key_rate": Rule(float, "a number above 0 (requests/s)", lambda v: v > 0),
+    "key_burst": Rule(float, "a number above 0 (requests)", lambda v: v > 0),
+    "address_rate": Rule(float, "a number above 0 (requests/s)", lambda v: v > 0),
+    "address_burst": Rule(float, "a number above 0 (requests)", lambda v: v > 0),
+    "trusted_proxies": Rule(parse_networks, "IP addresses or networks, comma-separated", _always),
+    "drain_seconds": Rule(
+        float,
+        f"a number of seconds from 0 to {MAX_DRAIN_SECONDS:g}",
+        lambda v: 0 <= v <= MAX_DRAIN_SECONDS,  # NaN fails both comparisons
+    ),
+    "busy_timeout_ms": Rule(int, "an integer of at least 0 (milliseconds)", lambda v: v >= 0),
+}
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -35,6 +98,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         key_rate, key_burst: requests per second (sustained, burst) each key may make.
         address_rate, address_burst: the same per client address.
         trusted_proxies: proxies whose ``X-Forwarded-For`` names the client.
+        drain_seconds: after SIGTERM or SIGINT, how long the gateway keeps serving while
+            ``/readyz`` and new writes answer 503, so a load balancer stops sending to it
+            before it stops listening.
+        busy_timeout_ms: how long a commit waits for another process's lock on a store file
+            before it fails and its request gets 503.
     """
 
     host: str = DEFAULT_HOST
@@ -50,72 +118,65 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     address_rate: float = 50.0
     address_burst: float = 200.0
     trusted_proxies: tuple[Network, ...] = ()
+    drain_seconds: float = 2.0
+    busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS
 
     def __post_init__(self) -> None:
-        if not 0 <= self.port <= 65535:
-            raise ConfigError(f"port must be 0-65535, got {self.port}")
-        if self.max_body < 1024:
-            raise ConfigError(f"max_body must be at least 1024 bytes, got {self.max_body}")
-        for name in ("max_pending", "dedup_entries", "dedup_age_s"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("key_rate", "key_burst", "address_rate", "address_burst"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be above 0, got {getattr(self, name)}")
+        for name, rule in RULES.items():
+            value = getattr(self, name)
+            if not rule.holds(value):
+                raise ConfigError(f"{name} must be {rule.must_be}, got {value!r}")
+
+    @property
+    def in_flight_seconds(self) -> int:
+        """How long, after the drain, requests in flight may take before they are cut off.
+
+        What is left of SHUTDOWN_SECONDS after the drain, less a second or so for the stores
+        to commit what is queued and close.
+        """
+        return max(1, math.floor(SHUTDOWN_SECONDS - self.drain_seconds) - 2)
 
 
-#: setting name -> (environment variable, how to read its text)
-_FROM_TEXT: Final = {
-    "host": str,
-    "port": int,
-    "data_dir": Path,
-    "synchronous": str.upper,
-    "max_body": int,
-    "max_pending": int,
-    "dedup_entries": int,
-    "dedup_age_s": int,
-    "key_rate": float,
-    "key_burst": float,
-    "address_rate": float,
-    "address_burst": float,
-}
+def flag_name(name: str) -> str:
+    """The CLI flag of setting ``name``: ``max_body`` -> ``--max-body``."""
+    return "--" + name.replace("_", "-")
 
 
-def parse_networks(spec: str) -> tuple[Network, ...]:
-    """``"10.0.0.0/8, 127.0.0.1"`` -> networks; ConfigError naming a bad entry."""
-    found = []
-    for entry in (e.strip() for e in spec.split(",")):
-        if entry:
-            try:
-                found.append(ipaddress.ip_network(entry, strict=False))
-            except ValueError:
-                raise ConfigError(f"trusted proxy {entry!r} is not an address or network") from None
-    return tuple(found)
+def env_name(name: str) -> str:
+    """The environment variable of setting ``name``: ``max_body`` -> ``VOXLOOP_MAX_BODY``."""
+    return f"VOXLOOP_{name.upper()}"
 
 
 def load_settings(
-    flags: Mapping[str, object], environ: Mapping[str, str] | None = None
+    flags: Mapping[str, str | None], environ: Mapping[str, str] | None = None
 ) -> Settings:
-    """Settings from CLI ``flags`` (None = not given), then ``VOXLOOP_<NAME>``, then defaults."""
+    """Settings from CLI ``flags``, then ``VOXLOOP_<NAME>`` variables, then the defaults.
+
+    Args:
+        flags: setting name -> the flag's text, None (or absent) when not given.
+        environ: the environment; ``os.environ`` by default. An empty variable counts as unset.
+
+    Raises:
+        ConfigError: one line naming the flag or variable, its value, and the rule it breaks.
+    """
     environ = os.environ if environ is None else environ
     values: dict[str, object] = {}
-    for name, read in _FROM_TEXT.items():
-        flag = flags.get(name)
-        text = environ.get(f"VOXLOOP_{name.upper()}")
-        if flag is not None:
-            values[name] = read(flag) if isinstance(flag, str) else flag  # type: ignore[operator]
-        elif text:
-            try:
-                values[name] = read(text)  # type: ignore[operator]
-            except ValueError:
-                raise ConfigError(
-                    f"VOXLOOP_{name.upper()}={text!r} is not a valid {name}"
-                ) from None
-    proxies = flags.get("trusted_proxies") or environ.get("VOXLOOP_TRUSTED_PROXIES", "")
-    values["trusted_proxies"] = parse_networks(str(proxies))
-    if values.get("synchronous", "FULL") not in ("FULL", "NORMAL"):
-        raise ConfigError(f"synchronous must be FULL or NORMAL, got {values['synchronous']!r}")
-    try:
-        return Settings(**values)  # type: ignore[arg-type]
-    except TypeError as exc:
-        raise ConfigError(str(exc)) from None
+    for name, rule in RULES.items():
+        text = flags.get(name)
+        source = f"{flag_name(name)} {text!r}"
+        if text is None:
+            text = environ.get(env_name(name)) or None
+            source = f"{env_name(name)}={text!r}"
+        if text is None:
+            continue
+        try:
+            value = rule.read(text)
+            valid = rule.holds(value)
+        except ConfigError as exc:  # names the bad part itself
+            raise ConfigError(f"{source} is not valid: {exc}") from None
+        except ValueError:
+            valid = False
+        if not valid:
+            raise ConfigError(f"{source} is not valid: {name} must be {rule.must_be}")
+        values[name] = value
+    return Settings(**values)  # type: ignore[arg-type]

@@ -5,10 +5,10 @@ task takes everything pending (up to ``MAX_GROUP_RECORDS`` records) and commits 
 transaction, then answers each caller. Under load, many requests share one commit, and one
 fsync, instead of each paying for its own.
 
-Inside that transaction the work is set-based: the group's rows go into a TEMP staging table in
-one ``executemany``; rows whose ``(project, key)`` the file already holds are dropped there (the
-primary key is the final word on duplicates); the rest are copied into ``events`` and their
-histogram counts are added to ``aggregates`` with an additive upsert. So, after every commit,
+Inside that transaction, the keys of the group that the file already holds are looked up (the
+unique ``(project, key)`` is the final word on duplicates); the new events go into ``events`` in
+one ``executemany``, and their histogram deltas (the core's ``aggregate``) are added to
+``aggregates`` with an additive upsert. So, after every commit,
 for every project, metric, form and hour, ``aggregates`` equals the histogram of the counted
 events in ``events`` (:meth:`SqliteStore.scan` recomputes it that way, for tests and audits).
 
@@ -29,18 +29,18 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import itertools
 import logging
 import pathlib
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal, NamedTuple, TypeVar
 
 import aiosqlite
 import msgspec
 
+import voxloop_core
 from voxloop_core import METRIC_RANGES, Record
 
 from ._errors import StoreBusy, StoreUnavailable
@@ -81,6 +81,7 @@ def _hour(ts_column: str) -> str:
 _SCHEMA: Final = f"""
 BEGIN IMMEDIATE;
 CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
     project TEXT NOT NULL,
     key BLOB NOT NULL,
     id TEXT,
@@ -88,16 +89,12 @@ CREATE TABLE IF NOT EXISTS events (
     form TEXT NOT NULL,
     metric TEXT NOT NULL,
     score INTEGER NOT NULL,
-    comment TEXT,
-    respondent TEXT,
     vote_key TEXT,
-    locale TEXT,
-    tags TEXT,
-    meta TEXT,
-    received_ms INTEGER NOT NULL,
     counted INTEGER NOT NULL,
-    PRIMARY KEY (project, key)
-) WITHOUT ROWID;
+    received_ms INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    UNIQUE (project, key)
+);
 CREATE INDEX IF NOT EXISTS events_by_vote
     ON events (project, form, vote_key) WHERE vote_key IS NOT NULL;
 CREATE TABLE IF NOT EXISTS aggregates (
@@ -117,27 +114,14 @@ PRAGMA user_version = {SCHEMA_VERSION};
 COMMIT;
 """
 
-# Per connection, in memory (temp_store = MEMORY): the group being committed, and the
-# (project, key) of the events whose ``counted`` flips. The primary key of ``staging`` drops
-# repeats within a group, first one kept, through INSERT OR IGNORE.
+# Per connection, in memory (temp_store = MEMORY): the vote groups a commit touches, and the
+# (project, key) of the events whose ``counted`` flips.
 _TEMP_SCHEMA: Final = """
-CREATE TEMP TABLE IF NOT EXISTS staging (
-    batch INTEGER NOT NULL,
+CREATE TEMP TABLE IF NOT EXISTS touched (
     project TEXT NOT NULL,
-    key BLOB NOT NULL,
-    id TEXT,
-    ts_ms INTEGER NOT NULL,
     form TEXT NOT NULL,
-    metric TEXT NOT NULL,
-    score INTEGER NOT NULL,
-    comment TEXT,
-    respondent TEXT,
-    vote_key TEXT,
-    locale TEXT,
-    tags TEXT,
-    meta TEXT,
-    received_ms INTEGER NOT NULL,
-    PRIMARY KEY (project, key)
+    vote_key TEXT NOT NULL,
+    PRIMARY KEY (project, form, vote_key)
 ) WITHOUT ROWID;
 CREATE TEMP TABLE IF NOT EXISTS vote_change (
     project TEXT NOT NULL,
@@ -146,26 +130,16 @@ CREATE TEMP TABLE IF NOT EXISTS vote_change (
 ) WITHOUT ROWID;
 """
 
-_CLEAR_STAGING: Final = "DELETE FROM temp.staging"
-_STAGE: Final = "INSERT OR IGNORE INTO temp.staging VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-_DROP_KNOWN: Final = """
-DELETE FROM temp.staging WHERE EXISTS (
-    SELECT 1 FROM main.events AS e WHERE e.project = staging.project AND e.key = staging.key
-)"""
-_STORED_PER_BATCH: Final = "SELECT batch, count(*) FROM temp.staging GROUP BY batch"
-_INSERT_EVENTS: Final = """
-INSERT INTO main.events (project, key, id, ts_ms, form, metric, score, comment, respondent,
-                         vote_key, locale, tags, meta, received_ms, counted)
-SELECT project, key, id, ts_ms, form, metric, score, comment, respondent,
-       vote_key, locale, tags, meta, received_ms, vote_key IS NULL
-FROM temp.staging"""
-# WHERE is required: without it SQLite can't tell ON CONFLICT from a join's ON.
-_ADD_COUNTED: Final = f"""
-INSERT INTO main.aggregates (project, metric, form, hour, score, count)
-SELECT project, metric, form, {_hour("ts_ms")}, score, count(*)
-FROM temp.staging WHERE vote_key IS NULL
-GROUP BY 1, 2, 3, 4, 5
+#: Most keys one ``IN (...)`` names, well under SQLite's limit on bound parameters.
+_KEYS_PER_LOOKUP: Final = 500
+_INSERT_EVENT: Final = """
+INSERT INTO main.events (project, key, id, ts_ms, form, metric, score, vote_key, counted,
+                         received_ms, body)
+VALUES (?,?,?,?,?,?,?,?,?,?,?)"""
+_ADD_COUNTS: Final = """
+INSERT INTO main.aggregates (project, metric, form, hour, score, count) VALUES (?,?,?,?,?,?)
 ON CONFLICT (project, metric, form, hour, score) DO UPDATE SET count = count + excluded.count"""
+_TOUCH: Final = "INSERT OR IGNORE INTO temp.touched VALUES (?,?,?)"
 
 # Vote groups touched by this commit are re-ranked over all their stored events; an event whose
 # rank disagrees with its flag flips, and the aggregates move by -1 for an event that stops
@@ -181,8 +155,7 @@ SELECT project, key FROM (
             PARTITION BY e.project, e.form, e.vote_key
             ORDER BY e.ts_ms DESC, coalesce(e.id, '') DESC, e.key DESC
         ) AS place
-    FROM (SELECT DISTINCT project, form, vote_key
-          FROM temp.staging WHERE vote_key IS NOT NULL) AS g
+    FROM temp.touched AS g
     CROSS JOIN main.events AS e
         ON e.project = g.project AND e.form = g.form AND e.vote_key = g.vote_key
     WHERE e.vote_key IS NOT NULL
@@ -206,6 +179,7 @@ WHERE count = 0 AND (project, metric, form, hour, score) IN (
     FROM temp.vote_change AS v CROSS JOIN main.events AS e
         ON e.project = v.project AND e.key = v.key
 )""",
+    "DELETE FROM temp.touched",
 )
 _HEARTBEAT: Final = """
 INSERT INTO heartbeat (id, at_ms) VALUES (1, ?)
@@ -226,14 +200,30 @@ ORDER BY form, hour, score"""
 Row = tuple[object, ...]
 
 
+class _Body(msgspec.Struct, omit_defaults=True, gc=False):
+    """The ``body`` column: what an event says beyond the columns that rules and stats read.
+
+    One JSON text instead of six columns: binding a parameter is the dearest part of an insert
+    from Python, and SQLite's JSON functions still read it (``body ->> '$.comment'``).
+    """
+
+    comment: str | None = None
+    respondent: str | None = None
+    locale: str | None = None
+    tags: list[str] | None = None
+    meta: dict[str, str | int | float | bool] | None = None
+
+
+_encode_body = msgspec.json.Encoder().encode
+
+
 @dataclass(slots=True)
 class _Pending:
-    """One ``write()`` waiting in the queue: its staging rows and the caller's future."""
+    """One ``write()`` waiting in the queue: its records, their rows and the caller's future."""
 
-    batch: int
-    size: int
+    project: str
+    records: Sequence[Record]
     rows: list[Row]
-    has_votes: bool
     future: asyncio.Future[WriteResult]
 
 
@@ -297,7 +287,6 @@ class SqliteStore:
         # inside the writer's open transaction.
         self._lock = asyncio.Lock()
         self._pending = 0
-        self._batches = itertools.count()
         self._records_per_second = 0.0
 
     def __repr__(self) -> str:
@@ -390,20 +379,17 @@ class SqliteStore:
                 f" commit and takes at most {self.max_pending}; retry in {retry_after:.1f} s",
                 retry_after,
             )
-        batch = next(self._batches)
-        rows, has_votes = self._rows(batch, project, records)
+        rows = self._rows(project, records)
         future: asyncio.Future[WriteResult] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(batch, size, rows, has_votes, future))
+        self._queue.append(_Pending(project, records, rows, future))
         self._pending += size
         self._wakeup.set()
         return await future
 
-    def _rows(self, batch: int, project: str, records: Sequence[Record]) -> tuple[list[Row], bool]:
-        """The staging rows of ``records``, checked against what the aggregates rely on."""
-        encode = msgspec.json.encode
+    def _rows(self, project: str, records: Sequence[Record]) -> list[Row]:
+        """The ``events`` rows of ``records``, checked against what the aggregates rely on."""
         received_ms = time.time_ns() // 1_000_000
         rows: list[Row] = []
-        has_votes = False
         for record in records:
             score_range = METRIC_RANGES.get(record.metric)
             if (
@@ -417,11 +403,9 @@ class SqliteStore:
                     f" channel with {KEY_BYTES}-byte keys; got channel {record.channel!r},"
                     f" {len(record.key)}-byte key, {record.metric} score {record.score}"
                 )
-            if record.vote_key is not None:
-                has_votes = True
+            body = _Body(record.comment, record.respondent, record.locale, record.tags, record.meta)
             rows.append(
                 (
-                    batch,
                     project,
                     record.key,
                     record.id,
@@ -429,16 +413,13 @@ class SqliteStore:
                     record.form,
                     record.metric,
                     record.score,
-                    record.comment,
-                    record.respondent,
                     record.vote_key,
-                    record.locale,
-                    None if record.tags is None else encode(record.tags).decode(),
-                    None if record.meta is None else encode(record.meta).decode(),
+                    record.vote_key is None,  # a vote counts once ranked, in the same commit
                     received_ms,
+                    _encode_body(body).decode(),
                 )
             )
-        return rows, has_votes
+        return rows
 
     def _retry_after(self) -> float:
         """Seconds until the queue has likely drained, from the last commit's speed."""
@@ -456,11 +437,11 @@ class SqliteStore:
                 await self._wakeup.wait()
                 continue
             group = [self._queue.popleft()]
-            size = group[0].size
-            while self._queue and size + self._queue[0].size <= MAX_GROUP_RECORDS:
+            size = len(group[0].rows)
+            while self._queue and size + len(self._queue[0].rows) <= MAX_GROUP_RECORDS:
                 item = self._queue.popleft()
                 group.append(item)
-                size += item.size
+                size += len(item.rows)
             await self._commit_group(group, size)
 
     async def _commit_group(self, group: list[_Pending], size: int) -> None:
@@ -480,10 +461,9 @@ class SqliteStore:
         else:
             elapsed = time.perf_counter() - started
             self._records_per_second = size / max(elapsed, 1e-6)
-            for item in group:
-                new = stored.get(item.batch, 0)
+            for item, new in zip(group, stored, strict=True):
                 if not item.future.done():  # the caller may have given up (cancelled)
-                    item.future.set_result(WriteResult(new, item.size - new))
+                    item.future.set_result(WriteResult(new, len(item.rows) - new))
         finally:
             self._pending -= size
 
@@ -497,17 +477,14 @@ class SqliteStore:
                     )
                 )
 
-    async def _transact(self, group: list[_Pending]) -> dict[int, int]:
-        """Run the group's transaction on the connection's thread; the records stored per batch.
+    async def _transact(self, group: list[_Pending]) -> list[int]:
+        """Run the group's transaction on the connection's thread; the records each write stored.
 
         The whole transaction is one call into aiosqlite's thread rather than one await per
         statement: each hop between the event loop and that thread costs more than a statement
         of a small group, and the transaction holds the lock for the whole time anyway.
         """
-        db = self._connection()
-        rows = [row for item in group for row in item.rows]
-        votes = any(item.has_votes for item in group)
-        return await _in_thread(db, _commit_rows, rows, votes)
+        return await _in_thread(self._connection(), _store_group, group)
 
     async def writable(self) -> bool:
         """Whether a write transaction can be taken and committed right now (for /readyz).
@@ -655,25 +632,74 @@ def _rollback(conn: sqlite3.Connection) -> None:
         logging.getLogger(__name__).warning("rollback failed: %s", exc)
 
 
-def _commit_rows(conn: sqlite3.Connection, rows: list[Row], votes: bool) -> dict[int, int]:
-    """Stage ``rows``, store the new ones and move the aggregates, in one transaction."""
+def _store_group(conn: sqlite3.Connection, group: list[_Pending]) -> list[int]:
+    """Store the group's new events and move the aggregates with them, in one transaction.
+
+    The unique ``(project, key)`` is the final word on duplicates: the keys the file holds are
+    looked up first (inside the write lock, so no other writer can add one meanwhile), and of
+    the rest the first record in the group wins. The histogram deltas of the new events are
+    the core's ``aggregate``; vote events are counted by re-ranking their groups afterwards.
+    """
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.execute(_CLEAR_STAGING)
-        conn.executemany(_STAGE, rows)
-        conn.execute(_DROP_KNOWN)
-        stored = {int(b): int(n) for b, n in conn.execute(_STORED_PER_BATCH)}
-        if stored:
-            conn.execute(_INSERT_EVENTS)
-            conn.execute(_ADD_COUNTED)
-            if votes:
-                for statement in _VOTE_STATEMENTS:
-                    conn.execute(statement)
+        taken = _known_keys(conn, group)
+        rows: list[Row] = []
+        fresh: dict[str, list[Record]] = collections.defaultdict(list)
+        touched: set[tuple[str, str, str]] = set()
+        stored: list[int] = []
+        for item in group:
+            new = 0
+            for record, row in zip(item.records, item.rows, strict=True):
+                if (item.project, record.key) in taken:
+                    continue
+                taken.add((item.project, record.key))
+                rows.append(row)
+                new += 1
+                if record.vote_key is None:
+                    fresh[item.project].append(record)
+                else:
+                    touched.add((item.project, record.form, record.vote_key))
+            stored.append(new)
+        conn.executemany(_INSERT_EVENT, rows)
+        conn.executemany(_ADD_COUNTS, _count_rows(fresh))
+        if touched:
+            conn.executemany(_TOUCH, touched)
+            for statement in _VOTE_STATEMENTS:
+                conn.execute(statement)
         conn.execute("COMMIT")
     except BaseException:
         _rollback(conn)
         raise
     return stored
+
+
+def _known_keys(conn: sqlite3.Connection, group: list[_Pending]) -> set[tuple[str, bytes]]:
+    """The ``(project, key)`` pairs of ``group`` that the file already holds."""
+    wanted: dict[str, set[bytes]] = collections.defaultdict(set)
+    for item in group:
+        wanted[item.project].update(record.key for record in item.records)
+    known: set[tuple[str, bytes]] = set()
+    for project, keys in wanted.items():
+        ordered = sorted(keys)  # neighbouring keys share index pages
+        for start in range(0, len(ordered), _KEYS_PER_LOOKUP):
+            part = ordered[start : start + _KEYS_PER_LOOKUP]
+            marks = ",".join("?" * len(part))
+            found = conn.execute(
+                f"SELECT key FROM main.events WHERE project = ? AND key IN ({marks})",
+                [project, *part],
+            )
+            known.update((project, key) for (key,) in found)
+    return known
+
+
+def _count_rows(fresh: dict[str, list[Record]]) -> Iterator[Row]:
+    """``aggregates`` upsert rows for the core's histogram deltas of each project's records."""
+    for project, records in fresh.items():
+        for (_channel, form, metric, hour), counts in voxloop_core.aggregate(records).items():
+            low = METRIC_RANGES[metric][0]
+            for offset, count in enumerate(counts):
+                if count:
+                    yield (project, metric, form, hour, low + offset, count)
 
 
 async def _in_thread(db: aiosqlite.Connection, work: Callable[..., _T], *args: object) -> _T:
@@ -682,9 +708,8 @@ async def _in_thread(db: aiosqlite.Connection, work: Callable[..., _T], *args: o
     aiosqlite queues work for that thread with ``_execute``; it has no public name for running a
     function of ours there, so this is the one place that relies on it.
     """
-    run = db._execute  # noqa: SLF001 - see the docstring
-    result: _T = await run(lambda: work(db._conn, *args))  # noqa: SLF001
-    return result
+    run: Callable[[Callable[[], _T]], Awaitable[_T]] = db._execute  # see the docstring
+    return await run(lambda: work(db._conn, *args))
 
 
 async def _scalar(db: aiosqlite.Connection, sql: str) -> object:

@@ -1,10 +1,18 @@
-"""A real gateway on a loopback port, over real SQLite files, for the HTTP tests."""
+"""A real gateway on a loopback port, over real SQLite files, for the HTTP tests.
+
+``gateway`` runs one in a thread of the test process; ``spawn`` runs ``voxloop-gateway`` as a
+process of its own, for what needs one: signals, exit statuses, what it prints.
+"""
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +23,7 @@ import uvicorn
 
 from voxloop_gateway import Settings, create_app
 from voxloop_gateway.registry import Registry
+from voxloop_gateway.settings import RULES, env_name
 
 ORIGIN = "https://shop.example.com"
 
@@ -81,3 +90,67 @@ def gateway(tmp_path: Path) -> Iterator[Gateway]:
     running = start_gateway(tmp_path, site, server)
     yield running
     running.stop()
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now, on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def clean_environ(**settings: str) -> dict[str, str]:
+    """This process's environment without any ``VOXLOOP_<SETTING>``, plus ``settings``."""
+    ours = {env_name(name) for name in RULES}
+    return {**{k: v for k, v in os.environ.items() if k not in ours}, **settings}
+
+
+Spawn = Callable[..., "subprocess.Popen[str]"]
+
+
+@pytest.fixture
+def spawn() -> Iterator[Spawn]:
+    """Start ``voxloop-gateway --data-dir D ARGS...`` as its own process; killed if left running.
+
+    Call it as ``spawn(data_dir, *args, env={...}, stdout=..., stderr=...)``; ``env`` adds
+    ``VOXLOOP_*`` variables to a clean environment. Output goes to DEVNULL unless redirected.
+    """
+    started: list[subprocess.Popen[str]] = []
+
+    def start(
+        data_dir: Path,
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        stdout: Any = subprocess.DEVNULL,
+        stderr: Any = subprocess.DEVNULL,
+    ) -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "voxloop_gateway.cli", "--data-dir", str(data_dir), *args],
+            env=clean_environ(**(env or {})),
+            stdout=stdout,
+            stderr=stderr,
+            text=True,
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def wait_ready(url: str, process: subprocess.Popen[str], timeout: float = 30) -> None:
+    """Wait until the gateway at ``url`` answers /readyz with 200; fail if it exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"the gateway exited with status {process.returncode}"
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"the gateway at {url} did not become ready in {timeout} s")
