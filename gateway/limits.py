@@ -11,6 +11,7 @@ Errors: only ``ValueError`` for bad settings; nothing here raises on what a clie
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 from collections import OrderedDict
@@ -196,10 +197,12 @@ def client_address(
     """
     if peer is None:
         return "unknown"
+    if not forwarded_for:  # a direct request: the common case, answered from a memo
+        return _canonical_peer(peer)
     peer_address = _parse_address(peer)
     if peer_address is None:
         return peer
-    if not forwarded_for or not _is_trusted(peer_address, trusted):
+    if not _is_trusted(peer_address, trusted):
         return str(peer_address)
     last_seen = peer_address
     for entry in reversed(forwarded_for.split(",")):
@@ -212,6 +215,14 @@ def client_address(
             return str(address)
         last_seen = address
     return str(last_seen)
+
+
+@functools.lru_cache(maxsize=4096)
+def _canonical_peer(peer: str) -> str:
+    """``peer`` in canonical form; memoised, since parsing an address costs more than a request's
+    other checks together and a busy gateway sees the same peers again and again."""
+    address = _parse_address(peer)
+    return peer if address is None else str(address)
 
 
 def parse_trusted(spec: str) -> list[IPNetwork]:
