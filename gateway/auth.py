@@ -65,16 +65,22 @@ def _limit(service: Service, what: str, name: str, now: float) -> None:
         )
 
 
-def cors_headers(request: Request, service: Service) -> dict[str, str]:
-    """CORS answer headers when the request's origin is allowed for some site key."""
+def cors_headers(request: Request, service: Service, key: Key | None = None) -> dict[str, str]:
+    """CORS answer headers when the request's origin is allowed for some site key.
+
+    ``key`` is the request's key when :func:`authenticate` already found it, which spares
+    looking it up again.
+    """
     origin = request.headers.get("origin")
     if origin is None:
         return {}
     lowered = origin.lower()
-    raw, _ = _quiet_key(request)
-    found = service.registry.authenticate(raw) if raw else None
-    if found is not None:
-        allowed = found[0].kind == "site" and lowered in found[0].origins
+    if key is None:
+        raw, _ = _quiet_key(request)
+        found = service.registry.authenticate(raw) if raw else None
+        key = None if found is None else found[0]
+    if key is not None:
+        allowed = key.kind == "site" and lowered in key.origins
     else:
         allowed = any(
             k.kind == "site" and not k.revoked and lowered in k.origins

@@ -20,6 +20,7 @@ from voxloop_core import Policy, Record, Rejection
 from .auth import authenticate, cors_headers
 from .body import BodyRefused, read_body
 from .errors import ApiError
+from .registry import Key, Project
 from .service import Service
 from .stores import StoreBusy, StoreUnavailable, WriteResult
 
@@ -54,21 +55,21 @@ def error_response(exc: ApiError, headers: dict[str, str]) -> Response:
 async def post_events(request: Request) -> Response:
     """Take a batch of events in; see CONTRACT.md, "Ingest"."""
     service: Service = request.app.state.service
-    headers = cors_headers(request, service)
+    key: Key | None = None
     try:
-        answer = await _ingest(request, service)
+        if service.draining:
+            raise ApiError(503, "the gateway is shutting down; retry", {"Retry-After": "1"})
+        key, project = authenticate(request, service)
+        answer = await _ingest(request, service, key, project)
     except ApiError as exc:
         service.metrics.request("events", exc.status)
-        return error_response(exc, headers)
+        return error_response(exc, cors_headers(request, service, key))
     status = 202 if answer.accepted + answer.duplicates else 422
     service.metrics.request("events", status)
-    return json_response(status, answer, headers)
+    return json_response(status, answer, cors_headers(request, service, key))
 
 
-async def _ingest(request: Request, service: Service) -> IngestAnswer:
-    if service.draining:
-        raise ApiError(503, "the gateway is shutting down; retry", {"Retry-After": "1"})
-    key, project = authenticate(request, service)
+async def _ingest(request: Request, service: Service, key: Key, project: Project) -> IngestAnswer:
     media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media != "application/json":
         raise ApiError(415, f"Content-Type must be application/json, got {media or 'none'}")
