@@ -6,6 +6,8 @@ Run with ``make bench``. Sections:
   comments of 0-500 characters): msgspec decode alone, the pure reference pipeline and the
   compiled pipeline (decode + validate + dedup + aggregate), and their ratios; also the twins'
   own stages alone, on events decoded beforehand.
+- ``sdk``: what the SDK's ``capture()`` costs the calling thread, and how fast it enqueues.
+- ``http``: the gateway and its peers under wrk (see ``http_bench``).
 
 Machines are noisy: every figure is the median of several rounds, and the goals are ratios of
 figures taken side by side.
@@ -30,6 +32,7 @@ from voxloop_core import DEFAULT_POLICY, METRIC_RANGES, Batch, decode_batch
 from voxloop_core import _pipeline_py as reference
 
 from .http_bench import DEFAULT_PEERS, http_section
+from .sdk_bench import print_sdk, sdk_section
 
 NOW_MS = int(time.time() * 1000)
 SECRET = b"bench-secret-0123456789abcdef!!!"
@@ -176,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=200, help="request bodies per round")
     parser.add_argument("--rounds", type=int, default=9, help="rounds per figure (median)")
-    parser.add_argument("--section", choices=["all", "core", "http"], default="all")
+    parser.add_argument("--section", choices=["all", "core", "sdk", "http"], default="all")
     parser.add_argument("--seconds", type=int, default=5, help="length of each wrk run")
     parser.add_argument("--http-rounds", type=int, default=3, help="interleaved rounds of wrk runs")
     parser.add_argument(
@@ -188,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.section in ("all", "core"):
         print_core(core_section(args.batches, args.rounds))
+    if args.section in ("all", "sdk"):
+        print_sdk(sdk_section())
     if args.section in ("all", "http"):
         return http_section(args.seconds, args.http_rounds, args.peers.resolve())
     return 0
