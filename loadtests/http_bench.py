@@ -160,7 +160,7 @@ def wrk(
     return Run(rate, rate * batch, p50 / 1000, p99 / 1000, errors)
 
 
-def _gateway_env(data_dir: Path) -> tuple[dict[str, str], str]:
+def gateway_env(data_dir: Path) -> tuple[dict[str, str], str]:
     from voxloop_gateway.registry import Registry
 
     registry = Registry(data_dir)
@@ -192,7 +192,7 @@ def http_section(seconds: int, rounds: int, peers: Path) -> int:
         for round_no in range(rounds):
             for batch, unique in scenarios:
                 data = Path(tmp) / f"gw-{round_no}-{batch}-{unique}"
-                env, key = _gateway_env(data)
+                env, key = gateway_env(data)
                 apps = [
                     App("gateway", "voxloop_gateway.asgi:app", env, None),
                     App("bare_starlette", "bare_starlette:app", {}, peers),
@@ -230,7 +230,7 @@ def _half_rate_latency(
     peak = statistics.median(r.requests_s for r in figures[("gateway", 1, True)])
     connections = 8
     delay_ms = max(1, int(1000 * connections / (peak / 2)))
-    env, key = _gateway_env(tmp / "gw-half")
+    env, key = gateway_env(tmp / "gw-half")
     app = App("gateway", "voxloop_gateway.asgi:app", env, None)
     app.start()
     try:
