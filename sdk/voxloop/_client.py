@@ -12,6 +12,7 @@ and a forked child starts each client empty with a worker of its own.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import atexit
 import logging
@@ -58,7 +59,7 @@ def _check_arguments(endpoint: str, key: str, config: Config, on_error: object) 
     check_key(key)
 
 
-class BaseClient:
+class BaseClient(abc.ABC):
     """What both clients share; not used directly.
 
     Args:
@@ -131,8 +132,9 @@ class BaseClient:
         self._outbox.after_fork_in_child()
         self._inbox = self._outbox.inbox
 
+    @abc.abstractmethod
     def _at_exit(self) -> None:
-        raise NotImplementedError
+        """Deliver what is left when the interpreter exits; each twin in its own way."""
 
 
 class Client(BaseClient):
