@@ -68,9 +68,12 @@ def make_project(data_dir: Path) -> tuple[str, str]:
     return site, server
 
 
-def start_gateway(data_dir: Path, site: str, server_key: str, **settings: Any) -> Gateway:
+def start_gateway(
+    data_dir: Path, site: str, server_key: str, *, port: int = 0, **settings: Any
+) -> Gateway:
+    """A gateway in a thread of this process on ``port`` (0: any free one)."""
     app = create_app(Settings(data_dir=data_dir, **settings))
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -79,8 +82,8 @@ def start_gateway(data_dir: Path, site: str, server_key: str, **settings: Any) -
         assert thread.is_alive(), "the gateway failed to start"
         assert time.monotonic() < deadline, "the gateway took too long to start"
         time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    return Gateway(f"http://127.0.0.1:{port}", data_dir, site, server_key, server, thread)
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    return Gateway(f"http://127.0.0.1:{bound}", data_dir, site, server_key, server, thread)
 
 
 @pytest.fixture

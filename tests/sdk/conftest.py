@@ -25,11 +25,9 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 import voxloop
-from tests.gateway.conftest import Gateway, free_port, make_project
-from voxloop_gateway import Settings, create_app
+from tests.gateway.conftest import Gateway, free_port, make_project, start_gateway
 
 #: Small and fast settings for tests: short batching, quick exact backoff.
 FAST = voxloop.Config(
@@ -49,18 +47,7 @@ def serve(data_dir: Path, port: int = 0, **settings: Any) -> Gateway:
     else:
         site, server = make_project(data_dir)
         keys.write_text(json.dumps([site, server]))
-    app = create_app(Settings(data_dir=data_dir, drain_seconds=0, **settings))
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server_ = uvicorn.Server(config)
-    thread = threading.Thread(target=server_.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server_.started:
-        assert thread.is_alive(), "the gateway failed to start"
-        assert time.monotonic() < deadline, "the gateway took too long to start"
-        time.sleep(0.02)
-    bound = server_.servers[0].sockets[0].getsockname()[1]
-    return Gateway(f"http://127.0.0.1:{bound}", data_dir, site, server, server_, thread)
+    return start_gateway(data_dir, site, server, port=port, drain_seconds=0, **settings)
 
 
 @pytest.fixture
