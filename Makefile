@@ -7,7 +7,13 @@ TYPING := build/typing
 
 .PHONY: run test bench loadtest lint clean
 
+# The browser tests drive Debian's chromium, installed here if missing (Playwright's own browser
+# download is not used).
 $(STAMP): pyproject.toml setup.py sdk/pyproject.toml core/_pipeline_c.pyx
+	@command -v chromium >/dev/null || ! command -v apt-get >/dev/null || \
+		{ echo "installing chromium for the browser tests"; \
+		  apt-get install -y -qq chromium >/dev/null 2>&1 || \
+		  { apt-get update -qq && apt-get install -y -qq chromium; }; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ./sdk -e '.[test,lint,bench]'

@@ -4,23 +4,30 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import msgspec
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 import voxloop_core
+from voxloop_widgets import WIDGETS_DIR
 
 from . import __version__
 from .auth import preflight_headers
 from .ingest import post_events
 from .metrics import CONTENT_TYPE_LATEST
 from .openapi import build_openapi
+from .rating import confirm_vote, show_vote
 from .service import Service
 from .settings import Settings
 from .stats import get_stats
+
+#: The rating pages' stylesheet and script, served at ``/static/``.
+STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -76,6 +83,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/readyz", readyz),
             Route("/metrics", metrics),
             Route("/openapi.json", openapi),
+            Route("/r/{token}", show_vote, methods=["GET"]),
+            Route("/r/{token}", confirm_vote, methods=["POST"]),
+            Mount("/widgets/v1", StaticFiles(directory=WIDGETS_DIR / "v1"), name="widgets"),
+            Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         lifespan=lifespan,
     )

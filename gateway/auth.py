@@ -37,7 +37,7 @@ def authenticate(request: Request, service: Service) -> tuple[Key, Project]:
     now = time.monotonic()
     kind = service.registry.kind_of(raw) if raw else None
     if kind != "server":  # visitors and strangers are limited by address; backends by key only
-        _limit(service, "address", address, now)
+        check_limit(service, "address", address, now)
     if raw is None:
         raise ApiError(401, "missing key: send `Authorization: Bearer <key>`")
     if from_query and kind == "server":
@@ -46,7 +46,7 @@ def authenticate(request: Request, service: Service) -> tuple[Key, Project]:
     if found is None:
         raise ApiError(401, "unknown or revoked key")
     key, project = found
-    _limit(service, "key", key.id, now)
+    check_limit(service, "key", key.id, now)
     origin = request.headers.get("origin")
     if key.kind == "site" and origin is not None and origin.lower() not in key.origins:
         allowed = ", ".join(sorted(key.origins)) or "none"
@@ -54,7 +54,8 @@ def authenticate(request: Request, service: Service) -> tuple[Key, Project]:
     return key, project
 
 
-def _limit(service: Service, what: str, name: str, now: float) -> None:
+def check_limit(service: Service, what: str, name: str, now: float) -> None:
+    """Take one request from ``name``'s bucket (``key`` or ``address``); ApiError 429 if empty."""
     limiter = service.key_limiter if what == "key" else service.address_limiter
     wait = limiter.take(name, now)
     if wait > 0:

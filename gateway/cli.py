@@ -4,6 +4,7 @@
     voxloop-gateway projects create NAME [--channel C]... | list
     voxloop-gateway keys create PROJECT --kind site|server [--channel C]... [--origin URL]...
     voxloop-gateway keys list [PROJECT] | revoke KEY_ID
+    voxloop-gateway email-secret create PROJECT | list [PROJECT] | revoke ID   rating-link secrets
     voxloop-gateway serve [--host H] [--port P] [--drain-seconds S] ...   every setting a flag
     voxloop-gateway demo                                      what `make run` does
     voxloop-gateway stats PROJECT --metric nps [--interval day] ...
@@ -86,6 +87,14 @@ def _parser() -> argparse.ArgumentParser:
     klist.add_argument("project", nargs="?")
     krevoke = kverbs.add_parser("revoke")
     krevoke.add_argument("key_id", help="the public id shown by `keys list`")
+
+    email = commands.add_parser(
+        "email-secret", help="create, list or revoke the secrets that sign email rating links"
+    )
+    everbs = email.add_subparsers(dest="verb", required=True)
+    everbs.add_parser("create").add_argument("project")
+    everbs.add_parser("list").add_argument("project", nargs="?")
+    everbs.add_parser("revoke").add_argument("secret_id", help="the id shown by `list`")
 
     defaults = Settings()
     for name in ("serve", "demo"):
@@ -234,11 +243,33 @@ def _run(args: argparse.Namespace) -> int:
             print(_describe(key))
     elif args.command == "keys":
         print(f"revoked {_describe(registry.revoke_key(args.key_id))}")
+    elif args.command == "email-secret":
+        _email_secret(args, registry)
     elif args.command == "stats":
         _stats(args, settings)
     else:
         _serve(args, settings, registry)
     return 0
+
+
+def _email_secret(args: argparse.Namespace, registry: Registry) -> None:
+    if args.verb == "create":
+        made = registry.create_email_secret(args.project)
+        print(made.secret.hex())
+        print(
+            f"{made.id}  {made.project}: give the hex above to the server that sends the"
+            " emails (voxloop.email.rating_links(..., secret=bytes.fromhex(...)));"
+            " it is shown once",
+            file=sys.stderr,
+        )
+    elif args.verb == "list":
+        if args.project:
+            registry.project(args.project, reload=True)
+        for found in registry.email_secrets(args.project):
+            print(f"{found.id}  {found.project:<16} {'revoked' if found.revoked else 'active'}")
+    else:
+        revoked = registry.revoke_email_secret(args.secret_id)
+        print(f"revoked {revoked.id}  {revoked.project}")
 
 
 def _serve(args: argparse.Namespace, settings: Settings, registry: Registry) -> None:

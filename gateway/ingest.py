@@ -22,7 +22,7 @@ from .body import BodyRefused, read_body
 from .errors import ApiError
 from .registry import Key, Project
 from .service import Service
-from .stores import StoreBusy, StoreUnavailable, WriteResult
+from .stores import StoreBusy, StoreUnavailable, VoteRule, WriteResult
 
 
 class IngestAnswer(msgspec.Struct, kw_only=True):
@@ -98,7 +98,7 @@ async def _ingest(request: Request, service: Service, key: Key, project: Project
     by_channel: defaultdict[str, list[Record]] = defaultdict(list)
     for record in records:
         by_channel[record.channel].append(record)
-    commits = [_commit(service, project.id, c, batch, now_ms) for c, batch in by_channel.items()]
+    commits = [commit(service, project.id, c, batch, now_ms) for c, batch in by_channel.items()]
     # Most requests name one channel: awaiting it directly spares gather's task per channel.
     results = [await commits[0]] if len(commits) == 1 else await asyncio.gather(*commits)
     accepted = sum(stored for stored, _ in results)
@@ -110,10 +110,19 @@ async def _ingest(request: Request, service: Service, key: Key, project: Project
     return IngestAnswer(accepted=accepted, duplicates=duplicates, rejected=rejected)
 
 
-async def _commit(
-    service: Service, project: str, channel: str, records: list[Record], now_ms: int
+async def commit(
+    service: Service,
+    project: str,
+    channel: str,
+    records: list[Record],
+    now_ms: int,
+    *,
+    rule: VoteRule | None = None,
 ) -> tuple[int, int]:
-    """Store ``records`` of one channel; (stored, duplicates). Raises ApiError 503."""
+    """Store ``records`` of one channel; (stored, duplicates). Raises ApiError 503.
+
+    ``rule`` judges clicks on email rating links (see the store's ``write``).
+    """
     window = service.window(project, channel)
     fresh, seen = window.split(records, now_ms)
     result = WriteResult(0, 0)
@@ -121,7 +130,7 @@ async def _commit(
         store = await service.store(channel)
         started = time.perf_counter()
         try:
-            result = await store.write(project, fresh)
+            result = await store.write(project, fresh, rule=rule)
         except StoreBusy as exc:
             raise ApiError(
                 503,

@@ -51,6 +51,13 @@ CREATE TABLE IF NOT EXISTS keys (
     created_ms INTEGER NOT NULL,
     revoked_ms INTEGER
 );
+CREATE TABLE IF NOT EXISTS email_secrets (
+    id TEXT PRIMARY KEY,
+    project TEXT NOT NULL REFERENCES projects(id),
+    secret BLOB NOT NULL,
+    created_ms INTEGER NOT NULL,
+    revoked_ms INTEGER
+);
 """
 
 
@@ -60,6 +67,15 @@ class Project(msgspec.Struct, frozen=True):
     id: str
     secret: bytes
     channels: frozenset[str]
+
+
+class EmailSecret(msgspec.Struct, frozen=True):
+    """A secret that signs a project's email rating links; ``id`` names it in the CLI."""
+
+    id: str
+    project: str
+    secret: bytes
+    revoked: bool = False
 
 
 class Key(msgspec.Struct, frozen=True):
@@ -103,6 +119,7 @@ class Registry:
         self.path = data_dir / REGISTRY_FILE
         self._projects: dict[str, Project] = {}
         self._keys: dict[bytes, Key] = {}
+        self._email_secrets: dict[str, list[EmailSecret]] = {}
         self._version: tuple[int, int] | None = None
         self._loaded_at = float("-inf")
 
@@ -200,6 +217,43 @@ class Registry:
             raise ConfigError(f"key {key_id!r} was already revoked")
         return found
 
+    def create_email_secret(self, project_id: str) -> EmailSecret:
+        """Make a new signing secret for ``project_id``'s rating links (32 random bytes).
+
+        Older secrets stay valid until revoked, so links already sent keep working through a
+        rotation.
+        """
+        self.project(project_id, reload=True)
+        made = EmailSecret("es_" + secrets.token_hex(4), project_id, secrets.token_bytes(32))
+        db = self._connect()
+        try:
+            with db:
+                db.execute(
+                    "INSERT INTO email_secrets VALUES (?, ?, ?, ?, NULL)",
+                    (made.id, project_id, made.secret, _now_ms()),
+                )
+        finally:
+            db.close()
+        return made
+
+    def revoke_email_secret(self, secret_id: str) -> EmailSecret:
+        """Revoke a signing secret: links signed with it get the "not valid" page from now on."""
+        db = self._connect()
+        try:
+            with db:
+                changed = db.execute(
+                    "UPDATE email_secrets SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL",
+                    (_now_ms(), secret_id),
+                ).rowcount
+        finally:
+            db.close()
+        found = {s.id: s for s in self.email_secrets()}.get(secret_id)
+        if found is None:
+            raise ConfigError(f"no email secret {secret_id!r}; `email-secret list` shows them")
+        if not changed:
+            raise ConfigError(f"email secret {secret_id!r} was already revoked")
+        return found
+
     # --- reads ---------------------------------------------------------------------------
 
     def load(self) -> None:
@@ -224,9 +278,16 @@ class Registry:
                     "SELECT id, hash, project, kind, channels, origins, revoked_ms FROM keys"
                 )
             }
+            signing: dict[str, list[EmailSecret]] = {}
+            for sid, project, secret, revoked in db.execute(
+                "SELECT id, project, secret, revoked_ms FROM email_secrets ORDER BY created_ms"
+            ):
+                signing.setdefault(project, []).append(
+                    EmailSecret(sid, project, secret, revoked is not None)
+                )
         finally:
             db.close()
-        self._projects, self._keys = projects, keys
+        self._projects, self._keys, self._email_secrets = projects, keys, signing
         self._version = version
         self._loaded_at = time.monotonic()
 
@@ -253,15 +314,40 @@ class Registry:
 
     def authenticate(self, key: str) -> tuple[Key, Project] | None:
         """What ``key`` may do and for which project, or None if it is unknown or revoked."""
+        self._refresh()
+        found = self._keys.get(key_hash(key))
+        if found is None or found.revoked:
+            return None
+        return found, self._projects[found.project]
+
+    def email_secrets(self, project_id: str | None = None) -> list[EmailSecret]:
+        """Every email signing secret (of ``project_id`` when given), revoked ones included."""
+        self.load()
+        return [
+            s
+            for project, found in sorted(self._email_secrets.items())
+            if project_id in (None, project)
+            for s in found
+        ]
+
+    def signing_secrets(self, project_id: str) -> list[bytes]:
+        """The secrets that may have signed a rating link of ``project_id``, newest first."""
+        self._refresh()
+        return [
+            s.secret for s in reversed(self._email_secrets.get(project_id, [])) if not s.revoked
+        ]
+
+    def project_of(self, project_id: str) -> Project | None:
+        """The project ``project_id`` as last loaded, or None (a per-request lookup)."""
+        self._refresh()
+        return self._projects.get(project_id)
+
+    def _refresh(self) -> None:
         if (
             self._file_version() != self._version
             or time.monotonic() - self._loaded_at > RELOAD_SECONDS
         ):
             self.load()
-        found = self._keys.get(key_hash(key))
-        if found is None or found.revoked:
-            return None
-        return found, self._projects[found.project]
 
     def _file_version(self) -> tuple[int, int] | None:
         try:

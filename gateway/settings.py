@@ -79,6 +79,8 @@ RULES: Final[Mapping[str, Rule]] = {
         lambda v: 0 <= v <= MAX_DRAIN_SECONDS,  # NaN fails both comparisons
     ),
     "busy_timeout_ms": Rule(int, "an integer of at least 0 (milliseconds)", lambda v: v >= 0),
+    "email_edit_days": Rule(float, "a number of days of at least 0", lambda v: v >= 0),
+    "email_burst_seconds": Rule(float, "a number of seconds above 0", lambda v: v > 0),
 }
 
 
@@ -103,6 +105,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             before it stops listening.
         busy_timeout_ms: how long a commit waits for another process's lock on a store file
             before it fails and its request gets 503.
+        email_edit_days: how long after the first recorded click on an email's rating links
+            another click may still change the vote; later clicks are kept as history only.
+        email_burst_seconds: clicks on three different scores of one email (both, for
+            ``thumbs``) within this many seconds look like a link scanner: they are held
+            apart as quarantined, not counted in the score.
     """
 
     host: str = DEFAULT_HOST
@@ -120,6 +127,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     trusted_proxies: tuple[Network, ...] = ()
     drain_seconds: float = 2.0
     busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS
+    email_edit_days: float = 7.0
+    email_burst_seconds: float = 10.0
 
     def __post_init__(self) -> None:
         for name, rule in RULES.items():

@@ -43,6 +43,8 @@ class StatsAnswer(msgspec.Struct, kw_only=True, omit_defaults=True):
 
     metric: str
     total: Bucket
+    #: Answers held apart as a link scanner's (email bursts): stored, never in the score.
+    quarantined: int
     series: list[Bucket] | None = None
 
 
@@ -125,17 +127,25 @@ def _bucket(metric: str, histogram: list[int], start_ms: int | None = None) -> B
 async def compute(service: Service, project: str, query: StatsQuery) -> StatsAnswer:
     """The stats of ``project`` for ``query``, from the aggregate rows of each channel."""
     hourly: dict[voxloop_core.BucketKey, list[int]] = {}
+    quarantined = 0
     for channel in query.channels:
         store = await service.store(channel)
+        window = (project, query.metric)
         rows = await store.hourly(
-            project, query.metric, forms=query.forms, start_ms=query.start_ms, end_ms=query.end_ms
+            *window, forms=query.forms, start_ms=query.start_ms, end_ms=query.end_ms
         )
         for (form, hour), counts in rows.items():
             hourly[(channel, form, query.metric, hour)] = counts
+        held = await store.quarantined(
+            *window, forms=query.forms, start_ms=query.start_ms, end_ms=query.end_ms
+        )
+        quarantined += sum(sum(counts) for counts in held.values())
     total = voxloop_core.empty_histogram(query.metric)
     for counts in hourly.values():
         total = [a + b for a, b in zip(total, counts, strict=True)]
-    answer = StatsAnswer(metric=query.metric, total=_bucket(query.metric, total))
+    answer = StatsAnswer(
+        metric=query.metric, total=_bucket(query.metric, total), quarantined=quarantined
+    )
     if query.interval is not None:
         by_start: dict[int, list[int]] = {}
         for (_, _, _, start), counts in voxloop_core.rollup(hourly, query.interval).items():

@@ -8,7 +8,7 @@ file per channel) is the embedded default.
 from __future__ import annotations
 
 from ._errors import StoreBusy, StoreError, StoreUnavailable
-from .sqlite import Histograms, SqliteStore, WriteResult
+from .sqlite import Histograms, SqliteStore, VoteRule, WriteResult
 
 __all__ = [
     "Histograms",
@@ -16,5 +16,6 @@ __all__ = [
     "StoreBusy",
     "StoreError",
     "StoreUnavailable",
+    "VoteRule",
     "WriteResult",
 ]

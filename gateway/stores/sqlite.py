@@ -50,7 +50,7 @@ MAX_GROUP_RECORDS: Final = 5_000
 DEFAULT_MAX_PENDING: Final = 20_000
 #: How long a statement waits for another process's lock before failing with "locked".
 DEFAULT_BUSY_TIMEOUT_MS: Final = 5_000
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 HOUR_MS: Final = 3_600_000
 KEY_BYTES: Final = 16
 
@@ -93,10 +93,13 @@ CREATE TABLE IF NOT EXISTS events (
     counted INTEGER NOT NULL,
     received_ms INTEGER NOT NULL,
     body TEXT NOT NULL,
+    held TEXT,
     UNIQUE (project, key)
 );
 CREATE INDEX IF NOT EXISTS events_by_vote
     ON events (project, form, vote_key) WHERE vote_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_held
+    ON events (project, metric, held) WHERE held IS NOT NULL;
 CREATE TABLE IF NOT EXISTS aggregates (
     project TEXT NOT NULL,
     metric TEXT NOT NULL,
@@ -113,6 +116,20 @@ CREATE TABLE IF NOT EXISTS heartbeat (
 PRAGMA user_version = {SCHEMA_VERSION};
 COMMIT;
 """
+
+#: How to bring a file of version ``v`` to ``v + 1``, each in one transaction.
+_UPGRADES: Final[dict[int, str]] = {
+    # 2: ``held`` marks a vote kept as history only: "quarantined" (a scanner's burst) or "late"
+    # (after the edit window); held events never count.
+    1: """
+BEGIN IMMEDIATE;
+ALTER TABLE events ADD COLUMN held TEXT;
+CREATE INDEX IF NOT EXISTS events_held
+    ON events (project, metric, held) WHERE held IS NOT NULL;
+PRAGMA user_version = 2;
+COMMIT;
+""",
+}
 
 # Per connection, in memory (temp_store = MEMORY): the vote groups a commit touches, and the
 # (project, key) of the events whose ``counted`` flips.
@@ -141,10 +158,11 @@ INSERT INTO main.aggregates (project, metric, form, hour, score, count) VALUES (
 ON CONFLICT (project, metric, form, hour, score) DO UPDATE SET count = count + excluded.count"""
 _TOUCH: Final = "INSERT OR IGNORE INTO temp.touched VALUES (?,?,?)"
 
-# Vote groups touched by this commit are re-ranked over all their stored events; an event whose
-# rank disagrees with its flag flips, and the aggregates move by -1 for an event that stops
-# counting, +1 for one that starts. New vote events were inserted with counted = 0. CROSS JOIN
-# keeps the touched groups as the outer loop, so each is one index search, not a scan of all votes.
+# Vote groups touched by this commit are re-ranked over all their stored events that aren't held
+# (a held one never counts); an event whose rank disagrees with its flag flips, and the
+# aggregates move by -1 for an event that stops counting, +1 for one that starts. New vote events
+# were inserted with counted = 0. CROSS JOIN keeps the touched groups as the outer loop, so each
+# is one index search, not a scan of all votes.
 _VOTE_STATEMENTS: Final = (
     "DELETE FROM temp.vote_change",
     """
@@ -152,15 +170,16 @@ INSERT INTO temp.vote_change (project, key)
 SELECT project, key FROM (
     SELECT e.project, e.key, e.counted,
         row_number() OVER (
-            PARTITION BY e.project, e.form, e.vote_key
+            PARTITION BY e.project, e.form, e.vote_key, e.held IS NULL
             ORDER BY e.ts_ms DESC, coalesce(e.id, '') DESC, e.key DESC
-        ) AS place
+        ) AS place,
+        e.held
     FROM temp.touched AS g
     CROSS JOIN main.events AS e
         ON e.project = g.project AND e.form = g.form AND e.vote_key = g.vote_key
     WHERE e.vote_key IS NOT NULL
 )
-WHERE (place = 1) <> (counted = 1)""",
+WHERE (place = 1 AND held IS NULL) <> (counted = 1)""",
     f"""
 INSERT INTO main.aggregates (project, metric, form, hour, score, count)
 SELECT e.project, e.metric, e.form, {_hour("e.ts_ms")}, e.score, sum(1 - 2 * e.counted)
@@ -196,6 +215,40 @@ SELECT form, hour, score, count(*) FROM (
 ) WHERE true{{filters}}
 GROUP BY form, hour, score
 ORDER BY form, hour, score"""
+_QUARANTINED: Final = f"""
+SELECT form, hour, score, count(*) FROM (
+    SELECT form, {_hour("ts_ms")} AS hour, score FROM events
+    WHERE project = ? AND metric = ? AND held = 'quarantined'
+) WHERE true{{filters}}
+GROUP BY form, hour, score
+ORDER BY form, hour, score"""
+_VOTES_OF: Final = """
+SELECT key, score, received_ms, held FROM main.events
+WHERE project = ? AND form = ? AND vote_key = ?"""
+_ATTACH_COMMENT: Final = """
+UPDATE main.events SET body = json_set(body, '$.comment', ?)
+WHERE project = ? AND key = ? AND vote_key = ?"""
+
+
+class VoteRule(NamedTuple):
+    """How clicks on an email's rating links are judged (CONTRACT.md, "Email rating links").
+
+    Attributes:
+        edit_window_ms: after the first recorded click, how long another click may still change
+            the vote; a later one is stored as history, ``held = 'late'``.
+        burst_ms: clicks on ``burst_scores`` different scores within this time look like a link
+            scanner: all the clicks of that burst are held as ``quarantined``.
+    """
+
+    edit_window_ms: int
+    burst_ms: int
+
+    @staticmethod
+    def burst_scores(metric: str) -> int:
+        """How many different scores within ``burst_ms`` make a burst: 3, or 2 for thumbs."""
+        low, high = METRIC_RANGES[metric]
+        return min(3, high - low + 1)
+
 
 Row = tuple[object, ...]
 
@@ -225,6 +278,7 @@ class _Pending:
     records: Sequence[Record]
     rows: list[Row]
     future: asyncio.Future[WriteResult]
+    rule: VoteRule | None = None
 
 
 class SqliteStore:
@@ -340,11 +394,16 @@ class SqliteStore:
                 f"{where} has schema version {version}; this gateway knows up to"
                 f" {SCHEMA_VERSION}: upgrade the gateway"
             )
-        if version < SCHEMA_VERSION:
+        if version == 0:
             await db.executescript(_SCHEMA)
+            version = SCHEMA_VERSION
+        for step in range(version, SCHEMA_VERSION):
+            await db.executescript(_UPGRADES[step])
         await db.executescript(_TEMP_SCHEMA)
 
-    async def write(self, project: str, records: Sequence[Record]) -> WriteResult:
+    async def write(
+        self, project: str, records: Sequence[Record], *, rule: VoteRule | None = None
+    ) -> WriteResult:
         """Store ``records`` of ``project``; return once the commit holding them is durable.
 
         The records join the next group commit. Records whose key the store already holds,
@@ -354,6 +413,8 @@ class SqliteStore:
         Args:
             project: the project the records belong to.
             records: validated records of this store's channel.
+            rule: for clicks on email rating links: the edit window and the burst rule that
+                judge each new vote against the stored ones of its ``vote_key``.
 
         Returns:
             How many records this call stored and how many were duplicates.
@@ -381,7 +442,7 @@ class SqliteStore:
             )
         rows = self._rows(project, records)
         future: asyncio.Future[WriteResult] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(project, records, rows, future))
+        self._queue.append(_Pending(project, records, rows, future, rule))
         self._pending += size
         self._wakeup.set()
         return await future
@@ -548,6 +609,42 @@ class SqliteStore:
         """
         return await self._histograms(_SCAN, project, metric, forms, start_ms, end_ms)
 
+    async def quarantined(
+        self,
+        project: str,
+        metric: str,
+        *,
+        forms: Sequence[str] | None = None,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> Histograms:
+        """Hourly histograms of the votes held as quarantined (a scanner's clicks).
+
+        Kept apart from the score, so that the stats can say how many there were; few rows,
+        found through a partial index.
+        """
+        return await self._histograms(_QUARANTINED, project, metric, forms, start_ms, end_ms)
+
+    async def attach_comment(self, project: str, key: bytes, vote_key: str, comment: str) -> bool:
+        """Set the comment of the stored vote ``key`` of ``vote_key``; False if there is none.
+
+        The comment a person adds on an email rating page belongs to the vote they just cast;
+        it changes no score, so the aggregates stay as they are.
+
+        Raises:
+            StoreUnavailable: the store is not open, or the commit failed.
+        """
+        try:
+            async with self._lock:
+                changed = await _in_thread(
+                    self._connection(), _update, _ATTACH_COMMENT, (comment, project, key, vote_key)
+                )
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(
+                f"the store of channel {self.channel!r} could not commit: {_describe(exc)}"
+            ) from exc
+        return changed == 1
+
     async def _histograms(
         self,
         select: str,
@@ -624,6 +721,18 @@ def _beat(conn: sqlite3.Connection, now_ms: int) -> None:
         raise
 
 
+def _update(conn: sqlite3.Connection, sql: str, params: Row) -> int:
+    """Run one statement in its own write transaction; the number of rows it changed."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        changed = conn.execute(sql, params).rowcount
+        conn.execute("COMMIT")
+    except BaseException:
+        _rollback(conn)
+        raise
+    return changed
+
+
 def _rollback(conn: sqlite3.Connection) -> None:
     """Roll back whatever is open; SQLite may already have done so after an I/O error."""
     try:
@@ -646,6 +755,7 @@ def _store_group(conn: sqlite3.Connection, group: list[_Pending]) -> list[int]:
         rows: list[Row] = []
         fresh: dict[str, list[Record]] = collections.defaultdict(list)
         touched: set[tuple[str, str, str]] = set()
+        judged: list[tuple[str, Record, Row, VoteRule]] = []
         stored: list[int] = []
         for item in group:
             new = 0
@@ -659,8 +769,12 @@ def _store_group(conn: sqlite3.Connection, group: list[_Pending]) -> list[int]:
                     fresh[item.project].append(record)
                 else:
                     touched.add((item.project, record.form, record.vote_key))
+                    if item.rule is not None:
+                        judged.append((item.project, record, row, item.rule))
             stored.append(new)
         conn.executemany(_INSERT_EVENT, rows)
+        for project, record, row, rule in judged:
+            _judge_click(conn, project, record, row, rule)
         conn.executemany(_ADD_COUNTS, _count_rows(fresh))
         if touched:
             conn.executemany(_TOUCH, touched)
@@ -671,6 +785,37 @@ def _store_group(conn: sqlite3.Connection, group: list[_Pending]) -> list[int]:
         _rollback(conn)
         raise
     return stored
+
+
+def _judge_click(
+    conn: sqlite3.Connection, project: str, record: Record, row: Row, rule: VoteRule
+) -> None:
+    """Hold a just-stored click as ``late`` or, with its burst, ``quarantined`` (see VoteRule).
+
+    Runs inside the group's transaction, after the insert and before the re-ranking, so the
+    re-ranking sees the held flags and the aggregates move with them.
+    """
+    received_ms = row[9]
+    assert isinstance(received_ms, int)
+    votes = conn.execute(_VOTES_OF, (project, record.form, record.vote_key)).fetchall()
+    first_ms = min((r for _, _, r, held in votes if held != "late"), default=received_ms)
+    if received_ms - first_ms > rule.edit_window_ms:
+        _hold(conn, project, [record.key], "late")
+        return
+    burst = [
+        (key, score)
+        for key, score, at_ms, held in votes
+        if held != "late" and received_ms - at_ms <= rule.burst_ms
+    ]
+    if len({score for _, score in burst}) >= VoteRule.burst_scores(record.metric):
+        _hold(conn, project, [key for key, _ in burst], "quarantined")
+
+
+def _hold(conn: sqlite3.Connection, project: str, keys: list[bytes], why: str) -> None:
+    conn.executemany(
+        "UPDATE main.events SET held = ? WHERE project = ? AND key = ?",
+        [(why, project, key) for key in keys],
+    )
 
 
 def _known_keys(conn: sqlite3.Connection, group: list[_Pending]) -> set[tuple[str, bytes]]:

@@ -55,6 +55,7 @@ __all__ = [
     "rating_html",
     "rating_links",
     "rating_text",
+    "token_project",
     "verify",
 ]
 
@@ -211,12 +212,12 @@ def rating_links(
         TypeError: the secret isn't bytes, or a field isn't a string.
     """
     key = _check_secret(secret)
-    url_for = _url_maker(base_url)
+    strings = _strings(locale)
+    url_for = _url_maker(base_url, locale)
     for name, value in (("project", project), ("campaign", campaign), ("form", form)):
         _check_name(name, value)
     low, high = _check_metric(metric)
     _check_recipient(recipient)
-    strings = _strings(locale)
     expires = _expiry(expires_in, expires_at, now)
 
     signer = hmac.new(key, digestmod=hashlib.sha256)
@@ -280,6 +281,23 @@ def verify(token: str, secret: bytes, *, now: datetime | None = None) -> Vote:
     if moment >= vote.expires_at:
         raise ExpiredToken(f"token expired at {vote.expires_at.isoformat()}", vote)
     return vote
+
+
+def token_project(token: str) -> str | None:
+    """The project a token names, read WITHOUT checking its signature; None if unreadable.
+
+    Only for choosing which project's secrets to :func:`verify` the token with: nothing else
+    in an unverified token may be trusted.
+    """
+    parts = token.split(".") if isinstance(token, str) else []
+    if len(token) > MAX_TOKEN_CHARS or len(parts) != 3 or parts[0] != TOKEN_VERSION:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    project = text.split(_SEPARATOR, 1)[0]
+    return project if _NAME.fullmatch(project) else None
 
 
 def rating_html(
@@ -557,7 +575,10 @@ def _expiry(expires_in: timedelta | None, expires_at: datetime | None, now: date
     return expires
 
 
-def _url_maker(base_url: str) -> Callable[[str], str]:
+def _url_maker(base_url: str, locale: str = "en") -> Callable[[str], str]:
+    # The gateway's page shows itself in the email's language when the link says which
+    # (``?lang=``, outside the signature: it changes only the words on the page).
+    suffix = "" if locale == "en" else "?lang=" + locale
     if not isinstance(base_url, str):
         raise TypeError(f"base_url must be a str, not {type(base_url).__name__}")
     template = "{token}" in base_url
@@ -577,7 +598,7 @@ def _url_maker(base_url: str) -> Callable[[str], str]:
             " https://shop.example/rate?t={token}",
         )
     prefix = base_url.rstrip("/") + "/r/"
-    return lambda token: prefix + token
+    return lambda token: prefix + token + suffix
 
 
 def _check_links(

@@ -132,6 +132,8 @@ SAMPLES: dict[str, tuple[tuple[str, Any], tuple[str, Any]]] = {
     "trusted_proxies": (("10.0.0.1", ("10.0.0.1/32",)), ("10.1.0.0/16", ("10.1.0.0/16",))),
     "drain_seconds": (("0", 0.0), ("1.5", 1.5)),
     "busy_timeout_ms": (("0", 0), ("250", 250)),
+    "email_edit_days": (("0", 0.0), ("30", 30.0)),
+    "email_burst_seconds": (("2.5", 2.5), ("60", 60.0)),
 }
 
 
