@@ -367,7 +367,7 @@ class SqliteStore:
         db: aiosqlite.Connection | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = await aiosqlite.connect(self.path, isolation_level=None)
+            db = await _connect(self.path)
             await self._prepare(db, where)
         except BaseException as exc:
             if db is not None:
@@ -845,6 +845,21 @@ def _count_rows(fresh: dict[str, list[Record]]) -> Iterator[Row]:
             for offset, count in enumerate(counts):
                 if count:
                     yield (project, metric, form, hour, low + offset, count)
+
+
+async def _connect(path: pathlib.Path) -> aiosqlite.Connection:
+    """Open ``path`` with aiosqlite; on failure, wait until its thread has really stopped.
+
+    After a failed connect aiosqlite asks its thread to stop without waiting for it, and the
+    thread later answers into the event loop, which may have closed by then. Its thread is
+    private (``_thread``), like ``_execute`` in :func:`_in_thread`.
+    """
+    connecting = aiosqlite.connect(path, isolation_level=None)
+    try:
+        return await connecting
+    except BaseException:
+        await asyncio.to_thread(connecting._thread.join, 5.0)
+        raise
 
 
 async def _in_thread(db: aiosqlite.Connection, work: Callable[..., _T], *args: object) -> _T:

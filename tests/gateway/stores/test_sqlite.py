@@ -550,3 +550,108 @@ async def test_failed_commit_fails_its_writes_and_the_store_recovers(
         assert query_file(store_path, "SELECT count(*) FROM events") == [(6,)]
     finally:
         await store.close()
+
+
+# --- email clicks: the edit window, scanner bursts, comments ------------------------------
+
+RULE = stores.VoteRule(edit_window_ms=60_000, burst_ms=5_000)
+
+
+def email_click(view: str, score: int, ts: int = NOW_MS, **fields: Any) -> dict[str, Any]:
+    return event(id=view, score=score, ts=ts, vote_key="email:c-1", **fields)
+
+
+async def test_a_burst_of_three_scores_is_quarantined_retroactively(store: SqliteStore) -> None:
+    first, second, third = make_records(
+        *(email_click(f"v{s}", s, ts=NOW_MS + i) for i, s in enumerate((9, 3, 6)))
+    )
+    await store.write(PROJECT, [first], rule=RULE)
+    await store.write(PROJECT, [second], rule=RULE)
+    # Two scores are a change of mind: the later one counts.
+    assert query_file(store.path, "SELECT id, counted, held FROM events ORDER BY id") == [
+        ("v3", 1, None),
+        ("v9", 0, None),
+    ]
+    await store.write(PROJECT, [third], rule=RULE)
+    rows = query_file(store.path, "SELECT id, counted, held FROM events ORDER BY id")
+    assert rows == [("v3", 0, "quarantined"), ("v6", 0, "quarantined"), ("v9", 0, "quarantined")]
+    assert await store.hourly(PROJECT, "nps") == {}
+    assert await store.quarantined(PROJECT, "nps") == {
+        ("checkout", NOW_MS): [0, 0, 0, 1, 0, 0, 1, 0, 0, 1, 0]
+    }
+    await assert_aggregates_equal_scan(store, [PROJECT])
+
+
+async def test_thumbs_needs_both_scores_for_a_burst(store: SqliteStore) -> None:
+    down, up = make_records(
+        email_click("d", 0, metric="thumbs"), email_click("u", 1, metric="thumbs")
+    )
+    await store.write(PROJECT, [down], rule=RULE)
+    await store.write(PROJECT, [up], rule=RULE)
+    assert query_file(store.path, "SELECT count(*) FROM events WHERE held IS NULL") == [(0,)]
+
+
+async def test_a_click_past_the_edit_window_is_history_only(store: SqliteStore) -> None:
+    late_rule = stores.VoteRule(edit_window_ms=0, burst_ms=5_000)
+    first, later = make_records(email_click("a", 9), email_click("b", 2, ts=NOW_MS + 1))
+    await store.write(PROJECT, [first], rule=late_rule)
+    await asyncio.sleep(0.002)  # received a millisecond or more after the first
+    await store.write(PROJECT, [later], rule=late_rule)
+    rows = query_file(store.path, "SELECT id, counted, held FROM events ORDER BY id")
+    assert rows == [("a", 1, None), ("b", 0, "late")]
+    await assert_aggregates_equal_scan(store, [PROJECT])
+
+
+async def test_a_comment_attaches_only_to_its_own_vote(store: SqliteStore) -> None:
+    (click,) = make_records(email_click("v1", 7))
+    await store.write(PROJECT, [click], rule=RULE)
+    assert click.vote_key is not None
+    assert await store.attach_comment(PROJECT, click.key, click.vote_key, "Thanks!")
+    assert not await store.attach_comment(PROJECT, click.key, "another", "Not mine")
+    assert not await store.attach_comment("globex", click.key, click.vote_key, "Not mine")
+    assert query_file(store.path, "SELECT body ->> '$.comment' FROM events") == [("Thanks!",)]
+
+
+async def test_a_version_1_file_is_upgraded_in_place(store_path: pathlib.Path) -> None:
+    store_path.parent.mkdir(parents=True)
+    with contextlib.closing(sqlite3.connect(store_path, isolation_level=None)) as db:
+        db.executescript(V1_SCHEMA)
+        db.execute(
+            "INSERT INTO events VALUES (1, 'acme', x'00112233445566778899aabbccddeeff', 'old',"
+            f" {NOW_MS}, 'checkout', 'nps', 9, NULL, 1, {NOW_MS}, '{{}}')"
+        )
+    upgraded = SqliteStore(store_path, "web")
+    await upgraded.open()
+    try:
+        assert query_file(store_path, "PRAGMA user_version") == [(stores.sqlite.SCHEMA_VERSION,)]
+        assert query_file(store_path, "SELECT id, held FROM events") == [("old", None)]
+        (vote,) = make_records(event(id="new", score=3))
+        assert await upgraded.write(PROJECT, [vote]) == WriteResult(1, 0)
+    finally:
+        await upgraded.close()
+
+
+async def test_a_file_of_a_newer_version_is_refused(store_path: pathlib.Path) -> None:
+    store_path.parent.mkdir(parents=True)
+    with contextlib.closing(sqlite3.connect(store_path)) as db:
+        db.execute(f"PRAGMA user_version = {stores.sqlite.SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreUnavailable, match="upgrade the gateway"):
+        await SqliteStore(store_path, "web").open()
+
+
+# The events table as version 1 made it, to prove the upgrade.
+V1_SCHEMA = """
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY, project TEXT NOT NULL, key BLOB NOT NULL, id TEXT,
+    ts_ms INTEGER NOT NULL, form TEXT NOT NULL, metric TEXT NOT NULL, score INTEGER NOT NULL,
+    vote_key TEXT, counted INTEGER NOT NULL, received_ms INTEGER NOT NULL, body TEXT NOT NULL,
+    UNIQUE (project, key)
+);
+CREATE TABLE aggregates (
+    project TEXT NOT NULL, metric TEXT NOT NULL, form TEXT NOT NULL, hour INTEGER NOT NULL,
+    score INTEGER NOT NULL, count INTEGER NOT NULL,
+    PRIMARY KEY (project, metric, form, hour, score)
+) WITHOUT ROWID;
+CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at_ms INTEGER NOT NULL);
+PRAGMA user_version = 1;
+"""
