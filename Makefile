@@ -48,8 +48,9 @@ lint: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/cython-lint --max-line-length 100 core/_pipeline_c.pyx
 	@rm -rf $(TYPING) && mkdir -p $(TYPING)
 	@cp -r core $(TYPING)/voxloop_core && cp -r gateway $(TYPING)/voxloop_gateway
+	@cp -r widgets $(TYPING)/voxloop_widgets
 	cd $(TYPING) && $(abspath $(BIN))/mypy --config-file $(CURDIR)/pyproject.toml \
-		voxloop_core voxloop_gateway $(CURDIR)/sdk/voxloop
+		voxloop_core voxloop_gateway voxloop_widgets $(CURDIR)/sdk/voxloop
 
 clean:
 	rm -rf $(VENV) build core/_pipeline_c.c core/*.so

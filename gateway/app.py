@@ -18,6 +18,7 @@ from voxloop_widgets import WIDGETS_DIR
 
 from . import __version__
 from .auth import preflight_headers
+from .demo import Demo, demo_page
 from .ingest import post_events
 from .metrics import CONTENT_TYPE_LATEST
 from .openapi import build_openapi
@@ -62,8 +63,8 @@ async def events_preflight(request: Request) -> Response:
     return Response(status_code=204, headers=preflight_headers(request, service))
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
-    """Build the gateway application for ``settings``."""
+def create_app(settings: Settings | None = None, demo: Demo | None = None) -> Starlette:
+    """Build the gateway application for ``settings``; ``demo`` adds the ``/demo`` page."""
     service = Service(settings or Settings())
 
     @contextlib.asynccontextmanager
@@ -90,6 +91,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ],
         lifespan=lifespan,
     )
+    if demo is not None:
+        app.add_route("/demo", demo_page, methods=["GET"])
+        app.state.demo = demo
     app.state.service = service
     app.state.settings = service.settings
     app.state.openapi = msgspec.json.encode(build_openapi(__version__))

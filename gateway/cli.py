@@ -32,12 +32,11 @@ import voxloop_core
 
 from . import __version__
 from .app import create_app
+from .demo import DEMO_PROJECT, Demo
 from .errors import ConfigError
 from .registry import Key, Registry
 from .service import Service
 from .settings import DEFAULT_DATA_DIR, RULES, Settings, env_name, flag_name, load_settings
-
-DEMO_PROJECT = "demo"
 
 
 def core_banner() -> str:
@@ -149,7 +148,7 @@ def _print_keys(project: str, site: str, server: str) -> None:
     print("  keys are shown once and stored hashed; `keys create` makes more.")
 
 
-def _demo(registry: Registry, settings: Settings) -> None:
+def _demo(registry: Registry, settings: Settings) -> Demo:
     """Make sure the demo project exists, mint fresh demo keys, print how to try them."""
     base = f"http://{settings.host}:{settings.port}"
     origins = [base, f"http://localhost:{settings.port}"]
@@ -162,7 +161,10 @@ def _demo(registry: Registry, settings: Settings) -> None:
             registry.revoke_key(old.id)
     site, _ = registry.create_key(DEMO_PROJECT, "site", ["web"], origins)
     server, _ = registry.create_key(DEMO_PROJECT, "server")
+    signing = [s for s in registry.email_secrets(DEMO_PROJECT) if not s.revoked]
+    secret = signing[-1] if signing else registry.create_email_secret(DEMO_PROJECT)
     _print_keys(DEMO_PROJECT, site, server)
+    print(f"\nthe demo page, with every widget and a sample email: {base}/demo")
     body = '{"events":[{"channel":"web","form":"checkout","metric":"nps","score":9}]}'
     print("\npost a rating:")
     print(
@@ -174,6 +176,7 @@ def _demo(registry: Registry, settings: Settings) -> None:
         f"  curl -s '{base}/v1/stats?metric=nps&interval=day' -H 'Authorization: Bearer {server}'"
     )
     print(f"more: {base}/openapi.json  {base}/metrics  {base}/readyz\n", flush=True)
+    return Demo(site, secret.secret)
 
 
 def _stats(args: argparse.Namespace, settings: Settings) -> None:
@@ -279,9 +282,8 @@ def _serve(args: argparse.Namespace, settings: Settings, registry: Registry) -> 
             " (or `make run` for a demo)"
         )
     print(core_banner(), file=sys.stderr)
-    if args.command == "demo":
-        _demo(registry, settings)
-    app = create_app(settings)
+    demo = _demo(registry, settings) if args.command == "demo" else None
+    app = create_app(settings, demo)
     config = uvicorn.Config(
         app,
         host=settings.host,

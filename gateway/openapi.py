@@ -9,6 +9,7 @@ import msgspec
 from voxloop_core import METRIC_RANGES, Batch
 
 from .ingest import ErrorAnswer, IngestAnswer
+from .rating import Confirmation, Recorded
 from .stats import StatsAnswer
 
 _REF = "#/components/schemas/{name}"
@@ -25,10 +26,15 @@ def _error(description: str, retry: bool = False) -> dict[str, Any]:
     return answer
 
 
+def _html(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/html": {}}}
+
+
 def build_openapi(version: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the gateway's API."""
-    (_, _, _, _), components = msgspec.json.schema_components(
-        [Batch, IngestAnswer, ErrorAnswer, StatsAnswer], ref_template=_REF
+    _, components = msgspec.json.schema_components(
+        [Batch, IngestAnswer, ErrorAnswer, StatsAnswer, Confirmation, Recorded],
+        ref_template=_REF,
     )
     multi = {"type": "array", "items": {"type": "string"}}
     stats_params = [
@@ -48,6 +54,9 @@ def build_openapi(version: str) -> dict[str, Any]:
             "schema": {"type": "string", "enum": ["hour", "day", "week", "month"]},
         },
     ]
+    token_rule = {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,486}$"}
+    token = {"name": "token", "in": "path", "required": True, "schema": token_rule}
+    lang = {"name": "lang", "in": "query", "schema": {"type": "string"}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "voxloop gateway", "version": version},
@@ -88,6 +97,41 @@ def build_openapi(version: str) -> dict[str, Any]:
                         "403": _error("not a server key"),
                         "429": _error("rate limited", retry=True),
                     },
+                }
+            },
+            "/r/{token}": {
+                "parameters": [token, lang],
+                "get": {
+                    "summary": "An email rating link: the page that confirms the vote",
+                    "description": "Records nothing: the page's script POSTs once it is shown.",
+                    "security": [],
+                    "responses": {
+                        "200": _html("the vote page"),
+                        "403": _html("forged or altered link"),
+                        "410": _html("expired link"),
+                    },
+                },
+                "post": {
+                    "summary": "Record the vote of a shown rating page, or attach a comment",
+                    "security": [],
+                    "requestBody": {"required": True, "content": _json("Confirmation")},
+                    "responses": {
+                        "200": {"description": "recorded", "content": _json("Recorded")},
+                        "400": _error("a field breaks its rule"),
+                        "403": _error("forged or altered link"),
+                        "410": _error("expired link"),
+                        "413": _error("over the limits"),
+                        "415": _error("not JSON or a form"),
+                        "429": _error("rate limited", retry=True),
+                        "503": _error("the store can't take writes now", retry=True),
+                    },
+                },
+            },
+            "/widgets/v1/voxloop.js": {
+                "get": {
+                    "summary": "The embeddable widget script",
+                    "security": [],
+                    "responses": {"200": {"description": "JavaScript"}},
                 }
             },
             "/healthz": {

@@ -62,13 +62,12 @@ def _language(request: Request) -> str:
 
 def check_token(service: Service, token: str) -> tuple[Vote, str]:
     """The vote a link carries and its project; ApiError 403 (forged) or 410 (expired)."""
-    project_id = token_project(token)
-    project = service.registry.project_of(project_id) if project_id else None
-    secrets = service.registry.signing_secrets(project_id) if project else []
+    project_id = token_project(token) or ""
+    known = service.registry.project_of(project_id) is not None
     expired: ExpiredToken | None = None
-    for secret in secrets:
+    for secret in service.registry.signing_secrets(project_id) if known else []:
         try:
-            return verify(token, secret), project_id or ""
+            return verify(token, secret), project_id
         except ExpiredToken as exc:
             expired = exc
         except ForgedToken:
