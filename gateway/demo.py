@@ -130,7 +130,7 @@ sample email, then reload this page: the stats below come from the same stores t
 the rating page, which records the vote once shown. Clicking another score changes the vote.</p>
 {emails}
 <h2>Stats of the demo project</h2>
-<table>
+<table id="stats">
 <thead><tr><th>metric</th><th>channel</th><th>answers</th><th>score</th><th>quarantined</th>
 <th>histogram</th></tr></thead>
 <tbody>

@@ -64,9 +64,13 @@ def screenshot(page: Page, name: str) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """One headless Chromium for the whole run."""
+    """One headless Chromium per test module.
+
+    Not per session: while Playwright's sync API is started, its event loop counts as running
+    in the main thread, and every asyncio test after it would fail to start its own loop.
+    """
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
             executable_path=chromium_path(), args=CHROMIUM_FLAGS, headless=True
