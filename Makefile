@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TYPING := build/typing
 
-.PHONY: run test bench loadtest lint clean
+.PHONY: run test bench loadtest cluster-test lint clean
 
 # The browser tests drive Debian's chromium, installed here if missing (Playwright's own browser
 # download is not used).
@@ -39,6 +39,17 @@ bench: $(STAMP)
 LOADTEST_SECONDS ?= 20
 loadtest: $(STAMP)
 	$(BIN)/python -m loadtests.loadtest --seconds $(LOADTEST_SECONDS)
+
+# N gateway replicas on one fresh PostgreSQL database ($VOXLOOP_TEST_PG's server) behind nginx
+# (from Debian, installed if missing, run from a temp folder: never the system's), Locust through
+# it, one replica SIGKILLed mid-run; fails on any acknowledged event lost, stats != scan != what
+# was sent, or a client error outside the failover window. CLUSTER_STORE=sqlite: one shared data dir.
+CLUSTER_REPLICAS ?= 3
+CLUSTER_SECONDS ?= 40
+CLUSTER_STORE ?= $(or $(VOXLOOP_TEST_PG),postgresql://postgres@127.0.0.1:5432/test)
+cluster-test: $(STAMP)
+	$(BIN)/python -m loadtests.cluster --replicas $(CLUSTER_REPLICAS) --seconds $(CLUSTER_SECONDS) \
+		--store $(CLUSTER_STORE)
 
 # mypy names modules after their folders and skips linked ones; the import names differ from the
 # folders (core/ is voxloop_core), so it reads copies named like the packages.

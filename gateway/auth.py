@@ -58,6 +58,12 @@ def check_limit(service: Service, what: str, name: str, now: float) -> None:
     """Take one request from ``name``'s bucket (``key`` or ``address``); ApiError 429 if empty."""
     limiter = service.key_limiter if what == "key" else service.address_limiter
     wait = limiter.take(name, now)
+    shared = service.shared_limits
+    if shared is not None and not wait:
+        if shared.over(what, name):
+            wait = 1.0  # over the limit across the replicas, until the next sync says otherwise
+        else:
+            shared.count(what, name)
     if wait > 0:
         raise ApiError(
             429,

@@ -9,6 +9,8 @@
     voxloop-gateway demo                                      what `make run` does
     voxloop-gateway stats PROJECT --metric nps [--interval day] ...
     voxloop-gateway core                                      which core implementation loads
+    voxloop-gateway migrate                                   bring the schema to this version
+    voxloop-gateway --store postgresql://… COMMAND            the same on PostgreSQL
 
 Errors in settings or names print one line and exit with status 2. A served gateway stops on
 SIGTERM or SIGINT after a drain (see :class:`DrainingServer`) and exits with status 0.
@@ -30,13 +32,16 @@ import uvicorn
 
 import voxloop_core
 
-from . import __version__
+from . import __version__, migrate
 from .app import create_app
 from .demo import DEMO_PROJECT, Demo
 from .errors import ConfigError
 from .registry import Key, Registry
 from .service import Service
 from .settings import DEFAULT_DATA_DIR, RULES, Settings, env_name, flag_name, load_settings
+
+#: Settings every command reads, given before the command: where the registry and stores are.
+GLOBAL_SETTINGS = ("data_dir", "store")
 
 
 def core_banner() -> str:
@@ -61,6 +66,12 @@ def _parser() -> argparse.ArgumentParser:
         "--data-dir",
         default=None,
         help=f"where the registry and stores live (VOXLOOP_DATA_DIR, default ./{DEFAULT_DATA_DIR})",
+    )
+    parser.add_argument(
+        "--store",
+        default=None,
+        help="sqlite (the files in the data dir, the default) or a postgresql:// URL shared by"
+        " every replica (VOXLOOP_STORE)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -100,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
         serve = commands.add_parser(name, help="serve the gateway over HTTP")
         # Every setting, as text: load_settings reads and checks flags and variables alike.
         for setting, rule in RULES.items():
-            if setting != "data_dir":
+            if setting not in GLOBAL_SETTINGS:
                 default = getattr(defaults, setting)
                 serve.add_argument(
                     flag_name(setting),
@@ -117,12 +128,16 @@ def _parser() -> argparse.ArgumentParser:
     stats.add_argument("--interval", choices=list(voxloop_core.INTERVALS))
 
     commands.add_parser("core", help="say which core implementation loads, and exit")
+    commands.add_parser(
+        "migrate", help="bring the registry's and the stores' schema to this version"
+    )
     return parser
 
 
 def _settings(args: argparse.Namespace) -> Settings:
     flags = {name: getattr(args, name, None) for name in RULES}
     flags["data_dir"] = args.data_dir
+    flags["store"] = args.store
     return load_settings(flags)
 
 
@@ -224,7 +239,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    registry = Registry(settings.data_dir)
+    registry = Registry(settings.data_dir, settings.store)
+    try:
+        return _command(args, settings, registry)
+    finally:
+        registry.close()
+
+
+def _command(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
     if args.command == "core":
         print(core_banner(), file=sys.stderr)
     elif args.command == "init":
@@ -250,6 +272,9 @@ def _run(args: argparse.Namespace) -> int:
         _email_secret(args, registry)
     elif args.command == "stats":
         _stats(args, settings)
+    elif args.command == "migrate":
+        for line in migrate.migrate(settings):
+            print(line)
     else:
         _serve(args, settings, registry)
     return 0
@@ -276,9 +301,12 @@ def _email_secret(args: argparse.Namespace, registry: Registry) -> None:
 
 
 def _serve(args: argparse.Namespace, settings: Settings, registry: Registry) -> None:
-    if args.command == "serve" and not registry.path.exists():
+    if args.command == "demo" and not settings.postgres:
+        migrate.migrate(settings)  # the demo's own files: upgrade them without asking
+    migrate.check(settings)
+    if args.command == "serve" and not registry.db.exists():
         raise ConfigError(
-            f"no registry in {settings.data_dir}/: run `voxloop-gateway init` first"
+            f"no registry in {registry.db.where}: run `voxloop-gateway init` first"
             " (or `make run` for a demo)"
         )
     print(core_banner(), file=sys.stderr)

@@ -1,21 +1,26 @@
 """Projects and their keys: created by the CLI, stored hashed, looked up on every request.
 
-The registry is one small SQLite file in the data directory (``registry.sqlite3``), written only
-by ``voxloop-gateway init | projects | keys`` and read by the gateway. Keys are 32 random bytes,
-so one SHA-256 of the key is a safe stored form (nothing to brute-force) and a cheap lookup.
+The registry is one small SQLite file in the data directory (``registry.sqlite3``), or tables
+in PostgreSQL that every replica shares (see :mod:`.registry_db`), written only by
+``voxloop-gateway init | projects | keys | email-secret`` and read by the gateway. Keys are 32
+random bytes, so one SHA-256 of the key is a safe stored form (nothing to brute-force) and a
+cheap lookup.
 
 A running gateway keeps the registry in memory and reloads it whenever the file has changed (one
 ``stat`` a request), so keys created or revoked with the CLI take effect at once, no restart; and
 every ``RELOAD_SECONDS`` regardless, in case two writes fell in one tick of the file's clock.
+On PostgreSQL it rereads the tables every second, so a revocation reaches every replica within
+about a second.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import secrets
-import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -27,38 +32,12 @@ import msgspec
 from voxloop_core import BUILTIN_CHANNELS
 
 from .errors import ConfigError
+from .registry_db import Duplicate, PostgresRegistryDb, RegistryDb, SqliteRegistryDb
 
 KeyKind = Literal["site", "server"]
-REGISTRY_FILE: Final = "registry.sqlite3"
 RELOAD_SECONDS: Final = 5.0
 _PREFIX: Final[dict[str, KeyKind]] = {"pk_": "site", "sk_": "server"}
 _NAME: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
-
-_SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS projects (
-    id TEXT PRIMARY KEY,
-    secret BLOB NOT NULL,
-    channels TEXT NOT NULL,
-    created_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS keys (
-    id TEXT PRIMARY KEY,
-    hash BLOB NOT NULL UNIQUE,
-    project TEXT NOT NULL REFERENCES projects(id),
-    kind TEXT NOT NULL CHECK (kind IN ('site', 'server')),
-    channels TEXT NOT NULL,
-    origins TEXT NOT NULL,
-    created_ms INTEGER NOT NULL,
-    revoked_ms INTEGER
-);
-CREATE TABLE IF NOT EXISTS email_secrets (
-    id TEXT PRIMARY KEY,
-    project TEXT NOT NULL REFERENCES projects(id),
-    secret BLOB NOT NULL,
-    created_ms INTEGER NOT NULL,
-    revoked_ms INTEGER
-);
-"""
 
 
 class Project(msgspec.Struct, frozen=True):
@@ -113,24 +92,18 @@ def check_origin(origin: str) -> str:
 
 
 class Registry:
-    """The projects and keys in a data directory."""
+    """The projects, keys and email signing secrets of a data directory or a PostgreSQL."""
 
-    def __init__(self, data_dir: Path) -> None:
-        self.path = data_dir / REGISTRY_FILE
+    def __init__(self, data_dir: Path, store: str = "sqlite") -> None:
+        self.db: RegistryDb = (
+            SqliteRegistryDb(data_dir) if store == "sqlite" else PostgresRegistryDb(store)
+        )
         self._projects: dict[str, Project] = {}
         self._keys: dict[bytes, Key] = {}
         self._email_secrets: dict[str, list[EmailSecret]] = {}
-        self._version: tuple[int, int] | None = None
+        self._reloading: threading.Thread | None = None
+        self._version: object = None
         self._loaded_at = float("-inf")
-
-    def _connect(self) -> sqlite3.Connection:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=5.0)
-            db.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
-            raise ConfigError(f"can't open the registry {self.path}: {exc}") from None
-        return db
 
     # --- writes, from the CLI ------------------------------------------------------------
 
@@ -139,17 +112,13 @@ class Registry:
         check_name("project", project_id)
         names = frozenset(BUILTIN_CHANNELS) | {check_name("channel", c) for c in channels}
         project = Project(project_id, secrets.token_bytes(32), names)
-        db = self._connect()
         try:
-            with db:
-                db.execute(
-                    "INSERT INTO projects VALUES (?, ?, ?, ?)",
-                    (project.id, project.secret, json.dumps(sorted(names)), _now_ms()),
-                )
-        except sqlite3.IntegrityError:
+            self.db.write(
+                "INSERT INTO projects VALUES (?, ?, ?, ?)",
+                (project.id, project.secret, json.dumps(sorted(names)), _now_ms()),
+            )
+        except Duplicate:
             raise ConfigError(f"project {project_id!r} already exists") from None
-        finally:
-            db.close()
         return project
 
     def create_key(
@@ -180,36 +149,26 @@ class Registry:
         prefix = "pk_" if kind == "site" else "sk_"
         raw = prefix + secrets.token_urlsafe(32)
         key = Key(raw[:11], project_id, kind, allowed, allowed_origins)
-        db = self._connect()
-        try:
-            with db:
-                db.execute(
-                    "INSERT INTO keys VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
-                    (
-                        key.id,
-                        key_hash(raw),
-                        project_id,
-                        kind,
-                        json.dumps(sorted(allowed)),
-                        json.dumps(sorted(allowed_origins)),
-                        _now_ms(),
-                    ),
-                )
-        finally:
-            db.close()
+        self.db.write(
+            "INSERT INTO keys VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
+            (
+                key.id,
+                key_hash(raw),
+                project_id,
+                kind,
+                json.dumps(sorted(allowed)),
+                json.dumps(sorted(allowed_origins)),
+                _now_ms(),
+            ),
+        )
         return raw, key
 
     def revoke_key(self, key_id: str) -> Key:
         """Revoke the key whose public id (``pk_…``/``sk_…`` prefix shown by list) is given."""
-        db = self._connect()
-        try:
-            with db:
-                changed = db.execute(
-                    "UPDATE keys SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL",
-                    (_now_ms(), key_id),
-                ).rowcount
-        finally:
-            db.close()
+        changed = self.db.write(
+            "UPDATE keys SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL",
+            (_now_ms(), key_id),
+        )
         found = {k.id: k for k in self.keys()}.get(key_id)
         if found is None:
             raise ConfigError(f"no key {key_id!r}; `voxloop-gateway keys list` shows them")
@@ -225,28 +184,18 @@ class Registry:
         """
         self.project(project_id, reload=True)
         made = EmailSecret("es_" + secrets.token_hex(4), project_id, secrets.token_bytes(32))
-        db = self._connect()
-        try:
-            with db:
-                db.execute(
-                    "INSERT INTO email_secrets VALUES (?, ?, ?, ?, NULL)",
-                    (made.id, project_id, made.secret, _now_ms()),
-                )
-        finally:
-            db.close()
+        self.db.write(
+            "INSERT INTO email_secrets VALUES (?, ?, ?, ?, NULL)",
+            (made.id, project_id, made.secret, _now_ms()),
+        )
         return made
 
     def revoke_email_secret(self, secret_id: str) -> EmailSecret:
         """Revoke a signing secret: links signed with it get the "not valid" page from now on."""
-        db = self._connect()
-        try:
-            with db:
-                changed = db.execute(
-                    "UPDATE email_secrets SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL",
-                    (_now_ms(), secret_id),
-                ).rowcount
-        finally:
-            db.close()
+        changed = self.db.write(
+            "UPDATE email_secrets SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL",
+            (_now_ms(), secret_id),
+        )
         found = {s.id: s for s in self.email_secrets()}.get(secret_id)
         if found is None:
             raise ConfigError(f"no email secret {secret_id!r}; `email-secret list` shows them")
@@ -258,35 +207,31 @@ class Registry:
 
     def load(self) -> None:
         """Read every project and key into memory."""
-        version = self._file_version()
-        db = self._connect()
-        try:
-            projects = {
-                pid: Project(pid, secret, frozenset(json.loads(chans)))
-                for pid, secret, chans in db.execute("SELECT id, secret, channels FROM projects")
-            }
-            keys = {
-                digest: Key(
-                    kid,
-                    project,
-                    kind,
-                    frozenset(json.loads(chans)),
-                    frozenset(json.loads(origins)),
-                    revoked is not None,
-                )
-                for kid, digest, project, kind, chans, origins, revoked in db.execute(
-                    "SELECT id, hash, project, kind, channels, origins, revoked_ms FROM keys"
-                )
-            }
-            signing: dict[str, list[EmailSecret]] = {}
-            for sid, project, secret, revoked in db.execute(
-                "SELECT id, project, secret, revoked_ms FROM email_secrets ORDER BY created_ms"
-            ):
-                signing.setdefault(project, []).append(
-                    EmailSecret(sid, project, secret, revoked is not None)
-                )
-        finally:
-            db.close()
+        version = self.db.version()
+        projects = {
+            pid: Project(pid, bytes(secret), frozenset(json.loads(chans)))
+            for pid, secret, chans in self.db.read("SELECT id, secret, channels FROM projects")
+        }
+        keys = {
+            bytes(digest): Key(
+                kid,
+                project,
+                kind,
+                frozenset(json.loads(chans)),
+                frozenset(json.loads(origins)),
+                revoked is not None,
+            )
+            for kid, digest, project, kind, chans, origins, revoked in self.db.read(
+                "SELECT id, hash, project, kind, channels, origins, revoked_ms FROM keys"
+            )
+        }
+        signing: dict[str, list[EmailSecret]] = {}
+        for sid, project, secret, revoked in self.db.read(
+            "SELECT id, project, secret, revoked_ms FROM email_secrets ORDER BY created_ms"
+        ):
+            signing.setdefault(project, []).append(
+                EmailSecret(sid, project, bytes(secret), revoked is not None)
+            )
         self._projects, self._keys, self._email_secrets = projects, keys, signing
         self._version = version
         self._loaded_at = time.monotonic()
@@ -344,17 +289,29 @@ class Registry:
 
     def _refresh(self) -> None:
         if (
-            self._file_version() != self._version
-            or time.monotonic() - self._loaded_at > RELOAD_SECONDS
+            self.db.version() == self._version
+            and time.monotonic() - self._loaded_at <= RELOAD_SECONDS
         ):
-            self.load()
+            return
+        if not isinstance(self.db, PostgresRegistryDb):
+            self.load()  # a local file: a millisecond
+        elif self._reloading is None or not self._reloading.is_alive():
+            # Over the network, off the request's path: requests go on with what was last read,
+            # also while PostgreSQL is away (the stores then answer 503 on their own).
+            self._reloading = threading.Thread(target=self._load_quietly, daemon=True)
+            self._reloading.start()
 
-    def _file_version(self) -> tuple[int, int] | None:
+    def _load_quietly(self) -> None:
         try:
-            stat = self.path.stat()
-        except OSError:
-            return None
-        return stat.st_mtime_ns, stat.st_size
+            self.load()
+        except ConfigError as exc:
+            self._loaded_at = time.monotonic()  # try again after RELOAD_SECONDS
+            self._version = self.db.version()
+            logging.getLogger(__name__).warning("registry not reloaded: %s", exc)
+
+    def close(self) -> None:
+        """Release the registry's connection (PostgreSQL); it reconnects if used again."""
+        self.db.close()
 
     def cached_keys(self) -> list[Key]:
         """The keys as last loaded (no disk read: for per-request checks such as CORS)."""

@@ -8,7 +8,12 @@ one dedup window per project and channel in front of it. Nothing here is module-
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from pathlib import Path
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
 
 import voxloop_core
 
@@ -16,7 +21,8 @@ from .limits import RateLimiter
 from .metrics import Metrics
 from .registry import Registry
 from .settings import Settings
-from .stores import SqliteStore
+from .shared_limits import SharedLimits
+from .stores import PostgresStore, SqliteStore, Store
 
 STORES_DIR = "stores"
 
@@ -26,8 +32,11 @@ class Service:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.registry = Registry(settings.data_dir)
-        self.stores: dict[str, SqliteStore] = {}
+        self.registry = Registry(settings.data_dir, settings.store)
+        self.stores: dict[str, Store] = {}
+        self.pool: Any = None  # asyncpg's pool, on PostgreSQL
+        #: The rate limits the replicas share, on PostgreSQL.
+        self.shared_limits: SharedLimits | None = None
         self.windows: dict[tuple[str, str], voxloop_core.DedupWindow] = {}
         self.key_limiter = RateLimiter(settings.key_rate, settings.key_burst)
         self.address_limiter = RateLimiter(settings.address_rate, settings.address_burst)
@@ -43,11 +52,29 @@ class Service:
     async def open(self) -> None:
         """Load the registry and open the stores of every channel a project has."""
         self.registry.load()
+        if self.settings.postgres:
+            self.pool = await asyncpg.create_pool(
+                self.settings.store,
+                min_size=1,
+                max_size=self.settings.pg_pool_size,
+                command_timeout=30,
+                timeout=10,
+            )
+            settings = self.settings
+            self.shared_limits = SharedLimits(
+                self.pool,
+                f"{socket.gethostname()}:{os.getpid()}",
+                key_rate=settings.key_rate,
+                key_burst=settings.key_burst,
+                address_rate=settings.address_rate,
+                address_burst=settings.address_burst,
+            )
+            self.shared_limits.start()
         channels = {c for p in self.registry.projects() for c in p.channels}
         for channel in sorted(channels | set(voxloop_core.BUILTIN_CHANNELS)):
             await self.store(channel)
 
-    async def store(self, channel: str) -> SqliteStore:
+    async def store(self, channel: str) -> Store:
         """``channel``'s store, opened on first use."""
         found = self.stores.get(channel)
         if found is not None:
@@ -55,16 +82,21 @@ class Service:
         async with self._opening:
             found = self.stores.get(channel)
             if found is None:
-                found = SqliteStore(
-                    self.store_path(channel),
-                    channel,
-                    synchronous=self.settings.synchronous,
-                    max_pending=self.settings.max_pending,
-                    busy_timeout_ms=self.settings.busy_timeout_ms,
-                )
+                found = self._make_store(channel)
                 await found.open()
                 self.stores[channel] = found
         return found
+
+    def _make_store(self, channel: str) -> Store:
+        if self.pool is not None:
+            return PostgresStore(self.pool, channel, max_pending=self.settings.max_pending)
+        return SqliteStore(
+            self.store_path(channel),
+            channel,
+            synchronous=self.settings.synchronous,
+            max_pending=self.settings.max_pending,
+            busy_timeout_ms=self.settings.busy_timeout_ms,
+        )
 
     def window(self, project: str, channel: str) -> voxloop_core.DedupWindow:
         """The dedup window of ``project``'s events on ``channel``."""
@@ -82,4 +114,10 @@ class Service:
     async def close(self) -> None:
         """Stop taking work and let every queued commit land."""
         self.draining = True
+        if self.shared_limits is not None:
+            await self.shared_limits.stop()
         await asyncio.gather(*(store.close() for store in self.stores.values()))
+        if self.pool is not None:
+            await self.pool.close()
+            self.pool = None
+        self.registry.close()

@@ -63,6 +63,12 @@ RULES: Final[Mapping[str, Rule]] = {
     "host": Rule(str, "a host name or IP address", bool),
     "port": Rule(int, "an integer 0-65535", lambda v: 0 <= v <= 65535),
     "data_dir": Rule(Path, "a folder", _always),
+    "store": Rule(
+        str,
+        "sqlite, or a postgresql:// URL",
+        lambda v: v == "sqlite" or v.startswith(("postgresql://", "postgres://")),
+    ),
+    "pg_pool_size": Rule(int, "an integer of at least 1 (connections)", lambda v: v >= 1),
     "synchronous": Rule(str.upper, "FULL or NORMAL", lambda v: v in ("FULL", "NORMAL")),
     "max_body": Rule(int, "an integer of at least 1024 (bytes)", lambda v: v >= 1024),
     "max_pending": Rule(int, "an integer of at least 1 (records)", lambda v: v >= 1),
@@ -90,7 +96,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     Attributes:
         host: address to bind (loopback by default: expose it through a proxy on purpose).
         port: TCP port.
-        data_dir: where the registry and the channel stores live.
+        data_dir: where the registry and the channel stores live (SQLite).
+        store: ``sqlite`` (the files in ``data_dir``), or a ``postgresql://`` URL: the
+            registry and one partition per channel in that database, shared by every replica.
+        pg_pool_size: most connections to PostgreSQL a gateway process opens.
         synchronous: SQLite's ``synchronous`` for the stores. ``FULL`` (default): a 202 survives
             power loss. ``NORMAL``: it survives a process crash, the last commits may not survive
             power loss.
@@ -115,6 +124,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     data_dir: Path = Path(DEFAULT_DATA_DIR)
+    store: str = "sqlite"
+    pg_pool_size: int = 10
     synchronous: Literal["FULL", "NORMAL"] = "FULL"
     max_body: int = 1024 * 1024
     max_pending: int = 50_000
@@ -135,6 +146,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             value = getattr(self, name)
             if not rule.holds(value):
                 raise ConfigError(f"{name} must be {rule.must_be}, got {value!r}")
+
+    @property
+    def postgres(self) -> bool:
+        """Whether the registry and the stores are in PostgreSQL."""
+        return self.store != "sqlite"
 
     @property
     def in_flight_seconds(self) -> int:

@@ -183,6 +183,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=5, help="length of each wrk run")
     parser.add_argument("--http-rounds", type=int, default=3, help="interleaved rounds of wrk runs")
     parser.add_argument(
+        "--pg",
+        default=os.environ.get("VOXLOOP_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        help="PostgreSQL server for the gateway's PostgreSQL mode (fresh databases are made"
+        " there and dropped); '' to leave the mode out. VOXLOOP_BENCH_PG",
+    )
+    parser.add_argument(
         "--peers",
         type=Path,
         default=Path(os.environ.get("VOXLOOP_BENCH_PEERS", DEFAULT_PEERS)),
@@ -194,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.section in ("all", "sdk"):
         print_sdk(sdk_section())
     if args.section in ("all", "http"):
-        return http_section(args.seconds, args.http_rounds, args.peers.resolve())
+        return http_section(args.seconds, args.http_rounds, args.peers.resolve(), args.pg)
     return 0
 
 

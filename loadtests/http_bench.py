@@ -160,21 +160,68 @@ def wrk(
     return Run(rate, rate * batch, p50 / 1000, p99 / 1000, errors)
 
 
-def gateway_env(data_dir: Path) -> tuple[dict[str, str], str]:
+def gateway_env(data_dir: Path, store: str = "sqlite") -> tuple[dict[str, str], str]:
+    """The environment of a gateway on ``store`` with a fresh project, and its server key."""
+    from voxloop_gateway import Settings, migrate
     from voxloop_gateway.registry import Registry
 
-    registry = Registry(data_dir)
+    if store != "sqlite":
+        migrate.migrate(Settings(store=store, data_dir=data_dir))
+    registry = Registry(data_dir, store)
     registry.create_project("bench")
     key, _ = registry.create_key("bench", "server")
     env = {
         "VOXLOOP_DATA_DIR": str(data_dir),
+        "VOXLOOP_STORE": store,
         "VOXLOOP_KEY_RATE": "1e9",
         "VOXLOOP_KEY_BURST": "1e9",
     }
     return env, key
 
 
-def http_section(seconds: int, rounds: int, peers: Path) -> int:
+class PgDatabases:
+    """Fresh PostgreSQL databases for the PostgreSQL mode, dropped at the end; None if there is
+    no server at ``url``."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.made: list[str] = []
+
+    def _admin(self, sql: str) -> None:
+        import asyncio
+
+        import asyncpg  # type: ignore[import-untyped]
+
+        async def run() -> None:
+            conn = await asyncpg.connect(self.url, timeout=5)
+            try:
+                await conn.execute(sql)
+            finally:
+                await conn.close()
+
+        asyncio.run(run())
+
+    def available(self) -> bool:
+        try:
+            self._admin("SELECT 1")
+        except Exception as exc:  # any failure: no PostgreSQL mode
+            print(f"http: PostgreSQL mode skipped, no server at {self.url}: {exc}", file=sys.stderr)
+            return False
+        return True
+
+    def fresh(self) -> str:
+        name = f"voxloop_bench_{len(self.made)}_{os.getpid()}"
+        self._admin(f"DROP DATABASE IF EXISTS {name}")
+        self._admin(f"CREATE DATABASE {name}")
+        self.made.append(name)
+        return self.url.rsplit("/", 1)[0] + "/" + name
+
+    def drop_all(self) -> None:
+        for name in self.made:
+            self._admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def http_section(seconds: int, rounds: int, peers: Path, pg_url: str | None = None) -> int:
     """Run every app in every scenario ``rounds`` times, interleaved; print medians and ratios."""
     if shutil.which("wrk") is None or shutil.which("taskset") is None:
         print(
@@ -186,6 +233,9 @@ def http_section(seconds: int, rounds: int, peers: Path) -> int:
         return 1
     scenarios = [(1, True), (1, False), (100, True), (100, False)]
     figures: dict[tuple[str, int, bool], list[Run]] = {}
+    databases = PgDatabases(pg_url) if pg_url else None
+    if databases is not None and not databases.available():
+        databases = None
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "events.lua"
         script.write_text(WRK_SCRIPT)
@@ -203,12 +253,16 @@ def http_section(seconds: int, rounds: int, peers: Path) -> int:
                         peers,
                     ),
                 ]
+                if databases is not None and unique:  # the PostgreSQL mode: one replica
+                    pg_env, pg_key = gateway_env(data / "pg", databases.fresh())
+                    apps.insert(1, App("gateway_pg", "voxloop_gateway.asgi:app", pg_env, None))
                 for app in apps:
                     app.start()
                     try:
                         if not unique:  # the duplicate stream: its one body is stored first
                             wrk(app, script, batch, False, key, 1)
-                        run = wrk(app, script, batch, unique, key, seconds)
+                        app_key = pg_key if app.name == "gateway_pg" else key
+                        run = wrk(app, script, batch, unique, app_key, seconds)
                     finally:
                         app.stop()
                     figures.setdefault((app.name, batch, unique), []).append(run)
@@ -220,6 +274,8 @@ def http_section(seconds: int, rounds: int, peers: Path) -> int:
                         flush=True,
                     )
         half = _half_rate_latency(Path(tmp), script, figures, seconds)
+    if databases is not None:
+        databases.drop_all()
     _print_http(figures, half)
     return 0
 
@@ -279,6 +335,10 @@ def _print_http(figures: dict[tuple[str, int, bool], list[Run]], half: Run) -> N
     print("  ratios (goals in brackets):")
     for label, value, goal in goals:
         print(f"    {label:<38} {value:6.2f}  [{goal}]")
+    if ("gateway_pg", 1, True) in figures:
+        for batch in (1, 100):
+            pg = rate("gateway_pg", batch) / rate("gateway", batch)
+            print(f"    {f'PostgreSQL / SQLite, {batch}-event':<38} {pg:6.2f}  [>= 0.6]")
     for batch in (1, 100):
         dup = rate("gateway", batch, False) / rate("gateway", batch)
         print(f"    {f'gateway duplicates / unique, {batch}-event':<38} {dup:6.2f}  [>= 1]")

@@ -8,11 +8,15 @@ file per channel) is the embedded default.
 from __future__ import annotations
 
 from ._errors import StoreBusy, StoreError, StoreUnavailable
-from .sqlite import Histograms, SqliteStore, VoteRule, WriteResult
+from .base import Histograms, Store, VoteRule, WriteResult
+from .postgres import PostgresStore
+from .sqlite import SqliteStore
 
 __all__ = [
     "Histograms",
+    "PostgresStore",
     "SqliteStore",
+    "Store",
     "StoreBusy",
     "StoreError",
     "StoreUnavailable",

@@ -29,48 +29,29 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import pathlib
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Final, Literal, NamedTuple, TypeVar
+from typing import Final, Literal, TypeVar
 
 import aiosqlite
-import msgspec
 
 import voxloop_core
 from voxloop_core import METRIC_RANGES, Record
 
-from ._errors import StoreBusy, StoreUnavailable
+from ._errors import StoreUnavailable
+from ._group import DEFAULT_MAX_PENDING, Body, GroupCommit, Pending, Row, encode_body
+from .base import Histograms, VoteRule
 
-#: Most records one transaction takes; a single larger write still goes in one transaction.
-MAX_GROUP_RECORDS: Final = 5_000
-DEFAULT_MAX_PENDING: Final = 20_000
 #: How long a statement waits for another process's lock before failing with "locked".
 DEFAULT_BUSY_TIMEOUT_MS: Final = 5_000
 SCHEMA_VERSION: Final = 2
 HOUR_MS: Final = 3_600_000
-KEY_BYTES: Final = 16
 
 _T = TypeVar("_T")
-
-Histograms = dict[tuple[str, int], list[int]]
-"""(form, hour start in epoch ms) -> counts per score of one metric; index i counts score low+i."""
-
-
-class WriteResult(NamedTuple):
-    """What one ``write()`` did.
-
-    Attributes:
-        stored: records newly stored by this call.
-        duplicates: records the store already held, or that an earlier record of the same call
-            or of an earlier write in the same group commit stored first.
-    """
-
-    stored: int
-    duplicates: int
 
 
 def _hour(ts_column: str) -> str:
@@ -230,58 +211,7 @@ UPDATE main.events SET body = json_set(body, '$.comment', ?)
 WHERE project = ? AND key = ? AND vote_key = ?"""
 
 
-class VoteRule(NamedTuple):
-    """How clicks on an email's rating links are judged (CONTRACT.md, "Email rating links").
-
-    Attributes:
-        edit_window_ms: after the first recorded click, how long another click may still change
-            the vote; a later one is stored as history, ``held = 'late'``.
-        burst_ms: clicks on ``burst_scores`` different scores within this time look like a link
-            scanner: all the clicks of that burst are held as ``quarantined``.
-    """
-
-    edit_window_ms: int
-    burst_ms: int
-
-    @staticmethod
-    def burst_scores(metric: str) -> int:
-        """How many different scores within ``burst_ms`` make a burst: 3, or 2 for thumbs."""
-        low, high = METRIC_RANGES[metric]
-        return min(3, high - low + 1)
-
-
-Row = tuple[object, ...]
-
-
-class _Body(msgspec.Struct, omit_defaults=True, gc=False):
-    """The ``body`` column: what an event says beyond the columns that rules and stats read.
-
-    One JSON text instead of six columns: binding a parameter is the dearest part of an insert
-    from Python, and SQLite's JSON functions still read it (``body ->> '$.comment'``).
-    """
-
-    comment: str | None = None
-    respondent: str | None = None
-    locale: str | None = None
-    tags: list[str] | None = None
-    meta: dict[str, str | int | float | bool] | None = None
-
-
-_encode_body = msgspec.json.Encoder().encode
-
-
-@dataclass(slots=True)
-class _Pending:
-    """One ``write()`` waiting in the queue: its records, their rows and the caller's future."""
-
-    project: str
-    records: Sequence[Record]
-    rows: list[Row]
-    future: asyncio.Future[WriteResult]
-    rule: VoteRule | None = None
-
-
-class SqliteStore:
+class SqliteStore(GroupCommit):
     """One channel's events and hourly aggregates, in one SQLite file, written by group commit.
 
     Use ``await open()`` first and ``await close()`` last (the gateway's lifespan does both).
@@ -322,34 +252,19 @@ class SqliteStore:
         """
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be FULL or NORMAL, got {synchronous!r}")
-        if max_pending < 1:
-            raise ValueError(f"max_pending must be at least 1, got {max_pending}")
         if busy_timeout_ms < 0:
             raise ValueError(f"busy_timeout_ms must be at least 0, got {busy_timeout_ms}")
+        super().__init__(channel, max_pending)
         self.path = pathlib.Path(path)
-        self.channel = channel
-        self.max_pending = max_pending
         self._synchronous = synchronous
         self._busy_timeout_ms = busy_timeout_ms
         self._db: aiosqlite.Connection | None = None
-        self._writer: asyncio.Task[None] | None = None
-        self._accepting = False
-        self._was_opened = False
-        self._queue: collections.deque[_Pending] = collections.deque()
-        self._wakeup = asyncio.Event()
         # Serialises transactions on the one connection: a read or a heartbeat must never run
         # inside the writer's open transaction.
         self._lock = asyncio.Lock()
-        self._pending = 0
-        self._records_per_second = 0.0
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r}, {self.channel!r})"
-
-    @property
-    def pending(self) -> int:
-        """Records queued or being committed, not yet committed (for the queue-depth metric)."""
-        return self._pending
 
     async def open(self) -> None:
         """Open the file, creating it, its folder and the schema if missing; start the writer.
@@ -376,9 +291,7 @@ class SqliteStore:
                 raise StoreUnavailable(f"can't open {where}: {_describe(exc)}") from exc
             raise
         self._db = db
-        self._accepting = True
-        self._was_opened = True
-        self._writer = asyncio.create_task(self._run_writer(), name=f"voxloop-store-{self.channel}")
+        self._start_writer()
 
     async def _prepare(self, db: aiosqlite.Connection, where: str) -> None:
         # busy_timeout first: switching to WAL needs a lock another process may hold.
@@ -389,163 +302,24 @@ class SqliteStore:
         await db.execute(f"PRAGMA synchronous = {self._synchronous}")
         await db.execute("PRAGMA temp_store = MEMORY")
         version = await _scalar(db, "PRAGMA user_version")
-        if not isinstance(version, int) or version > SCHEMA_VERSION:
-            raise StoreUnavailable(
-                f"{where} has schema version {version}; this gateway knows up to"
-                f" {SCHEMA_VERSION}: upgrade the gateway"
-            )
-        if version == 0:
+        if version == 0:  # a new file: made at the current version
             await db.executescript(_SCHEMA)
-            version = SCHEMA_VERSION
-        for step in range(version, SCHEMA_VERSION):
-            await db.executescript(_UPGRADES[step])
+        else:
+            check_version(version, where)
         await db.executescript(_TEMP_SCHEMA)
 
-    async def write(
-        self, project: str, records: Sequence[Record], *, rule: VoteRule | None = None
-    ) -> WriteResult:
-        """Store ``records`` of ``project``; return once the commit holding them is durable.
-
-        The records join the next group commit. Records whose key the store already holds,
-        or that an earlier record of this call or of an earlier write stores first, count as
-        duplicates and change nothing.
-
-        Args:
-            project: the project the records belong to.
-            records: validated records of this store's channel.
-            rule: for clicks on email rating links: the edit window and the burst rule that
-                judge each new vote against the stored ones of its ``vote_key``.
-
-        Returns:
-            How many records this call stored and how many were duplicates.
-
-        Raises:
-            StoreBusy: accepting them would put more than ``max_pending`` records in the queue;
-                raised at once, nothing queued.
-            StoreUnavailable: the store is not open, or their commit failed (nothing of it was
-                stored).
-            ValueError: a record is of another channel, has a malformed key, or a score outside
-                its metric's range (a caller's bug: validate first).
-        """
-        if not self._accepting:
-            state = "closed" if self._was_opened else "not open"
-            raise StoreUnavailable(f"the store of channel {self.channel!r} is {state}")
-        if not records:
-            return WriteResult(0, 0)
-        size = len(records)
-        if self._pending + size > self.max_pending:
-            retry_after = self._retry_after()
-            raise StoreBusy(
-                f"the store of channel {self.channel!r} has {self._pending} records waiting for"
-                f" commit and takes at most {self.max_pending}; retry in {retry_after:.1f} s",
-                retry_after,
-            )
-        rows = self._rows(project, records)
-        future: asyncio.Future[WriteResult] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(project, records, rows, future, rule))
-        self._pending += size
-        self._wakeup.set()
-        return await future
-
-    def _rows(self, project: str, records: Sequence[Record]) -> list[Row]:
-        """The ``events`` rows of ``records``, checked against what the aggregates rely on."""
-        received_ms = time.time_ns() // 1_000_000
-        rows: list[Row] = []
-        for record in records:
-            score_range = METRIC_RANGES.get(record.metric)
-            if (
-                record.channel != self.channel
-                or len(record.key) != KEY_BYTES
-                or score_range is None
-                or not score_range[0] <= record.score <= score_range[1]
-            ):
-                raise ValueError(
-                    f"the store of channel {self.channel!r} takes validated records of its"
-                    f" channel with {KEY_BYTES}-byte keys; got channel {record.channel!r},"
-                    f" {len(record.key)}-byte key, {record.metric} score {record.score}"
-                )
-            body = _Body(record.comment, record.respondent, record.locale, record.tags, record.meta)
-            rows.append(
-                (
-                    project,
-                    record.key,
-                    record.id,
-                    record.ts_ms,
-                    record.form,
-                    record.metric,
-                    record.score,
-                    record.vote_key,
-                    record.vote_key is None,  # a vote counts once ranked, in the same commit
-                    received_ms,
-                    _encode_body(body).decode(),
-                )
-            )
-        return rows
-
-    def _retry_after(self) -> float:
-        """Seconds until the queue has likely drained, from the last commit's speed."""
-        if self._records_per_second <= 0:
-            return 1.0
-        return min(max(self._pending / self._records_per_second, 0.1), 30.0)
-
-    async def _run_writer(self) -> None:
-        """The one writer: commit everything pending, group by group, until closed and empty."""
-        while True:
-            if not self._queue:
-                if not self._accepting:
-                    return
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
-            group = [self._queue.popleft()]
-            size = len(group[0].rows)
-            while self._queue and size + len(self._queue[0].rows) <= MAX_GROUP_RECORDS:
-                item = self._queue.popleft()
-                group.append(item)
-                size += len(item.rows)
-            await self._commit_group(group, size)
-
-    async def _commit_group(self, group: list[_Pending], size: int) -> None:
-        """Commit ``group`` in one transaction and answer each write; never raises on failure."""
-        started = time.perf_counter()
-        try:
-            async with self._lock:
-                stored = await self._transact(group)
-        except asyncio.CancelledError:
-            self._fail(group, "the store was stopped before the commit")
-            raise
-        except Exception as exc:  # every failure must reach the callers, none may kill us
-            logging.getLogger(__name__).warning(
-                "commit of %d records to channel %r failed: %s", size, self.channel, exc
-            )
-            self._fail(group, _describe(exc))
-        else:
-            elapsed = time.perf_counter() - started
-            self._records_per_second = size / max(elapsed, 1e-6)
-            for item, new in zip(group, stored, strict=True):
-                if not item.future.done():  # the caller may have given up (cancelled)
-                    item.future.set_result(WriteResult(new, len(item.rows) - new))
-        finally:
-            self._pending -= size
-
-    def _fail(self, group: list[_Pending], cause: str) -> None:
-        for item in group:
-            if not item.future.done():
-                item.future.set_exception(
-                    StoreUnavailable(
-                        f"the store of channel {self.channel!r} could not commit: {cause};"
-                        " nothing of this write was stored, send it again"
-                    )
-                )
-
-    async def _transact(self, group: list[_Pending]) -> list[int]:
+    async def _transact(self, group: list[Pending]) -> list[int]:
         """Run the group's transaction on the connection's thread; the records each write stored.
 
         The whole transaction is one call into aiosqlite's thread rather than one await per
         statement: each hop between the event loop and that thread costs more than a statement
         of a small group, and the transaction holds the lock for the whole time anyway.
         """
-        return await _in_thread(self._connection(), _store_group, group)
+        async with self._lock:
+            return await _in_thread(self._connection(), _store_group, group)
+
+    def _body(self, record: Record) -> str:
+        return encode_body(Body.of(record)).decode()
 
     async def writable(self) -> bool:
         """Whether a write transaction can be taken and committed right now (for /readyz).
@@ -699,15 +473,51 @@ class SqliteStore:
         Writes already queued get their answer as usual; writes after this raise
         StoreUnavailable. Closing a closed (or never opened) store does nothing.
         """
-        self._accepting = False
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            self._wakeup.set()
-            await writer
+        await self._stop_writer()
         async with self._lock:
             db, self._db = self._db, None
             if db is not None:
                 await db.close()
+
+
+def check_version(version: object, where: str) -> None:
+    """Refuse a file of another schema version than this code's, saying what to do."""
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise StoreUnavailable(
+            f"{where} has schema version {version}; this gateway knows up to"
+            f" {SCHEMA_VERSION}: upgrade the gateway"
+        )
+    if version < SCHEMA_VERSION:
+        raise StoreUnavailable(
+            f"{where} has schema version {version}, this gateway needs {SCHEMA_VERSION}:"
+            " run `voxloop-gateway migrate`"
+        )
+
+
+def file_version(path: pathlib.Path) -> int:
+    """The schema version of the store file at ``path`` (0: new or empty)."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    return version
+
+
+def migrate_file(path: pathlib.Path) -> tuple[int, int]:
+    """Bring the store file at ``path`` to this code's schema version; (from, to).
+
+    Each step runs in its own transaction, so an interrupted migration resumes where it
+    stopped. A file newer than this code is refused.
+    """
+    start = file_version(path)
+    if start > SCHEMA_VERSION:
+        check_version(start, str(path))
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute(f"PRAGMA busy_timeout = {DEFAULT_BUSY_TIMEOUT_MS}")
+        if start == 0:
+            conn.executescript(_SCHEMA)
+        else:
+            for step in range(start, SCHEMA_VERSION):
+                conn.executescript(_UPGRADES[step])
+    return start, SCHEMA_VERSION
 
 
 def _beat(conn: sqlite3.Connection, now_ms: int) -> None:
@@ -741,7 +551,7 @@ def _rollback(conn: sqlite3.Connection) -> None:
         logging.getLogger(__name__).warning("rollback failed: %s", exc)
 
 
-def _store_group(conn: sqlite3.Connection, group: list[_Pending]) -> list[int]:
+def _store_group(conn: sqlite3.Connection, group: list[Pending]) -> list[int]:
     """Store the group's new events and move the aggregates with them, in one transaction.
 
     The unique ``(project, key)`` is the final word on duplicates: the keys the file holds are
@@ -818,7 +628,7 @@ def _hold(conn: sqlite3.Connection, project: str, keys: list[bytes], why: str) -
     )
 
 
-def _known_keys(conn: sqlite3.Connection, group: list[_Pending]) -> set[tuple[str, bytes]]:
+def _known_keys(conn: sqlite3.Connection, group: list[Pending]) -> set[tuple[str, bytes]]:
     """The ``(project, key)`` pairs of ``group`` that the file already holds."""
     wanted: dict[str, set[bytes]] = collections.defaultdict(set)
     for item in group:

@@ -197,7 +197,7 @@ def test_serve_without_a_registry_says_how_to_make_one(
     assert main(["--data-dir", str(tmp_path / "empty"), "serve"]) == 2
     out, err = capsys.readouterr()
     assert err.splitlines() == [
-        f"voxloop-gateway: no registry in {tmp_path / 'empty'}/: run `voxloop-gateway init`"
-        " first (or `make run` for a demo)"
+        f"voxloop-gateway: no registry in {tmp_path / 'empty' / 'registry.sqlite3'}: run"
+        " `voxloop-gateway init` first (or `make run` for a demo)"
     ]
     assert out == "" and not (tmp_path / "empty").exists()

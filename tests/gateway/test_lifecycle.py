@@ -120,6 +120,8 @@ SAMPLES: dict[str, tuple[tuple[str, Any], tuple[str, Any]]] = {
     "host": (("0.0.0.0", "0.0.0.0"), ("::1", "::1")),
     "port": (("9001", 9001), ("9002", 9002)),
     "data_dir": (("/srv/a", Path("/srv/a")), ("/srv/b", Path("/srv/b"))),
+    "store": (("postgresql://a@h/db", "postgresql://a@h/db"), ("sqlite", "sqlite")),
+    "pg_pool_size": (("4", 4), ("8", 8)),
     "synchronous": (("normal", "NORMAL"), ("FULL", "FULL")),
     "max_body": (("2048", 2048), ("4096", 4096)),
     "max_pending": (("5", 5), ("6", 6)),

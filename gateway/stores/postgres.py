@@ -1,0 +1,813 @@
+"""The scale-out channel store: one partition per channel of shared PostgreSQL tables.
+
+Several gateway replicas share one PostgreSQL database and one ``asyncpg.Pool`` each. A
+:class:`PostgresStore` serves one channel: its events and aggregates are the channel's
+partitions of the ``events`` and ``aggregates`` tables (``PARTITION BY LIST (channel)``),
+created by :meth:`PostgresStore.open` when missing. The tables themselves are made by
+:func:`migrate` (``voxloop-gateway migrate``), never by a store.
+
+Group commit, as in the SQLite store: every ``write()`` joins a queue, and one writer task a store
+commits everything pending in ONE transaction, then answers each caller. Inside it:
+
+1. ``pg_advisory_xact_lock`` on every vote group (project, form, ``vote_key``) the group's rows
+   name, in sorted order: two replicas' transactions on one group serialise, and the second
+   re-ranks seeing the first's committed rows (READ COMMITTED: each statement sees what was
+   committed before it started).
+2. One ``INSERT ... SELECT FROM unnest(...) ON CONFLICT (channel, project, key) DO NOTHING
+   RETURNING`` of the rows sorted by key: the unique key is the final word on duplicates, whichever
+   replica got there first.
+3. Clicks on email rating links (writes with a :class:`VoteRule`) are judged against the stored
+   votes of their group: past the edit window ``late``, a scanner's burst ``quarantined``.
+4. The touched vote groups are re-ranked in one ``UPDATE ... RETURNING``: among the events of a
+   group that aren't held, only the greatest by ``(ts_ms, id or "", key)`` counts.
+5. The histogram deltas (the core's ``aggregate`` of the new events, plus -1/+1 for every vote
+   whose ``counted`` flipped) are added in one additive upsert, sorted by primary key, and rows
+   that reach 0 are removed. Replicas never coordinate: counts only add.
+
+Rows are locked in one global order (vote groups, then event keys, then aggregate keys), so
+replicas don't deadlock; if PostgreSQL still reports a deadlock or a serialization failure, the
+transaction is tried again a few times. A write returns only after its COMMIT; a commit that
+failed, or whose answer was lost with the connection, raises StoreUnavailable, and since retries
+are deduplicated by the unique key, sending the write again is always safe.
+
+Durability is PostgreSQL's: with ``synchronous_commit`` on (its default) a committed write
+survives a crash of the database server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import hashlib
+import logging
+import os
+import random
+import re
+import socket
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import asyncpg  # type: ignore[import-untyped]
+
+import voxloop_core
+from voxloop_core import METRIC_RANGES, Record
+
+from ._errors import StoreUnavailable
+from ._group import DEFAULT_MAX_PENDING, Body, GroupCommit, Pending, Row, encode_body
+from .base import Histograms, VoteRule
+
+#: The version of this component's tables that this gateway reads and writes.
+SCHEMA_VERSION: Final = 1
+#: This component's row in ``voxloop_schema``.
+COMPONENT: Final = "store"
+#: The advisory lock every voxloop migration holds while it runs, whatever its component.
+MIGRATION_LOCK: Final = 0x766F786C6F6F7001  # "voxloop" 01
+#: The advisory lock held while a channel's partitions are created.
+PARTITION_LOCK: Final = 0x766F786C6F6F7002
+#: Most records one transaction takes; a single larger write still goes in one transaction.
+#: How many times a transaction is tried when PostgreSQL reports a deadlock or a
+#: serialization failure.
+MAX_ATTEMPTS: Final = 5
+#: Seconds to wait for a pooled connection before a write or read fails.
+ACQUIRE_TIMEOUT_S: Final = 10.0
+#: Seconds ``writable()`` may take before it answers False.
+WRITABLE_TIMEOUT_S: Final = 5.0
+HOUR_MS: Final = 3_600_000
+#: Channel names, as the registry allows them.
+CHANNEL_PATTERN: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+#: PostgreSQL's longest identifier, in bytes.
+_MAX_IDENTIFIER: Final = 63
+
+
+def _hour(ts_column: str) -> str:
+    """SQL for the start of the hour holding ``ts_column``, floored like Python's ``%``."""
+    return f"({ts_column} - (({ts_column} % {HOUR_MS}) + {HOUR_MS}) % {HOUR_MS})"
+
+
+_SCHEMA_TABLE: Final = """
+CREATE TABLE IF NOT EXISTS voxloop_schema (
+    component text PRIMARY KEY,
+    version int NOT NULL
+)"""
+
+# Text compared or ordered by the rules is COLLATE "C": ids order like Python's str (the vote
+# tie-break must agree with every other replica and with SQLite), and byte comparison is faster.
+_STEPS: Final[dict[int, str]] = {
+    # 0 -> 1: the partitioned tables; each store adds its channel's partitions when opened.
+    0: """
+CREATE TABLE events (
+    channel text COLLATE "C" NOT NULL,
+    project text COLLATE "C" NOT NULL,
+    key bytea NOT NULL,
+    id text COLLATE "C",
+    ts_ms bigint NOT NULL,
+    form text COLLATE "C" NOT NULL,
+    metric text COLLATE "C" NOT NULL,
+    score smallint NOT NULL,
+    vote_key text COLLATE "C",
+    counted boolean NOT NULL,
+    held text COLLATE "C" CHECK (held IN ('quarantined', 'late')),
+    received_ms bigint NOT NULL,
+    body jsonb NOT NULL,
+    PRIMARY KEY (channel, project, key)
+) PARTITION BY LIST (channel);
+CREATE INDEX events_by_vote ON events (channel, project, form, vote_key)
+    WHERE vote_key IS NOT NULL;
+CREATE INDEX events_held ON events (channel, project, metric, held) WHERE held IS NOT NULL;
+-- No CHECK (count >= 0): PostgreSQL tests it on the row an upsert proposes, before the
+-- conflict, so adding a -1 to a row would fail.
+CREATE TABLE aggregates (
+    channel text COLLATE "C" NOT NULL,
+    project text COLLATE "C" NOT NULL,
+    metric text COLLATE "C" NOT NULL,
+    form text COLLATE "C" NOT NULL,
+    hour bigint NOT NULL,
+    score smallint NOT NULL,
+    count bigint NOT NULL,
+    PRIMARY KEY (channel, project, metric, form, hour, score)
+) PARTITION BY LIST (channel);
+CREATE TABLE heartbeat (
+    channel text COLLATE "C" NOT NULL,
+    replica text COLLATE "C" NOT NULL,
+    at_ms bigint NOT NULL,
+    PRIMARY KEY (channel, replica)
+);
+""",
+}
+
+_VERSION: Final = "SELECT version FROM voxloop_schema WHERE component = $1"
+_SET_VERSION: Final = """
+INSERT INTO voxloop_schema (component, version) VALUES ($1, $2)
+ON CONFLICT (component) DO UPDATE SET version = excluded.version"""
+_PARTITION: Final = (
+    "CREATE TABLE IF NOT EXISTS {name} PARTITION OF {parent} FOR VALUES IN ({value})"
+)
+# The array is sorted: unnest yields it in order, and the aggregate takes the locks in that order.
+_LOCK_GROUPS: Final = "SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k"
+_INSERT_EVENTS: Final = """
+INSERT INTO {events} AS e (channel, project, key, id, ts_ms, form, metric, score, vote_key,
+                           counted, received_ms, body)
+SELECT $1, r.project, r.key, r.id, r.ts_ms, r.form, r.metric, r.score, r.vote_key, r.counted,
+       r.received_ms, r.body::jsonb
+FROM unnest($2::text[], $3::bytea[], $4::text[], $5::bigint[], $6::text[], $7::text[],
+            $8::smallint[], $9::text[], $10::boolean[], $11::bigint[], $12::text[])
+    AS r(project, key, id, ts_ms, form, metric, score, vote_key, counted, received_ms, body)
+ON CONFLICT (channel, project, key) DO NOTHING
+RETURNING e.project, e.key"""
+_VOTES_OF: Final = """
+SELECT e.project, e.form, e.vote_key, e.key, e.score, e.received_ms, e.held
+FROM unnest($1::text[], $2::text[], $3::text[]) AS g(project, form, vote_key)
+JOIN {events} AS e ON e.project = g.project AND e.form = g.form AND e.vote_key = g.vote_key
+ORDER BY e.project, e.form, e.vote_key, e.key"""
+_HOLD: Final = """
+UPDATE {events} AS e SET held = h.held
+FROM unnest($1::text[], $2::bytea[], $3::text[]) AS h(project, key, held)
+WHERE e.project = h.project AND e.key = h.key"""
+# The groups a commit touched are re-ranked over all their stored events that aren't held (a
+# held one never counts); every event whose rank disagrees with its flag flips, and comes back
+# so that the aggregates move by -1 for one that stops counting, +1 for one that starts. New
+# vote events were inserted with counted = false.
+_RERANK: Final = """
+UPDATE {events} AS e SET counted = r.should
+FROM (
+    SELECT project, key, should FROM (
+        SELECT v.project, v.key, v.counted,
+            v.held IS NULL AND row_number() OVER (
+                PARTITION BY v.project, v.form, v.vote_key, v.held IS NULL
+                ORDER BY v.ts_ms DESC, coalesce(v.id, '') DESC, v.key DESC
+            ) = 1 AS should
+        FROM unnest($1::text[], $2::text[], $3::text[]) AS g(project, form, vote_key)
+        JOIN {events} AS v
+            ON v.project = g.project AND v.form = g.form AND v.vote_key = g.vote_key
+    ) AS ranked
+    WHERE should <> counted
+) AS r
+WHERE e.project = r.project AND e.key = r.key
+RETURNING e.project, e.metric, e.form, e.ts_ms, e.score, e.counted"""
+_ADD_COUNTS: Final = """
+INSERT INTO {aggregates} AS a (channel, project, metric, form, hour, score, count)
+SELECT $1, d.project, d.metric, d.form, d.hour, d.score, d.count
+FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::smallint[], $7::bigint[])
+    AS d(project, metric, form, hour, score, count)
+ON CONFLICT (channel, project, metric, form, hour, score)
+    DO UPDATE SET count = a.count + excluded.count
+RETURNING a.project, a.metric, a.form, a.hour, a.score, a.count"""
+# Runs only on rows the upsert just changed, so it never waits for another transaction's lock.
+_REMOVE_EMPTIED: Final = """
+DELETE FROM {aggregates} AS a
+USING unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::smallint[])
+    AS d(project, metric, form, hour, score)
+WHERE a.project = d.project AND a.metric = d.metric AND a.form = d.form AND a.hour = d.hour
+    AND a.score = d.score AND a.count = 0"""
+_HEARTBEAT: Final = """
+INSERT INTO heartbeat (channel, replica, at_ms) VALUES ($1, $2, $3)
+ON CONFLICT (channel, replica) DO UPDATE SET at_ms = excluded.at_ms"""
+# ``{filters}`` takes the optional conditions on form and hour.
+_HOURLY: Final = """
+SELECT form, hour, score, count FROM {aggregates}
+WHERE project = $1 AND metric = $2{filters}"""
+_SCAN: Final = f"""
+SELECT form, hour, score, count(*) FROM (
+    SELECT form, {_hour("ts_ms")} AS hour, score FROM {{events}}
+    WHERE project = $1 AND metric = $2 AND counted
+) AS counted_events WHERE true{{filters}}
+GROUP BY form, hour, score"""
+_QUARANTINED: Final = f"""
+SELECT form, hour, score, count(*) FROM (
+    SELECT form, {_hour("ts_ms")} AS hour, score FROM {{events}}
+    WHERE project = $1 AND metric = $2 AND held = 'quarantined'
+) AS held_events WHERE true{{filters}}
+GROUP BY form, hour, score"""
+_ATTACH_COMMENT: Final = """
+UPDATE {events} SET body = jsonb_set(body, '{{comment}}', to_jsonb($1::text))
+WHERE project = $2 AND key = $3 AND vote_key = $4"""
+
+#: (project, metric, form, hour, score): one aggregate row's key.
+AggregateKey = tuple[str, str, str, int, int]
+_RETRYABLE: Final = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+#: A ``\u0000`` escape in JSON text: preceded by an even number of backslashes.
+_NUL_ESCAPE: Final = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+@dataclass(frozen=True, slots=True)
+class _Statements:
+    """The SQL of one channel's store, naming its partitions."""
+
+    insert_events: str
+    votes_of: str
+    hold: str
+    rerank: str
+    add_counts: str
+    remove_emptied: str
+    hourly: str
+    scan: str
+    quarantined: str
+    attach_comment: str
+
+    @classmethod
+    def of(cls, events: str, aggregates: str) -> _Statements:
+        def sql(template: str) -> str:
+            return template.format(events=events, aggregates=aggregates, filters="{filters}")
+
+        return cls(
+            sql(_INSERT_EVENTS),
+            sql(_VOTES_OF),
+            sql(_HOLD),
+            sql(_RERANK),
+            sql(_ADD_COUNTS),
+            sql(_REMOVE_EMPTIED),
+            sql(_HOURLY),
+            sql(_SCAN),
+            sql(_QUARANTINED),
+            sql(_ATTACH_COMMENT),
+        )
+
+
+class PostgresStore(GroupCommit):
+    """One channel's events and hourly aggregates, in its partitions of shared PostgreSQL tables.
+
+    Use ``await open()`` first and ``await close()`` last (the gateway's lifespan does both).
+    Any number of tasks may call ``write()`` concurrently; one writer task commits for them all,
+    and any number of replicas may write the same channel at once.
+
+    Attributes:
+        channel: the channel whose events this store keeps.
+        max_pending: most records that may wait for commit before ``write()`` raises StoreBusy.
+        replica: the name this gateway's heartbeat row goes by.
+    """
+
+    channel: str
+    max_pending: int
+    replica: str
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        channel: str,
+        *,
+        max_pending: int = DEFAULT_MAX_PENDING,
+        replica: str | None = None,
+    ) -> None:
+        """Describe the store; nothing is read or created until :meth:`open`.
+
+        Args:
+            pool: the gateway's pool, shared by all its channel stores; the store never
+                closes it.
+            channel: the channel it serves; ``write()`` refuses records of another channel.
+            max_pending: most records that may wait for commit; past it writes get StoreBusy.
+            replica: this gateway's name in the heartbeat table; ``hostname:pid`` if None.
+
+        Raises:
+            ValueError: ``channel`` is not a channel name, or ``max_pending`` is below 1.
+        """
+        if CHANNEL_PATTERN.fullmatch(channel) is None:
+            raise ValueError(
+                f"channel must be 1-64 characters of a-z 0-9 _ -, starting with a letter or"
+                f" digit; got {channel!r}"
+            )
+        super().__init__(channel, max_pending)
+        self.replica = replica if replica is not None else f"{socket.gethostname()}:{os.getpid()}"
+        self._pool = pool
+        self._events = _quote_identifier(partition_name("events", channel))
+        self._aggregates = _quote_identifier(partition_name("aggregates", channel))
+        self._sql = _Statements.of(self._events, self._aggregates)
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self.channel!r}, replica={self.replica!r})"
+
+    async def open(self) -> None:
+        """Check the schema version, create the channel's partitions if missing, start the writer.
+
+        Opening an open store does nothing.
+
+        Raises:
+            StoreUnavailable: PostgreSQL can't be reached, or its schema is not the version this
+                gateway needs (never migrated, older, or newer); the message says what to do.
+        """
+        if self._accepting:
+            return
+        where = f"the store of channel {self.channel!r}"
+        try:
+            async with self._connection() as conn:
+                version = await schema_version(conn)
+                if version < SCHEMA_VERSION:
+                    raise StoreUnavailable(
+                        f"can't open {where}: its PostgreSQL schema is at version {version},"
+                        f" this gateway needs {SCHEMA_VERSION}: run `voxloop-gateway migrate`"
+                    )
+                if version > SCHEMA_VERSION:
+                    raise StoreUnavailable(
+                        f"can't open {where}: its PostgreSQL schema is at version {version},"
+                        f" this gateway knows up to {SCHEMA_VERSION}: upgrade the gateway"
+                    )
+                await self._create_partitions(conn)
+        except _DATABASE_ERRORS as exc:
+            raise StoreUnavailable(f"can't open {where} in PostgreSQL: {_describe(exc)}") from exc
+        self._start_writer()
+
+    async def _create_partitions(self, conn: asyncpg.Connection) -> None:
+        value = _quote_literal(self.channel)
+        async with conn.transaction():
+            # Two replicas opening a new channel at once would both try to create it.
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", PARTITION_LOCK)
+            for parent, name in (("events", self._events), ("aggregates", self._aggregates)):
+                await conn.execute(_PARTITION.format(name=name, parent=parent, value=value))
+
+    def _body(self, record: Record) -> str:
+        return _body_json(record)
+
+    async def _transact(self, group: list[Pending]) -> list[int]:
+        """Commit the group in one transaction, tried again after a deadlock; what each stored."""
+        plan = _Plan.of(self.channel, group)
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                async with self._connection() as conn, conn.transaction():
+                    return await self._store_group(conn, group, plan)
+            except _RETRYABLE as exc:
+                if attempt == MAX_ATTEMPTS:
+                    raise
+                logging.getLogger(__name__).info(
+                    "commit to channel %r tried again (attempt %d): %s",
+                    self.channel,
+                    attempt,
+                    _describe(exc),
+                )
+                await asyncio.sleep(random.uniform(0.0, 0.01 * 2**attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _store_group(
+        self, conn: asyncpg.Connection, group: list[Pending], plan: _Plan
+    ) -> list[int]:
+        """The group's transaction: lock vote groups, insert, judge, re-rank, add the counts."""
+        sql = self._sql
+        if plan.locks:
+            await conn.execute(_LOCK_GROUPS, plan.locks)
+        inserted: set[tuple[str, bytes]] = set()
+        if plan.rows:
+            columns = _columns(plan.rows, 11)
+            found = await conn.fetch(sql.insert_events, self.channel, *columns)
+            inserted = {(project, bytes(key)) for project, key in found}
+        stored: list[int] = []
+        fresh: dict[str, list[Record]] = collections.defaultdict(list)
+        touched: set[tuple[str, str, str]] = set()
+        judged: list[tuple[str, Record, int, VoteRule]] = []
+        for item in group:
+            new = 0
+            for record, row in zip(item.records, item.rows, strict=True):
+                if (item.project, record.key) not in inserted:
+                    continue
+                inserted.discard((item.project, record.key))  # later copies are duplicates
+                new += 1
+                if record.vote_key is None:
+                    fresh[item.project].append(record)
+                else:
+                    touched.add((item.project, record.form, record.vote_key))
+                    if item.rule is not None:
+                        received_ms = row[9]
+                        assert isinstance(received_ms, int)
+                        judged.append((item.project, record, received_ms, item.rule))
+            stored.append(new)
+        if judged:
+            await self._judge(conn, judged)
+        deltas = _count_deltas(fresh)
+        if touched:
+            groups = sorted(touched)
+            flips = await conn.fetch(sql.rerank, *_columns(groups, 3))
+            for project, metric, form, ts_ms, score, counted in flips:
+                key = (project, metric, form, ts_ms - ts_ms % HOUR_MS, score)
+                deltas[key] += 1 if counted else -1
+        await self._add_counts(conn, deltas)
+        return stored
+
+    async def _judge(
+        self, conn: asyncpg.Connection, judged: list[tuple[str, Record, int, VoteRule]]
+    ) -> None:
+        """Hold just-stored clicks as ``late`` or, with their burst, ``quarantined``.
+
+        Runs after the insert and before the re-ranking, under the groups' locks, so it sees
+        every stored vote of each group and the re-ranking sees the held flags. The clicks are
+        judged one by one in the order they arrived, each seeing the flags the earlier ones set,
+        exactly as the SQLite store does, but with one read and one update for the whole group.
+        """
+        groups = sorted({(project, r.form, r.vote_key or "") for project, r, _, _ in judged})
+        votes: dict[tuple[str, str, str], dict[bytes, list[Any]]] = collections.defaultdict(dict)
+        for project, form, vote_key, key, score, at_ms, held in await conn.fetch(
+            self._sql.votes_of, *_columns(groups, 3)
+        ):
+            votes[(project, form, vote_key)][bytes(key)] = [score, at_ms, held]
+        holds: dict[tuple[str, bytes], str] = {}
+        for project, record, received_ms, rule in judged:
+            group = votes[(project, record.form, record.vote_key or "")]
+            first_ms = min(
+                (at for _, at, held in group.values() if held != "late"), default=received_ms
+            )
+            if received_ms - first_ms > rule.edit_window_ms:
+                hold: Iterable[bytes] = [record.key]
+                why = "late"
+            else:
+                burst = [
+                    (key, score)
+                    for key, (score, at, held) in group.items()
+                    if held != "late" and received_ms - at <= rule.burst_ms
+                ]
+                if len({score for _, score in burst}) < VoteRule.burst_scores(record.metric):
+                    continue
+                hold = [key for key, _ in burst]
+                why = "quarantined"
+            for key in hold:
+                group[key][2] = why
+                holds[(project, key)] = why
+        if holds:
+            changes = sorted((project, key, why) for (project, key), why in holds.items())
+            await conn.execute(self._sql.hold, *_columns(changes, 3))
+
+    async def _add_counts(self, conn: asyncpg.Connection, deltas: dict[AggregateKey, int]) -> None:
+        """Add ``deltas`` to the aggregate rows in primary-key order; remove rows emptied."""
+        changes = sorted((*key, delta) for key, delta in deltas.items() if delta)
+        if not changes:
+            return
+        rows = await conn.fetch(self._sql.add_counts, self.channel, *_columns(changes, 6))
+        emptied = [tuple(row)[:5] for row in rows if row[5] == 0]
+        if emptied:
+            await conn.execute(self._sql.remove_emptied, *_columns(emptied, 5))
+
+    async def writable(self) -> bool:
+        """Whether a write can be committed right now (for /readyz).
+
+        It commits this replica's heartbeat row, so a database that is down, unreachable,
+        read-only (a standby) or out of disk answers False; once PostgreSQL is back the next
+        heartbeat answers True again, without restarting the gateway. Never raises.
+        """
+        if not self._accepting:
+            return False
+        try:
+            async with asyncio.timeout(WRITABLE_TIMEOUT_S), self._connection() as conn:
+                now_ms = time.time_ns() // 1_000_000
+                await conn.execute(_HEARTBEAT, self.channel, self.replica, now_ms)
+        except Exception:
+            return False
+        return True
+
+    async def hourly(
+        self,
+        project: str,
+        metric: str,
+        *,
+        forms: Sequence[str] | None = None,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> Histograms:
+        """Hourly histograms of ``metric`` for ``project``, read from the aggregate rows.
+
+        This is the fast path of the stats API: it reads one row per form, hour and score.
+
+        Args:
+            project: the project asked about.
+            metric: one of the contract's metrics.
+            forms: only these forms (an empty sequence matches none); None for all.
+            start_ms: only hours starting at or after this epoch ms.
+            end_ms: only hours starting before this epoch ms.
+
+        Returns:
+            (form, hour start) -> counts per score, for every hour with at least one response.
+
+        Raises:
+            ValueError: ``metric`` is not one of the contract's metrics.
+            StoreUnavailable: the store is not open, or the read failed.
+        """
+        return await self._histograms(self._sql.hourly, project, metric, forms, start_ms, end_ms)
+
+    async def scan(
+        self,
+        project: str,
+        metric: str,
+        *,
+        forms: Sequence[str] | None = None,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> Histograms:
+        """The same as :meth:`hourly`, recomputed from the counted events themselves.
+
+        The ground truth the aggregates must equal; it reads every event of the project and
+        metric, so it is for tests and audits, not for serving stats.
+        """
+        return await self._histograms(self._sql.scan, project, metric, forms, start_ms, end_ms)
+
+    async def quarantined(
+        self,
+        project: str,
+        metric: str,
+        *,
+        forms: Sequence[str] | None = None,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+    ) -> Histograms:
+        """Hourly histograms of the votes held as quarantined (a scanner's clicks).
+
+        Kept apart from the score, so that the stats can say how many there were; few rows,
+        found through a partial index.
+        """
+        return await self._histograms(
+            self._sql.quarantined, project, metric, forms, start_ms, end_ms
+        )
+
+    async def attach_comment(self, project: str, key: bytes, vote_key: str, comment: str) -> bool:
+        """Set the comment of the stored vote ``key`` of ``vote_key``; False if there is none.
+
+        The comment a person adds on an email rating page belongs to the vote they just cast;
+        it changes no score, so the aggregates stay as they are.
+
+        Raises:
+            StoreUnavailable: the store is not open, or the commit failed.
+        """
+        self._check_open()
+        try:
+            async with self._connection() as conn:
+                status = await conn.execute(
+                    self._sql.attach_comment, comment.replace("\x00", ""), project, key, vote_key
+                )
+        except _DATABASE_ERRORS as exc:
+            raise StoreUnavailable(
+                f"the store of channel {self.channel!r} could not commit: {_describe(exc)}"
+            ) from exc
+        return bool(status == "UPDATE 1")
+
+    async def _histograms(
+        self,
+        select: str,
+        project: str,
+        metric: str,
+        forms: Sequence[str] | None,
+        start_ms: int | None,
+        end_ms: int | None,
+    ) -> Histograms:
+        score_range = METRIC_RANGES.get(metric)
+        if score_range is None:
+            known = ", ".join(METRIC_RANGES)
+            raise ValueError(f"unknown metric {metric!r}; expected one of {known}")
+        self._check_open()
+        low, high = score_range
+        filters: list[str] = []
+        params: list[object] = [project, metric]
+        if forms is not None:
+            params.append(list(forms))
+            filters.append(f" AND form = ANY(${len(params)}::text[])")
+        if start_ms is not None:
+            params.append(start_ms)
+            filters.append(f" AND hour >= ${len(params)}")
+        if end_ms is not None:
+            params.append(end_ms)
+            filters.append(f" AND hour < ${len(params)}")
+        try:
+            async with self._connection() as conn:
+                rows = await conn.fetch(select.format(filters="".join(filters)), *params)
+        except _DATABASE_ERRORS as exc:
+            raise StoreUnavailable(
+                f"the store of channel {self.channel!r} could not be read: {_describe(exc)}"
+            ) from exc
+        out: Histograms = {}
+        for form, hour, score, count in rows:
+            counts = out.get((form, hour))
+            if counts is None:
+                counts = out[(form, hour)] = [0] * (high - low + 1)
+            counts[score - low] += count
+        return out
+
+    def _check_open(self) -> None:
+        if not self._accepting:
+            state = "closed" if self._was_opened else "not open"
+            raise StoreUnavailable(f"the store of channel {self.channel!r} is {state}")
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection of the pool, terminated rather than reused if it may be broken.
+
+        A connection that failed for any reason but an error PostgreSQL reported on a healthy
+        session (a connection lost mid-statement, asyncpg's protocol in a bad state, a
+        timeout, a cancellation) is terminated, so the pool opens a new one the next time
+        instead of handing out a broken one.
+        """
+        conn = await self._pool.acquire(timeout=ACQUIRE_TIMEOUT_S)
+        try:
+            yield conn
+        except BaseException as exc:
+            reported = isinstance(exc, asyncpg.PostgresError | StoreUnavailable)
+            # InterfaceError: the pool already took the connection back as its socket closed.
+            with contextlib.suppress(asyncpg.InterfaceError):
+                if not reported or isinstance(exc, _SESSION_LOST) or conn.is_in_transaction():
+                    conn.terminate()
+            raise
+        finally:
+            await self._pool.release(conn)
+
+    async def close(self) -> None:
+        """Stop taking writes, let every queued write commit, stop the writer.
+
+        Writes already queued get their answer as usual; writes after this raise
+        StoreUnavailable. The pool stays open: it belongs to the gateway. Closing a closed (or
+        never opened) store does nothing.
+        """
+        await self._stop_writer()
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What a group's transaction sends, computed once and reused when it is tried again.
+
+    Attributes:
+        rows: the ``events`` rows, the first of each ``(project, key)`` in the group only,
+            sorted by ``(project, key)`` so that replicas inserting the same keys lock them in
+            the same order.
+        locks: the sorted advisory lock keys of every vote group the rows name.
+    """
+
+    rows: list[Row]
+    locks: list[int]
+
+    @classmethod
+    def of(cls, channel: str, group: list[Pending]) -> _Plan:
+        first: dict[tuple[str, bytes], Row] = {}
+        locks: set[int] = set()
+        for item in group:
+            for record, row in zip(item.records, item.rows, strict=True):
+                if first.setdefault((item.project, record.key), row) is row and record.vote_key:
+                    locks.add(vote_lock(channel, item.project, record.form, record.vote_key))
+        return cls([first[k] for k in sorted(first)], sorted(locks))
+
+
+def vote_lock(channel: str, project: str, form: str, vote_key: str) -> int:
+    """The advisory lock key (a signed 64-bit int) of one vote group of one channel."""
+    name = "\n".join((channel, project, form, vote_key)).encode()
+    return int.from_bytes(hashlib.blake2b(name, digest_size=8).digest(), "big", signed=True)
+
+
+def partition_name(table: str, channel: str) -> str:
+    """The name of ``channel``'s partition of ``table``, within PostgreSQL's 63 bytes.
+
+    ``events_web`` for short names; a long channel name is cut and given a hash of the whole,
+    so that two long names sharing a beginning still get different partitions.
+    """
+    name = f"{table}_{channel}"
+    if len(name) <= _MAX_IDENTIFIER:
+        return name
+    digest = hashlib.blake2b(channel.encode(), digest_size=6).hexdigest()
+    keep = _MAX_IDENTIFIER - len(table) - len(digest) - 2
+    return f"{table}_{channel[:keep]}_{digest}"
+
+
+async def schema_version(db: asyncpg.Connection | asyncpg.Pool) -> int:
+    """The version of the store's tables in ``db``'s database (its search path); 0 if none.
+
+    Raises:
+        asyncpg.PostgresError, OSError: the database could not be read.
+    """
+    async with _using(db) as conn:
+        if await conn.fetchval("SELECT to_regclass('voxloop_schema')") is None:
+            return 0
+        version = await conn.fetchval(_VERSION, COMPONENT)
+    return int(version) if version is not None else 0
+
+
+async def migrate(db: asyncpg.Connection | asyncpg.Pool) -> tuple[int, int]:
+    """Bring the store's tables to :data:`SCHEMA_VERSION`, one step a transaction.
+
+    Every step runs under the advisory lock :data:`MIGRATION_LOCK`, so two ``migrate`` runs
+    (or a run of another component's migration that takes the same lock) never race: the second
+    finds the work done. Running it on an up-to-date database does nothing.
+
+    Returns:
+        (the version found, the version left), equal when there was nothing to do.
+
+    Raises:
+        StoreUnavailable: the database's schema is newer than this gateway knows.
+        asyncpg.PostgresError, OSError: a step failed; it was rolled back, and the steps
+            before it stay committed.
+    """
+    found: int | None = None
+    async with _using(db) as conn:
+        while True:
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+                await conn.execute(_SCHEMA_TABLE)
+                version = int(await conn.fetchval(_VERSION, COMPONENT) or 0)
+                if found is None:
+                    found = version
+                if version > SCHEMA_VERSION:
+                    raise StoreUnavailable(
+                        f"the PostgreSQL schema of the stores is at version {version}, this"
+                        f" gateway knows up to {SCHEMA_VERSION}: upgrade the gateway"
+                    )
+                if version == SCHEMA_VERSION:
+                    return found, version
+                await conn.execute(_STEPS[version])
+                await conn.execute(_SET_VERSION, COMPONENT, version + 1)
+                logging.getLogger(__name__).info(
+                    "migrated the stores' schema from version %d to %d", version, version + 1
+                )
+
+
+@contextlib.asynccontextmanager
+async def _using(db: asyncpg.Connection | asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """``db`` itself if it is a connection, else one of the pool's for the time being."""
+    if isinstance(db, asyncpg.Pool):
+        async with db.acquire() as conn:
+            yield conn
+    else:
+        yield db
+
+
+def _body_json(record: Record) -> str:
+    """The ``body`` column as JSON text, without NUL characters, which jsonb can't hold.
+
+    The core leaves tags and meta as sent; a NUL in one would otherwise fail the whole group
+    commit, and again at every retry.
+    """
+    text = encode_body(Body.of(record)).decode()
+    return _NUL_ESCAPE.sub(r"\1", text) if "\\u0000" in text else text
+
+
+def _count_deltas(fresh: dict[str, list[Record]]) -> collections.Counter[AggregateKey]:
+    """The core's histogram deltas of each project's new records, per aggregate row."""
+    deltas: collections.Counter[AggregateKey] = collections.Counter()
+    for project, records in fresh.items():
+        for (_channel, form, metric, hour), counts in voxloop_core.aggregate(records).items():
+            low = METRIC_RANGES[metric][0]
+            for offset, count in enumerate(counts):
+                if count:
+                    deltas[(project, metric, form, hour, low + offset)] += count
+    return deltas
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """``rows`` as ``width`` column lists, for ``unnest``; empty lists when there are none."""
+    if not rows:
+        return [[] for _ in range(width)]
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+def _quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _quote_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+#: What a failed database call raises: PostgreSQL's errors, asyncpg's own (a closed or broken
+#: connection), the network's, and timeouts.
+_DATABASE_ERRORS: Final = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+
+
+#: Errors PostgreSQL reports on a session that stays usable are the only ones that leave a
+#: connection fit for reuse; these ones among them mean the session is gone.
+_SESSION_LOST: Final = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"

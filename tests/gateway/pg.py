@@ -1,0 +1,124 @@
+"""A fresh PostgreSQL database per test, and a TCP relay that can cut the gateway off from it.
+
+``VOXLOOP_TEST_PG`` names the server (default ``postgresql://postgres@127.0.0.1:5432/test``).
+Without a reachable server the tests skip, unless ``CI`` is set: then they fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+import threading
+from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg  # type: ignore[import-untyped]
+import pytest
+
+BASE_URL = os.environ.get("VOXLOOP_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def with_database(url: str, database: str, port: int | None = None) -> str:
+    """``url`` naming ``database`` (and ``port``) instead of its own."""
+    parts = urlsplit(url)
+    netloc = parts.netloc if port is None else f"{parts.netloc.rsplit(':', 1)[0]}:{port}"
+    return urlunsplit(parts._replace(path=f"/{database}", netloc=netloc))
+
+
+async def _admin(sql: str) -> None:
+    conn = await asyncpg.connect(BASE_URL, timeout=10)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """The URL of a new, empty database, dropped after the test."""
+    name = f"voxloop_t_{secrets.token_hex(6)}"
+    try:
+        asyncio.run(_admin(f"CREATE DATABASE {name}"))
+    except (OSError, asyncpg.PostgresError) as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL at {BASE_URL} is required in CI: {exc}")
+        pytest.skip(f"no PostgreSQL at {BASE_URL}: {exc}")
+    yield with_database(BASE_URL, name)
+    asyncio.run(_admin(f"DROP DATABASE {name} WITH (FORCE)"))
+
+
+class Relay:
+    """A TCP relay on loopback to PostgreSQL that can be cut (as if the server went away).
+
+    ``cut()`` closes every relayed connection and refuses new ones; ``mend()`` accepts again.
+    """
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.listener.getsockname()[1]
+        self.open = True
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.open:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def cut(self) -> None:
+        self.open = False
+        with self._lock:
+            for s in self._sockets:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+            self._sockets.clear()
+
+    def mend(self) -> None:
+        self.open = True
+
+    def close(self) -> None:
+        self.cut()
+        self.listener.close()
+
+
+@pytest.fixture
+def relay() -> Iterator[Relay]:
+    parts = urlsplit(BASE_URL)
+    made = Relay(parts.hostname or "127.0.0.1", parts.port or 5432)
+    yield made
+    made.close()
