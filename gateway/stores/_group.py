@@ -81,7 +81,7 @@ class GroupCommit(abc.ABC):
             raise ValueError(f"max_pending must be at least 1, got {max_pending}")
         self.channel = channel
         self.max_pending = max_pending
-        self._writer: asyncio.Task[None] | None = None
+        self._writers: list[asyncio.Task[None]] = []
         self._accepting = False
         self._was_opened = False
         self._queue: collections.deque[Pending] = collections.deque()
@@ -102,18 +102,23 @@ class GroupCommit(abc.ABC):
     def _body(self, record: Record) -> str:
         """The ``body`` column of ``record``, as the database takes it."""
 
-    def _start_writer(self) -> None:
+    def _start_writer(self, writers: int = 1) -> None:
+        """Start taking writes, committed by ``writers`` tasks (more than one only where the
+        database takes concurrent transactions on several connections)."""
         self._accepting = True
         self._was_opened = True
-        self._writer = asyncio.create_task(self._run_writer(), name=f"voxloop-store-{self.channel}")
+        self._writers = [
+            asyncio.create_task(self._run_writer(), name=f"voxloop-store-{self.channel}-{n}")
+            for n in range(writers)
+        ]
 
     async def _stop_writer(self) -> None:
         """Stop taking writes and wait until every queued one is answered."""
         self._accepting = False
-        writer, self._writer = self._writer, None
-        if writer is not None:
+        writers, self._writers = self._writers, []
+        if writers:
             self._wakeup.set()
-            await writer
+            await asyncio.gather(*writers)
 
     async def write(
         self, project: str, records: Sequence[Record], *, rule: VoteRule | None = None

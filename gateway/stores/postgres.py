@@ -71,6 +71,10 @@ PARTITION_LOCK: Final = 0x766F786C6F6F7002
 #: How many times a transaction is tried when PostgreSQL reports a deadlock or a
 #: serialization failure.
 MAX_ATTEMPTS: Final = 5
+#: Group commits one store keeps in flight at once, each on its own connection: while one waits
+#: for PostgreSQL (and its fsync), the next group is sent. They are as safe together as two
+#: replicas' commits: the unique key, the sorted locks and the advisory locks see to it.
+WRITERS: Final = 3
 #: Seconds to wait for a pooled connection before a write or read fails.
 ACQUIRE_TIMEOUT_S: Final = 10.0
 #: Seconds ``writable()`` may take before it answers False.
@@ -346,7 +350,7 @@ class PostgresStore(GroupCommit):
                 await self._create_partitions(conn)
         except _DATABASE_ERRORS as exc:
             raise StoreUnavailable(f"can't open {where} in PostgreSQL: {_describe(exc)}") from exc
-        self._start_writer()
+        self._start_writer(WRITERS)
 
     async def _create_partitions(self, conn: asyncpg.Connection) -> None:
         value = _quote_literal(self.channel)
