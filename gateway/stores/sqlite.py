@@ -43,8 +43,16 @@ import voxloop_core
 from voxloop_core import METRIC_RANGES, Record
 
 from ._errors import StoreUnavailable
-from ._group import DEFAULT_MAX_PENDING, Body, GroupCommit, Pending, Row, encode_body
-from .base import Histograms, VoteRule
+from .base import (
+    DEFAULT_MAX_PENDING,
+    Body,
+    HistogramKind,
+    Pending,
+    Row,
+    Store,
+    VoteRule,
+    encode_body,
+)
 
 #: How long a statement waits for another process's lock before failing with "locked".
 DEFAULT_BUSY_TIMEOUT_MS: Final = 5_000
@@ -211,7 +219,7 @@ UPDATE main.events SET body = json_set(body, '$.comment', ?)
 WHERE project = ? AND key = ? AND vote_key = ?"""
 
 
-class SqliteStore(GroupCommit):
+class SqliteStore(Store):
     """One channel's events and hourly aggregates, in one SQLite file, written by group commit.
 
     Use ``await open()`` first and ``await close()`` last (the gateway's lifespan does both).
@@ -338,67 +346,6 @@ class SqliteStore(GroupCommit):
             return False
         return True
 
-    async def hourly(
-        self,
-        project: str,
-        metric: str,
-        *,
-        forms: Sequence[str] | None = None,
-        start_ms: int | None = None,
-        end_ms: int | None = None,
-    ) -> Histograms:
-        """Hourly histograms of ``metric`` for ``project``, read from the aggregate rows.
-
-        This is the fast path of the stats API: it reads one row per form, hour and score.
-
-        Args:
-            project: the project asked about.
-            metric: one of the contract's metrics.
-            forms: only these forms (an empty sequence matches none); None for all.
-            start_ms: only hours starting at or after this epoch ms.
-            end_ms: only hours starting before this epoch ms.
-
-        Returns:
-            (form, hour start) -> counts per score, for every hour with at least one response.
-
-        Raises:
-            ValueError: ``metric`` is not one of the contract's metrics.
-            StoreUnavailable: the store is not open, or the read failed.
-        """
-        return await self._histograms(_HOURLY, project, metric, forms, start_ms, end_ms)
-
-    async def scan(
-        self,
-        project: str,
-        metric: str,
-        *,
-        forms: Sequence[str] | None = None,
-        start_ms: int | None = None,
-        end_ms: int | None = None,
-    ) -> Histograms:
-        """The same as :meth:`hourly`, recomputed from the counted events themselves.
-
-        The ground truth the aggregates must equal; it reads every event of the project and
-        metric, so it is for tests and audits, not for serving stats.
-        """
-        return await self._histograms(_SCAN, project, metric, forms, start_ms, end_ms)
-
-    async def quarantined(
-        self,
-        project: str,
-        metric: str,
-        *,
-        forms: Sequence[str] | None = None,
-        start_ms: int | None = None,
-        end_ms: int | None = None,
-    ) -> Histograms:
-        """Hourly histograms of the votes held as quarantined (a scanner's clicks).
-
-        Kept apart from the score, so that the stats can say how many there were; few rows,
-        found through a partial index.
-        """
-        return await self._histograms(_QUARANTINED, project, metric, forms, start_ms, end_ms)
-
     async def attach_comment(self, project: str, key: bytes, vote_key: str, comment: str) -> bool:
         """Set the comment of the stored vote ``key`` of ``vote_key``; False if there is none.
 
@@ -419,20 +366,16 @@ class SqliteStore(GroupCommit):
             ) from exc
         return changed == 1
 
-    async def _histograms(
+    async def _histogram_rows(
         self,
-        select: str,
+        kind: HistogramKind,
         project: str,
         metric: str,
         forms: Sequence[str] | None,
         start_ms: int | None,
         end_ms: int | None,
-    ) -> Histograms:
-        score_range = METRIC_RANGES.get(metric)
-        if score_range is None:
-            known = ", ".join(METRIC_RANGES)
-            raise ValueError(f"unknown metric {metric!r}; expected one of {known}")
-        low, high = score_range
+    ) -> Iterable[sqlite3.Row]:
+        select = {"hourly": _HOURLY, "scan": _SCAN, "quarantined": _QUARANTINED}[kind]
         filters: list[str] = []
         params: list[object] = [project, metric]
         if forms is not None:
@@ -444,14 +387,7 @@ class SqliteStore(GroupCommit):
         if end_ms is not None:
             filters.append(" AND hour < ?")
             params.append(end_ms)
-        rows = await self._read(select.format(filters="".join(filters)), params)
-        out: Histograms = {}
-        for form, hour, score, count in rows:
-            counts = out.get((form, hour))
-            if counts is None:
-                counts = out[(form, hour)] = [0] * (high - low + 1)
-            counts[score - low] += count
-        return out
+        return await self._read(select.format(filters="".join(filters)), params)
 
     async def _read(self, sql: str, params: Sequence[object]) -> Iterable[sqlite3.Row]:
         try:
