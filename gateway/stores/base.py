@@ -153,7 +153,14 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def attach_comment(self, project: str, key: bytes, vote_key: str, comment: str) -> bool:
-        """Set the comment of the stored vote ``key`` of ``vote_key``; False if there is none."""
+        """Set the comment of the stored vote ``key`` of ``vote_key``; False if there is none.
+
+        The comment a person adds on an email rating page belongs to the vote they just cast;
+        it changes no score, so the aggregates stay as they are.
+
+        Raises:
+            StoreUnavailable: the store is not open, or the commit failed.
+        """
 
     @abc.abstractmethod
     async def close(self) -> None:

@@ -75,7 +75,6 @@ COMPONENT: Final = "store"
 MIGRATION_LOCK: Final = 0x766F786C6F6F7001  # "voxloop" 01
 #: The advisory lock held while a channel's partitions are created.
 PARTITION_LOCK: Final = 0x766F786C6F6F7002
-#: Most records one transaction takes; a single larger write still goes in one transaction.
 #: How many times a transaction is tried when PostgreSQL reports a deadlock or a
 #: serialization failure.
 MAX_ATTEMPTS: Final = 5
@@ -504,14 +503,6 @@ class PostgresStore(Store):
         return True
 
     async def attach_comment(self, project: str, key: bytes, vote_key: str, comment: str) -> bool:
-        """Set the comment of the stored vote ``key`` of ``vote_key``; False if there is none.
-
-        The comment a person adds on an email rating page belongs to the vote they just cast;
-        it changes no score, so the aggregates stay as they are.
-
-        Raises:
-            StoreUnavailable: the store is not open, or the commit failed.
-        """
         self._check_open()
         try:
             async with self._connection() as conn:

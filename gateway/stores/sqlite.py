@@ -347,14 +347,6 @@ class SqliteStore(Store):
         return True
 
     async def attach_comment(self, project: str, key: bytes, vote_key: str, comment: str) -> bool:
-        """Set the comment of the stored vote ``key`` of ``vote_key``; False if there is none.
-
-        The comment a person adds on an email rating page belongs to the vote they just cast;
-        it changes no score, so the aggregates stay as they are.
-
-        Raises:
-            StoreUnavailable: the store is not open, or the commit failed.
-        """
         try:
             async with self._lock:
                 changed = await _in_thread(
