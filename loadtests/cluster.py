@@ -244,17 +244,6 @@ def upstream_counts(access_log: Path) -> tuple[Counter[str], int, Counter[str]]:
 # --- the store ----------------------------------------------------------------------------------
 
 
-def gateway_has_store_option() -> bool:
-    """Whether this ``voxloop-gateway`` takes ``--store`` (PostgreSQL support)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "voxloop_gateway.cli", "--help"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    return "--store" in done.stdout
-
-
 def _with_database(url: str, database: str) -> str:
     parts = urllib.parse.urlsplit(url)
     return urllib.parse.urlunsplit(parts._replace(path=f"/{database}"))
@@ -738,13 +727,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     kill_at = args.seconds * 0.4 if args.kill_at is None else args.kill_at
     if not (ok_store and 0 <= kill_at < args.seconds and args.window > 0):
         print("--store: sqlite or postgresql://…; --kill-at within the run", file=sys.stderr)
-        return 2
-    if args.store != "sqlite" and not gateway_has_store_option():
-        print(
-            "voxloop cluster test: this voxloop-gateway has no --store option (PostgreSQL);"
-            " run with --store sqlite",
-            file=sys.stderr,
-        )
         return 2
     run = Run(
         replicas=args.replicas,

@@ -1,13 +1,11 @@
 """A fresh PostgreSQL database per test, and a TCP relay that can cut the gateway off from it.
 
-``VOXLOOP_TEST_PG`` names the server (default ``postgresql://postgres@127.0.0.1:5432/test``).
-Without a reachable server the tests skip, unless ``CI`` is set: then they fail.
+The server is ``VOXLOOP_TEST_PG``'s (see tests/postgres.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import socket
 import threading
@@ -17,7 +15,9 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 
-BASE_URL = os.environ.get("VOXLOOP_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+from tests.postgres import PG_URL, require_postgres
+
+BASE_URL = PG_URL
 
 
 def with_database(url: str, database: str, port: int | None = None) -> str:
@@ -38,13 +38,9 @@ async def _admin(sql: str) -> None:
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """The URL of a new, empty database, dropped after the test."""
+    require_postgres()
     name = f"voxloop_t_{secrets.token_hex(6)}"
-    try:
-        asyncio.run(_admin(f"CREATE DATABASE {name}"))
-    except (OSError, asyncpg.PostgresError) as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL at {BASE_URL} is required in CI: {exc}")
-        pytest.skip(f"no PostgreSQL at {BASE_URL}: {exc}")
+    asyncio.run(_admin(f"CREATE DATABASE {name}"))
     yield with_database(BASE_URL, name)
     asyncio.run(_admin(f"DROP DATABASE {name} WITH (FORCE)"))
 

@@ -2,16 +2,14 @@
 
 The end-to-end run is ``python -m loadtests.cluster`` in a process of its own (Locust's gevent
 patching never touches the test process): 2 replicas, 15 s, one killed at 5 s. It runs on
-PostgreSQL (a fresh database on ``VOXLOOP_TEST_PG``'s server) when the gateway has ``--store``,
-else on one shared SQLite data dir. Without a reachable PostgreSQL it skips, unless ``CI`` is set:
-then it fails. nginx is installed first when missing, by the harness's own installer.
+PostgreSQL (a fresh database on ``VOXLOOP_TEST_PG``'s server). Without a reachable PostgreSQL it
+skips, unless ``CI`` is set: then it fails (tests/postgres.py). nginx is installed first when
+missing, by the harness's own installer.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,42 +18,23 @@ from typing import Any
 import pytest
 
 from loadtests.cluster import (
-    DEFAULT_PG,
     NGINX_SITE,
     Scan,
     check,
     ensure_nginx,
-    gateway_has_store_option,
     nginx_main_config,
     render_site,
 )
+from tests.postgres import PG_URL, require_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
-PG = os.environ.get("VOXLOOP_TEST_PG") or DEFAULT_PG
 KILL = 1_800_000_000.0
-
-
-def _postgres_or_skip() -> None:
-    import asyncpg  # type: ignore[import-untyped]
-
-    async def probe() -> None:
-        connection = await asyncpg.connect(PG, timeout=5)
-        await connection.close()
-
-    try:
-        asyncio.run(probe())
-    except (OSError, asyncpg.PostgresError) as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL at {PG} is required in CI: {exc}")
-        pytest.skip(f"no PostgreSQL at {PG}: {exc}")
 
 
 def test_replicas_behind_nginx_lose_nothing_when_one_is_killed(tmp_path: Path) -> None:
     ensure_nginx()
-    store = "sqlite"
-    if gateway_has_store_option():
-        _postgres_or_skip()
-        store = PG
+    require_postgres()
+    store = PG_URL
     summary = tmp_path / "summary.json"
     args = ["--replicas", "2", "--seconds", "15", "--kill-at", "5", "--users", "12"]
     done = subprocess.run(

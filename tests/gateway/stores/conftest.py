@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import functools
-import os
 import pathlib
 import secrets
 import sqlite3
@@ -25,6 +23,7 @@ import msgspec
 import pytest
 
 import voxloop_core
+from tests.postgres import PG_URL, require_postgres
 from voxloop_core import Record
 from voxloop_gateway.stores import SqliteStore, Store
 from voxloop_gateway.stores.postgres import PostgresStore, migrate
@@ -33,7 +32,7 @@ NOW_MS = 1_795_435_200_000  # 2026-11-23T12:00:00Z, an hour start
 HOUR_MS = 3_600_000
 SECRET = b"project-secret-0123456789abcdef!"
 PROJECT = "acme"
-PG_DSN = os.environ.get("VOXLOOP_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+PG_DSN = PG_URL
 
 _T = TypeVar("_T")
 
@@ -139,32 +138,6 @@ def blocking(work: Coroutine[Any, Any, _T]) -> _T:
     """Run ``work`` to the end in a loop of its own thread, whatever loop this thread has."""
     with concurrent.futures.ThreadPoolExecutor(1) as thread:
         return thread.submit(asyncio.run, work).result()
-
-
-@functools.cache
-def postgres_problem() -> str | None:
-    """Why PostgreSQL at ``PG_DSN`` can't be used, or None if it can."""
-
-    async def probe() -> None:
-        conn = await asyncpg.connect(PG_DSN, timeout=5)
-        await conn.close()
-
-    try:
-        blocking(probe())
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return None
-
-
-def require_postgres() -> None:
-    """Skip the test without a PostgreSQL to use, or fail it when running in CI."""
-    problem = postgres_problem()
-    if problem is None:
-        return
-    message = f"PostgreSQL at {PG_DSN} (VOXLOOP_TEST_PG) is not reachable: {problem}"
-    if os.environ.get("CI"):
-        pytest.fail(f"{message}; CI is set, so the PostgreSQL store must be tested")
-    pytest.skip(message)
 
 
 class PostgresSession:
