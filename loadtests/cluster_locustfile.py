@@ -191,12 +191,12 @@ def _check_ingest(
     """What is wrong with an answer to ``POST /v1/events`` in a cluster (or None), and the
     duplicates beyond the ``known`` expected (events a replica committed before it died)."""
     if response.status_code != 202:
-        return f"{response.status_code or 'no answer'}: {base._excerpt(response)}", 0
+        return f"{response.status_code or 'no answer'}: {base.excerpt(response)}", 0
     try:
         body = response.json()
         accepted, duplicates, rejected = body["accepted"], body["duplicates"], body["rejected"]
     except (ValueError, TypeError, KeyError):
-        return f"202 with a body that is not the contract's: {base._excerpt(response)}", 0
+        return f"202 with a body that is not the contract's: {base.excerpt(response)}", 0
     if accepted + duplicates != count or duplicates < known or rejected:
         return f"sent {count} events ({known} known before), answered {body}", 0
     return None, duplicates - known
@@ -215,7 +215,7 @@ class StatsReader(FailoverClient, base.StatsReader):
 
 
 # Failed requests are judged by the cluster check against the time of the kill, not here.
-events.quitting.remove_listener(base._gate)
+events.quitting.remove_listener(base.gate)
 
 
 @events.quitting.add_listener

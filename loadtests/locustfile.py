@@ -313,18 +313,18 @@ class VoxloopUser(FastHttpUser):
 def _check_ingest(response: ResponseContextManager, accepted: int, duplicates: int) -> str | None:
     """What is wrong with an answer to ``POST /v1/events``, or None."""
     if response.status_code != 202:
-        return f"{response.status_code or 'no answer'}: {_excerpt(response)}"
+        return f"{response.status_code or 'no answer'}: {excerpt(response)}"
     try:
         body = response.json()
         got = (body["accepted"], body["duplicates"], body["rejected"])
     except (ValueError, TypeError, KeyError):
-        return f"202 with a body that is not the contract's: {_excerpt(response)}"
+        return f"202 with a body that is not the contract's: {excerpt(response)}"
     if got != (accepted, duplicates, []):
         return f"expected accepted={accepted} duplicates={duplicates} rejected=[], got {body}"
     return None
 
 
-def _excerpt(response: ResponseContextManager) -> str:
+def excerpt(response: ResponseContextManager) -> str:
     error = getattr(response, "error", None)  # set when there was no answer, or a failed one
     if error is not None and not response.status_code:
         return repr(error)
@@ -449,13 +449,13 @@ class StatsReader(VoxloopUser):
 def _check_stats(response: ResponseContextManager, metric: str, floor: int) -> str | None:
     """What is wrong with an answer to ``GET /v1/stats``, or None."""
     if response.status_code != 200:
-        return f"{response.status_code or 'no answer'}: {_excerpt(response)}"
+        return f"{response.status_code or 'no answer'}: {excerpt(response)}"
     try:
         body = response.json()
         count, histogram = body["total"]["count"], body["total"]["histogram"]
         series = body.get("series")
     except (ValueError, TypeError, KeyError):
-        return f"200 with a body that is not the contract's: {_excerpt(response)}"
+        return f"200 with a body that is not the contract's: {excerpt(response)}"
     low, high = METRICS[metric]
     if body.get("metric") != metric or len(histogram) != high - low + 1:
         return f"asked for {metric}, got metric={body.get('metric')!r} histogram={histogram}"
@@ -593,8 +593,12 @@ class Verdict:
 
 
 @events.quitting.add_listener
-def _gate(environment: Environment, **_: Any) -> None:
-    """The pass/fail gate: exit status 1 on any failed request or any stats mismatch."""
+def gate(environment: Environment, **_: Any) -> None:
+    """The pass/fail gate: exit status 1 on any failed request or any stats mismatch.
+
+    A variant of this suite with a gate of its own removes this one
+    (``events.quitting.remove_listener(locustfile.gate)``).
+    """
     run = _runs.get(id(environment))
     runner = environment.runner
     if run is None or runner is None:
