@@ -171,12 +171,13 @@ RETURNING e.project, e.key"""
 _VOTES_OF: Final = """
 SELECT e.project, e.form, e.vote_key, e.key, e.score, e.received_ms, e.held
 FROM unnest($1::text[], $2::text[], $3::text[]) AS g(project, form, vote_key)
-JOIN {events} AS e ON e.project = g.project AND e.form = g.form AND e.vote_key = g.vote_key
+JOIN {events} AS e ON e.channel = {channel} AND e.project = g.project AND e.form = g.form
+    AND e.vote_key = g.vote_key
 ORDER BY e.project, e.form, e.vote_key, e.key"""
 _HOLD: Final = """
 UPDATE {events} AS e SET held = h.held
 FROM unnest($1::text[], $2::bytea[], $3::text[]) AS h(project, key, held)
-WHERE e.project = h.project AND e.key = h.key"""
+WHERE e.channel = {channel} AND e.project = h.project AND e.key = h.key"""
 # The groups a commit touched are re-ranked over all their stored events that aren't held (a
 # held one never counts); every event whose rank disagrees with its flag flips, and comes back
 # so that the aggregates move by -1 for one that stops counting, +1 for one that starts. New
@@ -192,11 +193,12 @@ FROM (
             ) = 1 AS should
         FROM unnest($1::text[], $2::text[], $3::text[]) AS g(project, form, vote_key)
         JOIN {events} AS v
-            ON v.project = g.project AND v.form = g.form AND v.vote_key = g.vote_key
+            ON v.channel = {channel} AND v.project = g.project AND v.form = g.form
+                AND v.vote_key = g.vote_key
     ) AS ranked
     WHERE should <> counted
 ) AS r
-WHERE e.project = r.project AND e.key = r.key
+WHERE e.channel = {channel} AND e.project = r.project AND e.key = r.key
 RETURNING e.project, e.metric, e.form, e.ts_ms, e.score, e.counted"""
 _ADD_COUNTS: Final = """
 INSERT INTO {aggregates} AS a (channel, project, metric, form, hour, score, count)
@@ -219,22 +221,22 @@ ON CONFLICT (channel, replica) DO UPDATE SET at_ms = excluded.at_ms"""
 # ``{filters}`` takes the optional conditions on form and hour.
 _HOURLY: Final = """
 SELECT form, hour, score, count FROM {aggregates}
-WHERE project = $1 AND metric = $2{filters}"""
+WHERE channel = {channel} AND project = $1 AND metric = $2{filters}"""
 _SCAN: Final = f"""
 SELECT form, hour, score, count(*) FROM (
     SELECT form, {_hour("ts_ms")} AS hour, score FROM {{events}}
-    WHERE project = $1 AND metric = $2 AND counted
+    WHERE channel = {{channel}} AND project = $1 AND metric = $2 AND counted
 ) AS counted_events WHERE true{{filters}}
 GROUP BY form, hour, score"""
 _QUARANTINED: Final = f"""
 SELECT form, hour, score, count(*) FROM (
     SELECT form, {_hour("ts_ms")} AS hour, score FROM {{events}}
-    WHERE project = $1 AND metric = $2 AND held = 'quarantined'
+    WHERE channel = {{channel}} AND project = $1 AND metric = $2 AND held = 'quarantined'
 ) AS held_events WHERE true{{filters}}
 GROUP BY form, hour, score"""
 _ATTACH_COMMENT: Final = """
 UPDATE {events} SET body = jsonb_set(body, '{{comment}}', to_jsonb($1::text))
-WHERE project = $2 AND key = $3 AND vote_key = $4"""
+WHERE channel = {channel} AND project = $2 AND key = $3 AND vote_key = $4"""
 
 #: (project, metric, form, hour, score): one aggregate row's key.
 AggregateKey = tuple[str, str, str, int, int]
@@ -259,9 +261,13 @@ class _Statements:
     attach_comment: str
 
     @classmethod
-    def of(cls, events: str, aggregates: str) -> _Statements:
+    def of(cls, events: str, aggregates: str, channel: str) -> _Statements:
+        # The channel's literal, in statements that look rows up by key: the partition's
+        # indexes start with the channel, so without it they would scan the partition.
         def sql(template: str) -> str:
-            return template.format(events=events, aggregates=aggregates, filters="{filters}")
+            return template.format(
+                events=events, aggregates=aggregates, channel=channel, filters="{filters}"
+            )
 
         return cls(
             sql(_INSERT_EVENTS),
@@ -324,7 +330,7 @@ class PostgresStore(Store):
         self._pool = pool
         self._events = _quote_identifier(partition_name("events", channel))
         self._aggregates = _quote_identifier(partition_name("aggregates", channel))
-        self._sql = _Statements.of(self._events, self._aggregates)
+        self._sql = _Statements.of(self._events, self._aggregates, _quote_literal(channel))
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.channel!r}, replica={self.replica!r})"
@@ -452,8 +458,10 @@ class PostgresStore(Store):
         holds: dict[tuple[str, bytes], str] = {}
         for project, record, received_ms, rule in judged:
             group = votes[(project, record.form, record.vote_key or "")]
+            # The first click that counted or could have: a scanner's burst (quarantined)
+            # must not start the edit window of the person who clicks later.
             first_ms = min(
-                (at for _, at, held in group.values() if held != "late"), default=received_ms
+                (at for _, at, held in group.values() if held is None), default=received_ms
             )
             if received_ms - first_ms > rule.edit_window_ms:
                 hold: Iterable[bytes] = [record.key]

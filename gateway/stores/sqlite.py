@@ -536,7 +536,9 @@ def _judge_click(
     received_ms = row[9]
     assert isinstance(received_ms, int)
     votes = conn.execute(_VOTES_OF, (project, record.form, record.vote_key)).fetchall()
-    first_ms = min((r for _, _, r, held in votes if held != "late"), default=received_ms)
+    # The first click that counted or could have: a scanner's burst (quarantined) must not start
+    # the edit window of the person who clicks later.
+    first_ms = min((r for _, _, r, held in votes if held is None), default=received_ms)
     if received_ms - first_ms > rule.edit_window_ms:
         _hold(conn, project, [record.key], "late")
         return

@@ -573,6 +573,28 @@ async def test_a_click_past_the_edit_window_is_history_only(session: Session, st
     await assert_aggregates_equal_scan(store, [PROJECT])
 
 
+async def test_a_scanners_burst_does_not_start_the_edit_window(
+    session: Session, store: Store
+) -> None:
+    # A scanner clicks every score at delivery; the person clicks after the edit window (but
+    # while the link is valid): theirs is the first vote that could count, so it counts.
+    rule = stores.VoteRule(edit_window_ms=50, burst_ms=10_000)
+    scanned = make_records(*(email_click(f"s{i}", i, ts=NOW_MS + i) for i in (0, 5, 10)))
+    (person,) = make_records(email_click("p", 8, ts=NOW_MS + 100))
+    await store.write(PROJECT, scanned, rule=rule)
+    await asyncio.sleep(0.1)
+    rule = stores.VoteRule(edit_window_ms=50, burst_ms=10)  # the burst is long over
+    await store.write(PROJECT, [person], rule=rule)
+    rows = {e.id: (e.counted, e.held) for e in await session.events(store)}
+    assert rows == {
+        "s0": (0, "quarantined"),
+        "s5": (0, "quarantined"),
+        "s10": (0, "quarantined"),
+        "p": (1, None),
+    }
+    await assert_aggregates_equal_scan(store, [PROJECT])
+
+
 async def test_a_comment_attaches_only_to_its_own_vote(session: Session, store: Store) -> None:
     (click,) = make_records(email_click("v1", 7))
     await store.write(PROJECT, [click], rule=RULE)
