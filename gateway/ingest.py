@@ -127,9 +127,9 @@ async def commit(
     fresh, seen = window.split(records, now_ms)
     result = WriteResult(0, 0)
     if fresh:
-        store = await service.store(channel)
         started = time.perf_counter()
         try:
+            store = await service.store(channel)  # opened on first use: may fail like a write
             result = await store.write(project, fresh, rule=rule)
         except StoreBusy as exc:
             raise ApiError(

@@ -36,8 +36,9 @@ from .rating_page import PAGE_HEADERS, comment_page, pick_language, problem_page
 from .service import Service
 from .stores import StoreUnavailable, VoteRule
 
-#: The largest confirmation a page posts: a view id and a comment of 4,000 characters.
-MAX_BODY: Final = 32 * 1024
+#: The largest confirmation a page posts: a view id and a comment of 4,000 characters, which a
+#: form post without JavaScript sends percent-encoded (up to 12 bytes a character).
+MAX_BODY: Final = 64 * 1024
 _VIEW: Final = re.compile(r"[A-Za-z0-9-]{1,64}")
 EMAIL_CHANNEL: Final = "email"
 
@@ -97,9 +98,8 @@ async def confirm_vote(request: Request) -> Response:
     """``POST /r/{token}``: record the vote (and attach a comment); JSON or form posts."""
     service: Service = request.app.state.service
     language = _language(request)
-    as_form = request.headers.get("content-type", "").startswith(
-        "application/x-www-form-urlencoded"
-    )
+    media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    as_form = media == "application/x-www-form-urlencoded"
     try:
         check_limit(service, "address", _address(request, service), time.monotonic())
         vote, project_id = check_token(service, request.path_params["token"])
@@ -201,8 +201,8 @@ async def _record(
     if record.comment is None or stored:
         return record.comment is not None
     assert record.vote_key is not None
-    store = await service.store(EMAIL_CHANNEL)
     try:
+        store = await service.store(EMAIL_CHANNEL)
         return await store.attach_comment(project_id, record.key, record.vote_key, record.comment)
     except StoreUnavailable as exc:
         raise ApiError(503, str(exc), {"Retry-After": "1"}) from None

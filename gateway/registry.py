@@ -263,7 +263,10 @@ class Registry:
         found = self._keys.get(key_hash(key))
         if found is None or found.revoked:
             return None
-        return found, self._projects[found.project]
+        # A key read in before its project (a reload between the two tables' reads) waits
+        # for the next reload.
+        project = self._projects.get(found.project)
+        return None if project is None else (found, project)
 
     def email_secrets(self, project_id: str | None = None) -> list[EmailSecret]:
         """Every email signing secret (of ``project_id`` when given), revoked ones included."""
@@ -304,7 +307,7 @@ class Registry:
     def _load_quietly(self) -> None:
         try:
             self.load()
-        except ConfigError as exc:
+        except Exception as exc:  # PostgreSQL away, slow or restarting: keep what was read
             self._loaded_at = time.monotonic()  # try again after RELOAD_SECONDS
             self._version = self.db.version()
             logging.getLogger(__name__).warning("registry not reloaded: %s", exc)

@@ -182,7 +182,12 @@ class PostgresRegistryDb:
                 )
                 self._thread.start()
                 self._loop = loop
-            return asyncio.run_coroutine_threadsafe(work, self._loop).result(timeout=30)
+            future = asyncio.run_coroutine_threadsafe(work, self._loop)
+            try:
+                return future.result(timeout=30)
+            except TimeoutError:
+                future.cancel()  # the query must not go on holding the one connection
+                raise ConfigError(f"the registry in {self.where} did not answer in 30 s") from None
 
     async def _connection(self) -> Any:
         if self._conn is None or self._conn.is_closed():

@@ -8,6 +8,7 @@ one dedup window per project and channel in front of it. Nothing here is module-
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 from pathlib import Path
@@ -22,7 +23,7 @@ from .metrics import Metrics
 from .registry import Registry
 from .settings import Settings
 from .shared_limits import SharedLimits
-from .stores import PostgresStore, SqliteStore, Store
+from .stores import PostgresStore, SqliteStore, Store, postgres
 
 STORES_DIR = "stores"
 
@@ -71,7 +72,18 @@ class Service:
             )
             self.shared_limits.start()
         channels = {c for p in self.registry.projects() for c in p.channels}
-        for channel in sorted(channels | set(voxloop_core.BUILTIN_CHANNELS)):
+        channels |= set(voxloop_core.BUILTIN_CHANNELS)
+        needed = postgres.WRITERS * len(channels) + 4  # every writer busy, and reads besides
+        if self.pool is not None and self.settings.pg_pool_size < needed:
+            logging.getLogger(__name__).warning(
+                "pg_pool_size is %d; %d channels with %d writers each and the reads want %d:"
+                " writes may queue for a connection when all channels are busy",
+                self.settings.pg_pool_size,
+                len(channels),
+                postgres.WRITERS,
+                needed,
+            )
+        for channel in sorted(channels):
             await self.store(channel)
 
     async def store(self, channel: str) -> Store:

@@ -99,7 +99,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         data_dir: where the registry and the channel stores live (SQLite).
         store: ``sqlite`` (the files in ``data_dir``), or a ``postgresql://`` URL: the
             registry and one partition per channel in that database, shared by every replica.
-        pg_pool_size: most connections to PostgreSQL a gateway process opens.
+        pg_pool_size: most connections to PostgreSQL a gateway process opens: each busy
+            channel's store keeps up to three commits in flight, and reads need their own.
         synchronous: SQLite's ``synchronous`` for the stores. ``FULL`` (default): a 202 survives
             power loss. ``NORMAL``: it survives a process crash, the last commits may not survive
             power loss.
@@ -125,7 +126,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     port: int = DEFAULT_PORT
     data_dir: Path = Path(DEFAULT_DATA_DIR)
     store: str = "sqlite"
-    pg_pool_size: int = 10
+    pg_pool_size: int = 20
     synchronous: Literal["FULL", "NORMAL"] = "FULL"
     max_body: int = 1024 * 1024
     max_pending: int = 50_000
