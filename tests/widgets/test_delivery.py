@@ -150,3 +150,38 @@ def test_send_beacon_cannot_post_json_to_the_gateway(
     assert queued_ok is True
     page.wait_for_timeout(500)
     assert rows(gateway, form) == []
+
+
+def test_a_queue_larger_than_a_keepalive_body_is_sent_in_batches(
+    context: BrowserContext, shop: Shop, host: Host, form: str
+) -> None:
+    gateway = shop.start(free_port())
+    try:
+        url = host.serve(embed(gateway, data_form=form, data_target="#slot"))
+        page, _ = visit(context, url)
+        # Twelve answers with long comments in a script of three UTF-8 bytes a character:
+        # about 140 KB queued, more than one keepalive request may carry (64 KiB).
+        now = page.evaluate("Date.now()")
+        queue = [
+            {
+                "g": gateway.url,
+                "k": gateway.site_key,
+                "t": now,
+                "e": {
+                    "id": str(uuid.uuid4()),
+                    "channel": "web",
+                    "form": form,
+                    "metric": "nps",
+                    "score": n % 11,
+                    "comment": "服务很好" * 1000,
+                },
+            }
+            for n in range(12)
+        ]
+        page.evaluate("(q) => localStorage.setItem('voxloop:queue', q)", json.dumps(queue))
+        page.reload()
+        page.wait_for_function("() => window.voxloop")
+        wait_queue_empty(page)
+        assert {row["id"] for row in rows(gateway, form)} == {item["e"]["id"] for item in queue}
+    finally:
+        gateway.stop()

@@ -156,3 +156,16 @@ def test_the_language_comes_from_the_page_then_the_browser(
         assert row["body"]["locale"] == "id"
     finally:
         context.close()
+
+
+def test_an_underscored_page_language_is_sent_as_a_bcp47_tag(
+    context: BrowserContext, gateway: Gateway, host: Host, form: str
+) -> None:
+    page, _ = visit(
+        context, host.serve(embed(gateway, data_form=form, lang="ar_EG", data_target="#slot"))
+    )
+    assert page.locator("[data-voxloop] .vx").get_attribute("lang") == "ar"
+    radio(page, 7).click()
+    page.get_by_text(LANGS["ar"]["thanks"]).wait_for()
+    (row,) = rows(gateway, form)
+    assert row["body"]["locale"] == "ar-EG"

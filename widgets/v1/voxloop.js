@@ -19,6 +19,7 @@
   const DAY = 86400000;
   const MAX_AGE = 7 * DAY; // the gateway's dedup window: past it, a resend could count twice
   const MAX_QUEUE = 50;
+  const MAX_BATCH_BYTES = 60000; // under the 64 KiB a keepalive request may carry
 
   // Scales of the contract: [lowest score, highest score].
   const METRICS = { nps: [0, 10], csat: [1, 5], ces: [1, 7], likert: [1, 5], thumbs: [0, 1] };
@@ -165,7 +166,9 @@
     const tags = [wanted, document.documentElement.lang, navigator.language];
     for (const tag of tags) {
       const lang = (tag || '').toLowerCase().split(/[-_]/)[0];
-      if (TEXT[lang]) return [lang, tag.slice(0, 35)];
+      // 'en_US' is how some pages spell 'en-US'; the gateway takes BCP 47 tags only.
+      const bcp47 = (tag || '').replace(/_/g, '-').slice(0, 35);
+      if (TEXT[lang]) return [lang, /^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$/.test(bcp47) ? bcp47 : lang];
     }
     return ['en', 'en'];
   };
@@ -200,6 +203,9 @@
         body: JSON.stringify({ events }),
       });
       const s = answer.status;
+      // Read the answer to its end: until then the request's body counts against the 64 KiB
+      // that keepalive requests may have in flight, and the next batch would be refused.
+      await answer.arrayBuffer().catch(() => null);
       if (s === 202) return 'ok';
       return s === 429 || s >= 500 ? 'retry' : 'drop';
     } catch (e) {
@@ -223,14 +229,25 @@
   const flush = async () => {
     const fresh = load('queue', []).filter((item) => Date.now() - item.t < MAX_AGE);
     save('queue', fresh);
-    const batches = new Map();
+    // Per gateway and key, in batches a keepalive request can carry (browsers refuse bodies
+    // over 64 KiB in flight).
+    const batches = [];
+    const open = new Map();
+    const encoder = new TextEncoder();
     for (const item of fresh) {
       const name = `${item.g} ${item.k}`;
-      if (!batches.has(name)) batches.set(name, []);
-      batches.get(name).push(item);
+      const size = encoder.encode(JSON.stringify(item.e)).length + 1;
+      let batch = open.get(name);
+      if (!batch || batch.size + size > MAX_BATCH_BYTES) {
+        batch = { size: 16, items: [] };
+        open.set(name, batch);
+        batches.push(batch);
+      }
+      batch.size += size;
+      batch.items.push(item);
     }
     let again = false;
-    for (const items of batches.values()) {
+    for (const { items } of batches) {
       const outcome = await post(items[0].g, items[0].k, items.map((item) => item.e));
       if (outcome === 'retry') again = true;
       else unqueue(new Set(items.map((item) => item.e.id)));
