@@ -1,4 +1,4 @@
-"""``GET /v1/stats``: histograms, headline scores and margins, read from the stores' aggregates.
+"""``GET /v1/stats``: histograms, headline scores and their intervals, from the stores' aggregates.
 
 The stores keep hourly histograms; a query adds the hours of the channels and forms asked for,
 then rolls them up to the interval. A query's window is the hours that start at or after ``from``
@@ -8,7 +8,9 @@ events over those hours.
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import msgspec
@@ -28,12 +30,21 @@ HOUR_MS = 3_600_000
 
 
 class Bucket(msgspec.Struct, kw_only=True):
-    """One histogram and what it says: the total, or one interval of the series."""
+    """One histogram and what it says: the total, or one interval of the series.
+
+    ``score`` is the headline score, rounded to 1 decimal. ``low`` and ``high`` bound its 95%
+    confidence interval, rounded outward to 1 decimal (down and up), never outside the metric's
+    scale: adjusted Wald for NPS, Wilson for CSAT and thumbs, Student's t for CES and Likert.
+    ``margin`` is half the interval's width, rounded to 1 decimal. All three are null without
+    responses, and for CES and Likert below two responses.
+    """
 
     start: str | None = None
     count: int
     histogram: list[int]
     score: float | None
+    low: float | None
+    high: float | None
     margin: float | None
     high_share: float | None = None
 
@@ -114,14 +125,38 @@ def _bucket(metric: str, histogram: list[int], start_ms: int | None = None) -> B
     start = None
     if start_ms is not None:
         start = datetime.fromtimestamp(start_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    bottom, top = _SCALES[metric]
     return Bucket(
         start=start,
         count=found.count,
         histogram=histogram,
         score=None if found.value is None else round(found.value, 1),
+        low=None if found.low is None else max(bottom, _tenths(found.low, math.floor)),
+        high=None if found.high is None else min(top, _tenths(found.high, math.ceil)),
         margin=None if found.margin is None else round(found.margin, 1),
         high_share=None if found.high_share is None else round(found.high_share, 1),
     )
+
+
+def _tenths(bound: float, direction: Callable[[float], int]) -> float:
+    """``bound`` rounded to 1 decimal by ``direction`` (floor or ceil), so the interval only grows.
+
+    The product is first rounded to 9 decimals, so that float noise (``1.1 * 10`` is
+    ``11.000000000000002``) does not move a bound a whole tenth.
+    """
+    return direction(round(bound * 10, 9)) / 10
+
+
+def _scale(metric: str) -> tuple[float, float]:
+    """The lowest and the highest score ``metric`` can have: one response at each end."""
+    size = voxloop_core.histogram_size(metric)
+    ends = [voxloop_core.score(metric, [1] + [0] * (size - 1))]
+    ends.append(voxloop_core.score(metric, [0] * (size - 1) + [1]))
+    bottom, top = sorted(end.value for end in ends if end.value is not None)
+    return bottom, top
+
+
+_SCALES = {metric: _scale(metric) for metric in METRIC_RANGES}
 
 
 async def compute(service: Service, project: str, query: StatsQuery) -> StatsAnswer:

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from voxloop_core import METRIC_RANGES, bucket_start, merge, rollup, score
+from voxloop_core._histograms import nps_interval, t_quantile, wilson_interval
 
 
 def direct(metric: str, scores: list[int]) -> float:
@@ -55,15 +56,33 @@ def test_scores_equal_a_direct_computation(case: tuple[str, list[int]]) -> None:
     result = score(metric, histogram_of(metric, scores))
     assert result.count == len(scores)
     if not scores:
-        assert result.value is None and result.margin is None
+        assert (result.value, result.low, result.high, result.margin) == (None, None, None, None)
         return
     assert result.value == pytest.approx(direct(metric, scores), abs=1e-9)
-    if len(scores) == 1:
-        assert result.margin is None
+    if len(scores) == 1 and metric in ("ces", "likert"):
+        assert (result.low, result.high, result.margin) == (None, None, None)
     else:
+        assert result.low is not None and result.high is not None
+        assert result.margin == pytest.approx((result.high - result.low) / 2)
+    if metric in ("ces", "likert") and len(scores) > 1:
         values = [per_response(metric, s) for s in scores]
-        expected = 1.959963984540054 * statistics.stdev(values) / math.sqrt(len(values))
-        assert result.margin == pytest.approx(expected, abs=1e-6)
+        half = (
+            t_quantile(0.975, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
+        )
+        bottom, top = (
+            per_response(metric, METRIC_RANGES[metric][0]),
+            per_response(metric, METRIC_RANGES[metric][1]),
+        )
+        mean = statistics.fmean(values)
+        assert result.low == pytest.approx(max(bottom, mean - half), abs=1e-6)
+        assert result.high == pytest.approx(min(top, mean + half), abs=1e-6)
+    if metric in ("csat", "thumbs"):
+        low, high = wilson_interval(sum(per_response(metric, s) > 0 for s in scores), len(scores))
+        assert (result.low, result.high) == pytest.approx((100 * low, 100 * high))
+    if metric == "nps":
+        promoters, detractors = sum(s >= 9 for s in scores), sum(s <= 6 for s in scores)
+        low, high = nps_interval(promoters, detractors, len(scores))
+        assert (result.low, result.high) == pytest.approx((100 * low, 100 * high))
     if metric == "ces":
         assert result.high_share == pytest.approx(100 * sum(s >= 5 for s in scores) / len(scores))
 
@@ -73,6 +92,9 @@ def test_the_contract_example_histogram() -> None:
     result = score("nps", [12, 3, 5, 8, 10, 31, 60, 150, 210, 380, 365])
     assert result.count == 1234
     assert result.value == pytest.approx(100 * (745 - 129) / 1234)
+    # adjusted Wald: n' = 1237, p' = 745.75 / 1237 and 129.75 / 1237, centre 0.497979
+    assert result.low == pytest.approx(46.0192, abs=1e-4)
+    assert result.high == pytest.approx(53.5766, abs=1e-4)
 
 
 def test_a_histogram_of_the_wrong_length_is_refused() -> None:

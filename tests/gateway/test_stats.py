@@ -11,8 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import voxloop_core
+from voxloop_gateway.stats import _bucket
 from voxloop_gateway.stores import SqliteStore
 
 from .conftest import Gateway, make_project, start_gateway
@@ -127,6 +130,63 @@ def test_vote_key_answers_in_any_order_give_the_same_stats(tmp_path: Path, seed:
     # minute 0 is the latest ts: score 10 counts for each voter, the others stay as history
     assert total["histogram"] == [0] * 10 + [3]
     assert scan(tmp_path, "web", "nps") == total["histogram"]
+
+
+def test_three_nps_answers_give_an_interval_on_the_scale(gateway: Gateway) -> None:
+    """One promoter and two detractors: -33.3, whose normal-approximation margin was 130.7."""
+    gateway.post([rating("nps", 10), rating("nps", 0), rating("nps", 3)])
+    answer = gateway.stats(metric="nps", interval="day")
+    for bucket in (answer["total"], *answer["series"]):
+        keys = list(bucket)
+        fields = ["count", "histogram", "score", "low", "high", "margin"]
+        assert keys[keys.index("count") : keys.index("count") + 6] == fields
+        assert (bucket["count"], bucket["score"]) == (3, -33.3)
+        # adjusted Wald: -84.6665 .. 51.3332, rounded outward; margin 67.9998
+        assert (bucket["low"], bucket["high"], bucket["margin"]) == (-84.7, 51.4, 68.0)
+        assert -100 <= bucket["low"] <= bucket["score"] <= bucket["high"] <= 100
+    with gateway.client() as client:
+        schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    assert {"low", "high", "margin"} <= set(schemas["Bucket"]["properties"])
+
+
+def test_without_answers_the_interval_is_null(gateway: Gateway) -> None:
+    total = gateway.stats(metric="ces")["total"]
+    assert (total["score"], total["low"], total["high"], total["margin"]) == (None,) * 4
+    gateway.post([rating("ces", 5)])
+    total = gateway.stats(metric="ces")["total"]
+    assert (total["score"], total["low"], total["high"], total["margin"]) == (5.0, None, None, None)
+
+
+@st.composite
+def metric_histograms(draw: st.DrawFn) -> tuple[str, list[int]]:
+    metric = draw(st.sampled_from(list(voxloop_core.METRIC_RANGES)))
+    size = voxloop_core.histogram_size(metric)
+    cells = draw(st.sampled_from([st.integers(0, 3), st.sampled_from([0, 0, 1, 10**5])]))
+    return metric, draw(st.lists(cells, min_size=size, max_size=size))
+
+
+SCALES = {"nps": (-100, 100), "csat": (0, 100), "thumbs": (0, 100), "ces": (1, 7)}
+SCALES["likert"] = (20, 100)
+
+
+@given(metric_histograms())
+def test_rounded_intervals_cover_the_exact_ones_and_keep_to_the_scale(
+    case: tuple[str, list[int]],
+) -> None:
+    metric, histogram = case
+    exact = voxloop_core.score(metric, histogram)
+    bucket = _bucket(metric, histogram)
+    if exact.low is None or exact.high is None:
+        assert (bucket.low, bucket.high, bucket.margin) == (None, None, None)
+        return
+    assert bucket.low is not None and bucket.high is not None and bucket.score is not None
+    bottom, top = SCALES[metric]
+    assert bottom <= bucket.low <= exact.low and exact.high <= bucket.high <= top
+    assert bucket.high - bucket.low < exact.high - exact.low + 0.2 + 1e-9
+    assert [round(b, 1) for b in (bucket.low, bucket.high)] == [bucket.low, bucket.high]
+    assert bucket.margin == round((exact.high - exact.low) / 2, 1)
+    if exact.value is not None and exact.low <= exact.value <= exact.high:
+        assert bucket.low <= bucket.score <= bucket.high
 
 
 @pytest.mark.parametrize(
