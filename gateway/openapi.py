@@ -6,10 +6,11 @@ from typing import Any
 
 import msgspec
 
-from voxloop_core import METRIC_RANGES, Batch
+from voxloop_core import MAX_FORM_CHARS, METRIC_RANGES, Batch
 
 from .ingest import ErrorAnswer, IngestAnswer
 from .rating import Confirmation, Recorded
+from .registry import _NAME as NAME_RULE  # made public when the registry is next touched
 from .stats import StatsAnswer
 
 _REF = "#/components/schemas/{name}"
@@ -30,12 +31,51 @@ def _html(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"text/html": {}}}
 
 
+_ID_RULE = (
+    "The idempotency key, 1-64 printable ASCII characters; the SDK and the widgets send a UUIDv7."
+    " The same id is the same event: a resend counts once. Without an id, an event with a `ts` is"
+    " known by its content, its `ts` and how many identical events come before it in the same"
+    " request (a plain resend counts once; identical answers sent together are separate); an"
+    " event with neither is a new answer each time it arrives."
+)
+
+
+def _event_rules(event: dict[str, Any]) -> None:
+    """Add to the generated ``Event`` schema the rules ``validate`` checks after decoding.
+
+    msgspec states what its Structs check (types, lengths, sizes); the metric, its score range,
+    the form and channel rules live in the core's ``validate``, so they are written into the
+    schema here from the same constants, for clients and fuzzers to see.
+    """
+    properties = event["properties"]
+    event["description"] = "One rating, as the contract's field table describes it."
+    properties["id"]["description"] = _ID_RULE
+    properties["channel"].update(
+        pattern=f"^{NAME_RULE.pattern}$",
+        description="One of the project's channels: web, app and email, and those it adds.",
+    )
+    properties["form"].update(pattern=f"^[A-Za-z0-9._-]{{1,{MAX_FORM_CHARS}}}$")
+    properties["metric"]["enum"] = list(METRIC_RANGES)
+    low = min(low for low, _ in METRIC_RANGES.values())
+    high = max(high for _, high in METRIC_RANGES.values())
+    ranges = ", ".join(f"{m} {lo}-{hi}" for m, (lo, hi) in METRIC_RANGES.items())
+    properties["score"].update(minimum=low, maximum=high, description=f"By metric: {ranges}.")
+    event["allOf"] = [
+        {
+            "if": {"properties": {"metric": {"const": metric}}, "required": ["metric"]},
+            "then": {"properties": {"score": {"minimum": lo, "maximum": hi}}},
+        }
+        for metric, (lo, hi) in METRIC_RANGES.items()
+    ]
+
+
 def build_openapi(version: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the gateway's API."""
     _, components = msgspec.json.schema_components(
         [Batch, IngestAnswer, ErrorAnswer, StatsAnswer, Confirmation, Recorded],
         ref_template=_REF,
     )
+    _event_rules(components["Event"])
     multi = {"type": "array", "items": {"type": "string"}}
     stats_params = [
         {
@@ -72,11 +112,14 @@ def build_openapi(version: str) -> dict[str, Any]:
                     "requestBody": {"required": True, "content": _json("Batch")},
                     "responses": {
                         "202": {"description": "committed", "content": _json("IngestAnswer")},
-                        "400": _error('not JSON, or not {"events": [...]}'),
-                        "401": _error("missing or unknown key"),
-                        "403": _error("origin or channel not allowed for this key"),
+                        "400": _error('not JSON, not {"events": [...]}, or nested too deep'),
+                        "401": _error("missing or unknown key, or a server key in the URL"),
+                        "403": _error(
+                            "origin or channel not allowed for this site key,"
+                            " or a server key sent from a browser (with an Origin header)"
+                        ),
                         "413": _error("over the limits"),
-                        "415": _error("not JSON"),
+                        "415": _error("not JSON, or an unknown Content-Encoding"),
                         "422": {
                             "description": "every event rejected",
                             "content": _json("IngestAnswer"),
@@ -93,8 +136,11 @@ def build_openapi(version: str) -> dict[str, Any]:
                     "responses": {
                         "200": {"description": "the stats", "content": _json("StatsAnswer")},
                         "400": _error("a parameter breaks its rule"),
-                        "401": _error("missing or unknown key"),
-                        "403": _error("not a server key"),
+                        "401": _error("missing or unknown key, or a server key in the URL"),
+                        "403": _error(
+                            "not a server key, or a server key sent from a browser"
+                            " (with an Origin header)"
+                        ),
                         "429": _error("rate limited", retry=True),
                     },
                 }
