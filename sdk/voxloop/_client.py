@@ -26,7 +26,7 @@ from typing import Self
 
 from ._async_worker import AsyncWorker
 from ._config import DEFAULT_CONFIG, Config
-from ._errors import ConfigError
+from ._errors import ConfigError, DeliveryError
 from ._event import make_event
 from ._outbox import ErrorHook, Outbox, Stats
 from ._spool import Spool
@@ -86,12 +86,13 @@ class BaseClient(abc.ABC):
         self._key = key
         self.config = config
         spool = Spool(config.spool_path) if config.spool_path is not None else None
-        self._outbox = Outbox(config, spool, on_error)
+        self._outbox = Outbox(config, spool, on_error, key=key)
         self._inbox = self._outbox.inbox
         self._queue_size = config.queue_size
         self._batch_events = config.batching.max_events
         self._sync_mode = config.sync_mode
         self._closed = False
+        self._last_error: DeliveryError | None = None
 
     def _register(self) -> None:
         with _open_lock:
@@ -105,6 +106,19 @@ class BaseClient(abc.ABC):
     def closed(self) -> bool:
         """Whether ``close()`` (or ``aclose()``) was called."""
         return self._closed
+
+    @property
+    def last_error(self) -> DeliveryError | None:
+        """Why the last ``flush()`` or ``close()`` returned ``False``; ``None`` after ``True``.
+
+        It is the latest loss since the flush before: the :class:`~voxloop.Rejected` or
+        :class:`~voxloop.GaveUp` that ``on_error`` received (a refused key: ``status`` 401 or
+        403 and the gateway's message), or a :class:`~voxloop.DeliveryError` for events dropped
+        on capture (a full queue, or after ``close()``). Failing those, for events still unsent
+        at the timeout, a :class:`~voxloop.DeliveryError` naming the last attempt's failure,
+        e.g. ``connection refused by http://127.0.0.1:8080``. ``stats()`` has the counts.
+        """
+        return self._last_error
 
     def stats(self) -> Stats:
         """The delivery counters: delivered, retried, dropped by reason, queued now."""
@@ -126,11 +140,20 @@ class BaseClient(abc.ABC):
     def _timeout(self, timeout: float | None) -> float:
         return self.config.flush_timeout if timeout is None else max(0.0, timeout)
 
+    def _conclude(self, settled: bool, timeout: float) -> bool:
+        """What ``flush()`` and ``close()`` return: no loss since the last one, and in time."""
+        error = self._outbox.take_problem()
+        if error is None and not settled:
+            error = self._outbox.unsent(timeout)
+        self._last_error = error
+        return error is None
+
     # --- process hooks ---------------------------------------------------------------------
 
     def _after_fork_in_child(self) -> None:
         self._outbox.after_fork_in_child()
         self._inbox = self._outbox.inbox
+        self._last_error = None
 
     @abc.abstractmethod
     def _at_exit(self) -> None:
@@ -231,12 +254,21 @@ class Client(BaseClient):
             timeout: seconds to wait; default ``config.flush_timeout``.
 
         Returns:
-            ``True`` if every event was settled (delivered, or dropped and reported) in time.
+            ``True`` only if every event captured since the previous ``flush()`` (or
+            ``close()``) was delivered: accepted by the gateway, or already known to it.
+            ``False`` if any was refused (a 4xx: a wrong key, an unknown channel...), given up
+            after its retries, or dropped on capture, or if some are still unsent when
+            ``timeout`` runs out (they stay queued and keep being retried).
+            :attr:`last_error` then says why; ``on_error`` and the ``voxloop`` logger have
+            each loss by id, ``stats()`` the counts.
         """
-        deadline = monotonic() + self._timeout(timeout)
+        wait = self._timeout(timeout)
+        deadline = monotonic() + wait
         if self._sync_mode:
-            return self._worker.deliver_now(deadline)
-        return self._worker.flush(max(0.0, deadline - monotonic()))
+            settled = self._worker.deliver_now(deadline)
+        else:
+            settled = self._worker.flush(max(0.0, deadline - monotonic()))
+        return self._conclude(settled, wait)
 
     def close(self, timeout: float | None = None) -> bool:
         """Flush, then stop the worker; events still unsent after ``timeout`` are given up.
@@ -244,14 +276,16 @@ class Client(BaseClient):
         With a spool they stay in it for the next run instead. Closing twice is harmless.
 
         Returns:
-            ``True`` if everything was settled in time.
+            As :meth:`flush`: ``True`` only if every event since the previous ``flush()`` was
+            delivered; else :attr:`last_error` says why. ``True`` when already closed.
         """
         if self._closed:
             return True
         self._closed = True
-        settled = self._worker.stop(self._timeout(timeout))
+        wait = self._timeout(timeout)
+        settled = self._worker.stop(wait)
         self._unregister()
-        return settled
+        return self._conclude(settled, wait)
 
     def __enter__(self) -> Self:
         return self
@@ -371,18 +405,27 @@ class AsyncClient(BaseClient):
         return event_id
 
     async def flush(self, timeout: float | None = None) -> bool:
-        """Send everything captured so far and await the answers; see :meth:`Client.flush`."""
-        deadline = monotonic() + self._timeout(timeout)
+        """Send everything captured so far and await the answers; see :meth:`Client.flush`.
+
+        Returns:
+            ``True`` only if every event captured since the previous ``flush()`` was delivered;
+            else :attr:`last_error` says why.
+        """
+        wait = self._timeout(timeout)
+        deadline = monotonic() + wait
         if self._sync_mode:
-            return await self._worker.deliver_now(deadline)
-        return await self._worker.flush(max(0.0, deadline - monotonic()))
+            settled = await self._worker.deliver_now(deadline)
+        else:
+            settled = await self._worker.flush(max(0.0, deadline - monotonic()))
+        return self._conclude(settled, wait)
 
     async def aclose(self, timeout: float | None = None) -> bool:
         """Flush, then end the worker task; see :meth:`Client.close`."""
         if self._closed:
             return True
         self._closed = True
-        settled = await self._worker.stop(self._timeout(timeout))
+        wait = self._timeout(timeout)
+        settled = await self._worker.stop(wait)
         aclose = getattr(self._transport, "aclose", None)
         if callable(aclose):
             try:
@@ -392,7 +435,7 @@ class AsyncClient(BaseClient):
         if self._outbox.spool is not None:
             await asyncio.to_thread(self._outbox.spool.close)
         self._unregister()
-        return settled
+        return self._conclude(settled, wait)
 
     async def __aenter__(self) -> Self:
         return self

@@ -11,6 +11,11 @@ accepted or already known), or ``dropped`` by reason: ``queue_full`` (the inbox 
 ``rejected`` (refused for good), ``gave_up`` (retries exhausted, or the client closed first, with
 no spool to keep it), ``closed`` (captured after ``close()``). ``retried`` counts events sent
 again.
+
+The outbox also keeps what ``flush()`` reports: the latest drop since the last flush took it
+(:meth:`Outbox.take_problem`), and the reason of the last failed attempt while a batch is being
+retried (:meth:`Outbox.unsent`). An outage is logged once as a WARNING naming its cause, and a
+refused key once as an ERROR naming the status and the gateway's message.
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ STOP: Final[Event] = {}
 _MIN_WAIT: Final = 0.01
 #: How many ids a log line names; ``on_error`` always gets them all.
 _IDS_IN_LOGS: Final = 5
+#: The statuses by which a gateway refuses the key itself: every event sent with it fails.
+_KEY_REFUSED: Final = (401, 403)
 
 ErrorHook = Callable[[DeliveryError], None]
 
@@ -109,7 +116,14 @@ class Outbox:
     in ``flush()``'s thread and so holds a lock.
     """
 
-    def __init__(self, config: Config, spool: Spool | None, on_error: ErrorHook | None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        spool: Spool | None,
+        on_error: ErrorHook | None,
+        *,
+        key: str = "",
+    ) -> None:
         self.config = config
         self.spool = spool
         self.on_error = on_error
@@ -134,6 +148,14 @@ class Outbox:
         #: then called from the event loop, by :meth:`deliver_reports`, not from that thread.
         self.defer_reports = False
         self._reports: deque[DeliveryError] = deque()
+        #: masked out of anything the gateway says, should it ever echo it.
+        self._key = key
+        #: the latest loss since :meth:`take_problem`: the report, or the drop reason alone.
+        self._problem: DeliveryError | str | None = None
+        #: why the last attempt failed while a batch is retried; ``None`` once one is answered.
+        self._failure: str | None = None
+        #: the gateway's refusal of the key last logged as an ERROR; ``None`` after a 2xx.
+        self._key_refusal: str | None = None
 
     # --- counters -----------------------------------------------------------------------------
 
@@ -141,6 +163,26 @@ class Outbox:
         """Count ``count`` events lost for ``reason``; safe from any thread."""
         with self._count_lock:
             self.dropped[reason] += count
+            self._problem = reason
+
+    def take_problem(self) -> DeliveryError | None:
+        """The latest loss since the previous call (the error ``on_error`` got), and forget it."""
+        with self._count_lock:
+            problem, self._problem = self._problem, None
+        if isinstance(problem, str):
+            return DeliveryError(_DROPPED.get(problem, f"events dropped ({problem})"))
+        return problem
+
+    def unsent(self, timeout: float) -> DeliveryError:
+        """Why events are still unsent when a ``flush()`` of ``timeout`` seconds gives up."""
+        batch = self.current
+        reason = f"not every event was delivered within {timeout:g} s"
+        failure = self._failure
+        if failure is not None:
+            reason += f"; the last attempt failed: {failure}"
+        elif batch is not None:
+            reason += "; a batch is still on its way"
+        return DeliveryError(reason, tuple(batch.ids) if batch is not None else ())
 
     def warn_dropping(self, reason: str) -> None:
         """Log a lost event, at most once a minute: a full queue would otherwise flood the log."""
@@ -289,6 +331,8 @@ class Outbox:
         self.delivered = 0
         self.retried = 0
         self.dropped = dict.fromkeys(DROP_REASONS, 0)
+        self._problem = None
+        self._failure = None
 
     # --- answers --------------------------------------------------------------------------------
 
@@ -309,13 +353,18 @@ class Outbox:
         if isinstance(answer, TransportError):
             return self._retry_or_give_up(batch, answer.reason, None)
         status = answer.status
-        if 200 <= status < 300 or status == 422:
-            self._settle_answered(batch, answer)
-            return None
         if status in (408, 429) or status >= 500:
             return self._retry_or_give_up(
-                batch, _status_reason(answer), _retry_after(answer.headers.get("retry-after"))
+                batch, self._status_reason(answer), _retry_after(answer.headers.get("retry-after"))
             )
+        if self._failure is not None:
+            self._failure = None
+            logger.info("voxloop: the gateway answers again (HTTP %d)", status)
+        if 200 <= status < 300 or status == 422:
+            if status != 422:
+                self._key_refusal = None
+            self._settle_answered(batch, answer)
+            return None
         if status == 413 and len(batch) > 1:
             # The gateway's limit is lower than ours: halve the batches until they fit, and
             # keep to that size from then on (a gateway's limit changes with its settings only).
@@ -324,7 +373,7 @@ class Outbox:
             if self.spool is None:
                 self._front.extendleft(reversed(batch.encoded()))
             return None
-        self._settle_rejected([(i, _status_reason(answer), None) for i in batch.ids], status)
+        self._settle_rejected([(i, self._status_reason(answer), None) for i in batch.ids], status)
         return None
 
     def give_up(self, reason: str, *, in_flight: bool = True) -> None:
@@ -369,8 +418,12 @@ class Outbox:
         self.retried += len(batch)
         # Never a busy loop, whatever the settings: a spool retries for as long as it takes.
         delay = max(_MIN_WAIT, retry.delay(batch.attempts - 1, retry_after, random.random()))
-        logger.info(
-            "voxloop: %d event(s) not delivered (%s); attempt %d, retrying in %.2f s",
+        # The first failure of an outage is a WARNING saying why; the retries after it, INFO.
+        level = logging.INFO if self._failure is not None else logging.WARNING
+        self._failure = reason
+        logger.log(
+            level,
+            "voxloop: %d event(s) not delivered: %s; attempt %d, retrying in %.2f s",
             len(batch),
             reason,
             batch.attempts,
@@ -389,7 +442,7 @@ class Outbox:
                     refused.append((batch.ids[index], str(item["error"]), str(item["field"])))
         except (ValueError, TypeError, KeyError, AttributeError):
             if answer.status == 422:
-                refused = [(i, _status_reason(answer), None) for i in batch.ids]
+                refused = [(i, self._status_reason(answer), None) for i in batch.ids]
         self.delivered += len(batch) - len(refused)
         if refused:
             self._settle_rejected(refused, answer.status, forget=False)
@@ -407,6 +460,12 @@ class Outbox:
         if forget:
             self._forget([event_id for event_id, _, _ in refused])
 
+    def _status_reason(self, answer: Response) -> str:
+        reason = _status_reason(answer)
+        if self._key and self._key in reason:
+            reason = reason.replace(self._key, "<key>")
+        return reason
+
     def _forget(self, ids: list[str]) -> None:
         if self.spool is not None:
             try:
@@ -416,14 +475,32 @@ class Outbox:
                 logger.error("voxloop: can't delete delivered events from the spool: %s", exc)
 
     def _report(self, error: DeliveryError) -> None:
-        """Log ``error`` by ids and reason, then hand it to ``on_error``; never raises."""
-        logger.error(
-            "voxloop: %d event(s) not delivered: %s (%s); ids: %s",
-            len(error.ids),
-            error.reason,
-            type(error).__name__,
-            _summary(error.ids),
-        )
+        """Log ``error`` by ids and reason, then hand it to ``on_error``; never raises.
+
+        A refused key is logged as an ERROR once, until a batch is accepted again: every batch
+        sent with it fails alike, and the rest go to the DEBUG level.
+        """
+        with self._count_lock:
+            self._problem = error
+        if isinstance(error, Rejected) and error.status in _KEY_REFUSED:
+            first = self._key_refusal != error.reason
+            self._key_refusal = error.reason
+            logger.log(
+                logging.ERROR if first else logging.DEBUG,
+                "voxloop: the gateway refused the key: %s; every event sent with it is dropped"
+                " until the key or endpoint is fixed. %d event(s) not delivered; ids: %s",
+                error.reason,
+                len(error.ids),
+                _summary(error.ids),
+            )
+        else:
+            logger.error(
+                "voxloop: %d event(s) not delivered: %s (%s); ids: %s",
+                len(error.ids),
+                error.reason,
+                type(error).__name__,
+                _summary(error.ids),
+            )
         if self.on_error is None:
             return
         if self.defer_reports:
@@ -457,6 +534,12 @@ def _summary(ids: tuple[str, ...]) -> str:
     shown = ", ".join(ids[:_IDS_IN_LOGS])
     more = len(ids) - _IDS_IN_LOGS
     return f"{shown} and {more} more" if more > 0 else shown
+
+
+_DROPPED: Final = {
+    "queue_full": "events were dropped: the queue was full (Config.queue_size)",
+    "closed": "events were dropped: captured after close()",
+}
 
 
 def _status_reason(answer: Response) -> str:

@@ -16,12 +16,13 @@ import gzip
 import http.client
 import os
 import select
+import socket
 import ssl
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from ._config import DEFAULT_TIMEOUT, Timeout
 from ._errors import ConfigError, TransportError
@@ -119,6 +120,14 @@ def check_key(key: str) -> str:
     return key
 
 
+def _origin(url: SplitResult) -> str:
+    """``scheme://host:port`` of ``url``, for error messages: never its path or user info."""
+    host = url.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{url.scheme}://{host}" + (f":{url.port}" if url.port is not None else "")
+
+
 def _headers(key: str) -> dict[str, str]:
     return {
         "Authorization": f"Bearer {check_key(key)}",
@@ -155,6 +164,7 @@ class HTTPTransport:
         self._host = url.hostname or ""
         self._port = url.port
         self._path = url.path
+        self._origin = _origin(url)
         self._headers = _headers(key)
         self._headers["Connection"] = "keep-alive"
         self._timeout = timeout
@@ -176,7 +186,9 @@ class HTTPTransport:
                 reusable = not answer.will_close and answer.isclosed()
             except (OSError, http.client.HTTPException) as exc:
                 self._drop()
-                raise TransportError(_describe(exc)) from None
+                raise TransportError(
+                    _describe(exc, self._origin, "waiting for", self._timeout.read)
+                ) from None
             if not reusable:
                 self._drop()
             return Response(answer.status, {k.lower(): v for k, v in answer.getheaders()}, data)
@@ -206,7 +218,9 @@ class HTTPTransport:
             try:
                 connection.connect()
             except OSError as exc:
-                raise TransportError(_describe(exc)) from None
+                raise TransportError(
+                    _describe(exc, self._origin, "connecting to", self._timeout.connect)
+                ) from None
             if connection.sock is not None:
                 connection.sock.settimeout(self._timeout.read)
             self._connection = connection
@@ -230,18 +244,50 @@ def _dropped(connection: http.client.HTTPConnection) -> bool:
     return bool(readable)
 
 
-def _describe(exc: BaseException) -> str:
-    """A short, stable account of a network error, for logs and ``on_error``."""
-    if isinstance(exc, TimeoutError):
-        return "timed out waiting for the gateway"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, http.client.RemoteDisconnected | ConnectionResetError | BrokenPipeError):
-        return "the gateway closed the connection without answering"
-    if isinstance(exc, ssl.SSLError):
-        return f"TLS error: {exc.reason or exc}"
-    text = str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}"[:300]
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost ``OSError`` behind ``exc``, else ``exc``.
+
+    httpx and anyio wrap the socket's error (``ConnectError: All connection attempts failed``
+    hides a refused connection); the innermost one says what happened.
+    """
+    found: BaseException = exc
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError):
+            found = current
+        current = current.__cause__ or current.__context__
+    return found
+
+
+def _describe(exc: BaseException, origin: str, doing: str, timeout: float) -> str:
+    """A short account of a network error naming the gateway, for logs and ``on_error``.
+
+    Args:
+        exc: what the HTTP client raised.
+        origin: the gateway's ``scheme://host:port``.
+        doing: ``connecting to`` or ``waiting for``: what a timeout interrupted.
+        timeout: the timeout of that step, in seconds.
+    """
+    root = _root_cause(exc)
+    if isinstance(root, socket.gaierror):
+        return f"can't resolve the host of {origin}: {root.strerror or root}"
+    if isinstance(root, ConnectionRefusedError):
+        return f"connection refused by {origin}"
+    if isinstance(root, TimeoutError):
+        return f"timed out {doing} {origin} after {timeout:g} s"
+    if isinstance(root, ssl.SSLError):
+        detail = getattr(root, "verify_message", None) or root.reason or root
+        return f"TLS error with {origin}: {detail}"[:300]
+    if isinstance(root, http.client.RemoteDisconnected | BrokenPipeError):
+        return f"{origin} closed the connection without answering"
+    if isinstance(root, ConnectionResetError):
+        return f"connection reset by {origin}"
+    if isinstance(root, OSError) and root.strerror:
+        return f"{root.strerror} ({type(root).__name__}) with {origin}"[:300]
+    text = str(root) or type(root).__name__
+    return f"{type(root).__name__}: {text} ({origin})"[:300]
 
 
 class MockTransport:
@@ -287,6 +333,7 @@ class HttpxTransport:
     ) -> None:
         hx = _httpx()
         self._url = check_endpoint(endpoint)
+        self._origin = _origin(urlsplit(self._url))
         self._headers = _headers(key)
         self._gzip = gzip
         self._timeout = timeout
@@ -305,7 +352,7 @@ class HttpxTransport:
         try:
             answer = self._client.post(self._url, content=payload, headers=headers)
         except self._error as exc:
-            raise TransportError(_describe_httpx(exc)) from None
+            raise TransportError(_describe_httpx(exc, self._origin, self._timeout)) from None
         return _from_httpx(answer)
 
     def close(self) -> None:
@@ -321,8 +368,10 @@ class AsyncHttpxTransport:
     ) -> None:
         hx = _httpx()
         self._url = check_endpoint(endpoint)
+        self._origin = _origin(urlsplit(self._url))
         self._headers = _headers(key)
         self._gzip = gzip
+        self._timeout = timeout
         self._client: httpx.AsyncClient = hx.AsyncClient(timeout=_httpx_timeout(timeout))
         self._error: type[Exception] = hx.TransportError
 
@@ -332,7 +381,7 @@ class AsyncHttpxTransport:
         try:
             answer = await self._client.post(self._url, content=payload, headers=headers)
         except self._error as exc:
-            raise TransportError(_describe_httpx(exc)) from None
+            raise TransportError(_describe_httpx(exc, self._origin, self._timeout)) from None
         return _from_httpx(answer)
 
     async def aclose(self) -> None:
@@ -340,12 +389,17 @@ class AsyncHttpxTransport:
         await self._client.aclose()
 
 
-def _describe_httpx(exc: Exception) -> str:
+def _describe_httpx(exc: Exception, origin: str, timeout: Timeout) -> str:
+    """:func:`_describe` for httpx's errors, whose class names the step that timed out."""
     name = type(exc).__name__
-    if "Timeout" in name:
-        return "timed out waiting for the gateway"
-    if name == "ConnectError" and "refused" in str(exc).lower():
-        return "connection refused"
-    if name in ("RemoteProtocolError", "ReadError"):
-        return "the gateway closed the connection without answering"
-    return f"{name}: {exc}"[:300]
+    if name == "ConnectTimeout":
+        return f"timed out connecting to {origin} after {timeout.connect:g} s"
+    if name in ("ReadTimeout", "WriteTimeout"):
+        return f"timed out waiting for {origin} after {timeout.read:g} s"
+    if name == "PoolTimeout":
+        return f"timed out waiting for a free connection to {origin}"
+    if name == "RemoteProtocolError" and not isinstance(_root_cause(exc), OSError):
+        if "disconnect" in str(exc).lower():
+            return f"{origin} closed the connection without answering"
+        return f"protocol error with {origin}: {exc}"[:300]
+    return _describe(exc, origin, "waiting for", timeout.read)

@@ -78,7 +78,7 @@ async def test_a_refused_key_is_final_and_reported_by_id_not_retried(
     errors: list[voxloop.DeliveryError] = []
     client = twin(gateway.url, "sk_not_a_key", on_error=errors.append)
     ids = [await client.capture(comment="secret words") for _ in range(3)]
-    assert await client.flush()
+    assert not await client.flush()  # settled, but nothing delivered
     assert len(errors) == 1
     error = errors[0]
     assert isinstance(error, voxloop.Rejected) and error.status == 401
@@ -98,7 +98,7 @@ async def test_events_the_gateway_rejects_are_reported_the_others_counted(
     good = [await client.capture(form=form) for _ in range(4)]
     # Well-formed but unknown to the project: only the gateway can tell.
     bad = await client.capture(form=form, channel="sms")
-    assert await client.flush()
+    assert not await client.flush()  # one was refused
     assert counted(gateway, form) == len(good)
     assert len(errors) == 1 and errors[0].ids == (bad,)
     assert isinstance(errors[0], voxloop.Rejected) and errors[0].field == "channel"
@@ -231,7 +231,7 @@ async def test_a_failing_on_error_callback_does_not_stop_delivery(
     client = twin(gateway.url, gateway.server_key, on_error=explode)
     form = unique_form()
     await client.capture(form=form, channel="sms")  # rejected: the callback raises
-    assert await client.flush()
+    assert not await client.flush()
     await client.capture(form=form)
     assert await client.flush()
     assert counted(gateway, form) == 1
