@@ -4,7 +4,9 @@
 scanners and mail-client prefetches never vote. The page's script confirms with a ``POST`` once
 the page is really shown to a person (a button does it without JavaScript); that POST records
 the vote in the ``email`` channel's store, with the email's ``vote_key`` so that the last click
-of one email counts. A second POST with a comment attaches it to the same vote.
+of one email counts. A second POST with a comment attaches it to the same vote. ``OPTIONS`` (and
+the 405 of any other method) lists them all in ``Allow``: :class:`RatingLinkEndpoint` serves the
+path with every method.
 
 The store judges each click (see :class:`~voxloop_gateway.stores.VoteRule`): a click after the
 edit window is kept as history only, and a burst of clicks on different scores of one email
@@ -19,6 +21,7 @@ from typing import Final
 from urllib.parse import parse_qsl
 
 import msgspec
+from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
@@ -41,6 +44,8 @@ from .stores import StoreUnavailable, VoteRule
 MAX_BODY: Final = 64 * 1024
 _VIEW: Final = re.compile(r"[A-Za-z0-9-]{1,64}")
 EMAIL_CHANNEL: Final = "email"
+#: The methods ``/r/{token}`` serves, as ``Allow`` lists them.
+ALLOW: Final = "GET, HEAD, POST, OPTIONS"
 
 
 class Confirmation(msgspec.Struct, forbid_unknown_fields=True):
@@ -118,6 +123,25 @@ async def confirm_vote(request: Request) -> Response:
         return HTMLResponse(comment_page(language, vote.metric, vote.score), 200, PAGE_HEADERS)
     page = vote_page(language, vote.metric, vote.score, confirmation.view, recorded=True)
     return HTMLResponse(page, 200, PAGE_HEADERS)
+
+
+class RatingLinkEndpoint(HTTPEndpoint):
+    """``/r/{token}`` with every method it serves: GET and HEAD show the page, POST records.
+
+    One route for all of them, so that ``OPTIONS`` and the 405 of any other method name them
+    all in ``Allow`` (``GET, HEAD, POST, OPTIONS``). Mount it as ``Route("/r/{token}",
+    RatingLinkEndpoint)``.
+    """
+
+    async def get(self, request: Request) -> Response:
+        return await show_vote(request)
+
+    async def post(self, request: Request) -> Response:
+        return await confirm_vote(request)
+
+    async def options(self, request: Request) -> Response:
+        """What the link takes; no CORS: only the page itself, on this origin, posts."""
+        return Response(status_code=204, headers={**PAGE_HEADERS, "Allow": ALLOW})
 
 
 def _address(request: Request, service: Service) -> str:

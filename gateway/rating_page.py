@@ -33,6 +33,7 @@ class PageWords:
     """The words of the rating pages in one language."""
 
     your_rating: str
+    to_confirm: str
     recording: str
     recorded: str
     failed: str
@@ -50,6 +51,7 @@ class PageWords:
 WORDS: Final[dict[str, PageWords]] = {
     "en": PageWords(
         your_rating="Your rating",
+        to_confirm="Please confirm your rating.",
         recording="Recording your rating…",
         recorded="Thank you! Your rating has been recorded.",
         failed="We couldn't record your rating. Please try again.",
@@ -66,6 +68,7 @@ WORDS: Final[dict[str, PageWords]] = {
     ),
     "ar": PageWords(
         your_rating="تقييمك",
+        to_confirm="يُرجى تأكيد تقييمك.",
         recording="جارٍ تسجيل تقييمك…",
         recorded="شكرًا لك! تم تسجيل تقييمك.",
         failed="تعذّر تسجيل تقييمك. يُرجى المحاولة مرة أخرى.",
@@ -81,6 +84,7 @@ WORDS: Final[dict[str, PageWords]] = {
     ),
     "fa": PageWords(
         your_rating="امتیاز شما",
+        to_confirm="لطفاً امتیاز خود را تأیید کنید.",
         recording="در حال ثبت امتیاز شما…",
         recorded="سپاس! امتیاز شما ثبت شد.",
         failed="ثبت امتیاز شما ممکن نشد. لطفاً دوباره تلاش کنید.",
@@ -97,6 +101,7 @@ WORDS: Final[dict[str, PageWords]] = {
     ),
     "id": PageWords(
         your_rating="Penilaian Anda",
+        to_confirm="Silakan konfirmasi penilaian Anda.",
         recording="Menyimpan penilaian Anda…",
         recorded="Terima kasih! Penilaian Anda telah dicatat.",
         failed="Penilaian Anda tidak dapat dicatat. Silakan coba lagi.",
@@ -155,14 +160,17 @@ def score_label(language: str, metric: str, score: int) -> str:
 def vote_page(language: str, metric: str, score: int, view: str, *, recorded: bool = False) -> str:
     """The page a click opens: the score, the state of its recording, the comment box.
 
-    With JavaScript, the page's script POSTs ``view`` once the page is really shown and then
-    reveals the comment box; without it, the person confirms with the button (the page never
-    records on a GET, so link scanners record nothing). ``recorded`` renders the state after
-    a confirmation posted as a form.
+    With JavaScript, the page's script POSTs ``view`` once the page is really shown (saying
+    "recording" meanwhile) and then reveals the comment box; without it, the page asks the
+    person to confirm and the button does it (the page never records on a GET, so link scanners
+    record nothing). Nothing is recorded yet when the page is served, so that is what it says
+    until the script takes over. ``recorded`` renders the state after a confirmation posted as
+    a form.
     """
     words = WORDS[language]
     strings = _email_i18n.STRINGS[language]
     state = "recorded" if recorded else "pending"
+    shown = words.recorded if recorded else words.to_confirm
     hidden_unless = {s: "" if s == state else " hidden" for s in ("pending", "recorded")}
     body = f"""<main class="card" id="vl-page" data-view="{_e(view)}" data-state="{state}">
 <h1>{_e(strings.questions[metric])}</h1>
@@ -170,8 +178,7 @@ def vote_page(language: str, metric: str, score: int, view: str, *, recorded: bo
 <strong id="vl-score">{_e(score_label(language, metric, score))}</strong></p>
 <p id="vl-status" role="status" aria-live="polite" data-pending="{_e(words.recording)}"
  data-recorded="{_e(words.recorded)}" data-failed="{_e(words.failed)}"
- data-commented="{_e(words.comment_saved)}">{_e(words.recorded if recorded else words.recording)}\
-</p>
+ data-commented="{_e(words.comment_saved)}">{_e(shown)}</p>
 <form id="vl-confirm" method="post"{hidden_unless["pending"]}>
 <input type="hidden" name="view" value="{_e(view)}">
 <button type="submit" class="js-hide">{_e(words.confirm)}</button>

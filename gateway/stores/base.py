@@ -47,6 +47,12 @@ class WriteResult(NamedTuple):
 class VoteRule(NamedTuple):
     """How clicks on an email's rating links are judged (CONTRACT.md, "Email rating links").
 
+    A comment belongs to its score: a click that becomes the counted vote with the same score
+    as the vote it replaces (the person opened the email again and clicked the same link) takes
+    that vote's comment along, unless it brings its own, so the answer stays what it was; a
+    click on another score starts without a comment (the page offers the box again), and the
+    earlier events keep theirs as history.
+
     Attributes:
         edit_window_ms: after the first recorded click, how long another click may still change
             the vote; a later one is stored as history, ``held = 'late'``.

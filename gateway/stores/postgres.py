@@ -17,7 +17,8 @@ commits everything pending in ONE transaction, then answers each caller. Inside 
    RETURNING`` of the rows sorted by key: the unique key is the final word on duplicates, whichever
    replica got there first.
 3. Clicks on email rating links (writes with a :class:`VoteRule`) are judged against the stored
-   votes of their group: past the edit window ``late``, a scanner's burst ``quarantined``.
+   votes of their group: past the edit window ``late``, a scanner's burst ``quarantined``; a
+   click that repeats the score of the vote it replaces takes that vote's comment along.
 4. The touched vote groups are re-ranked in one ``UPDATE ... RETURNING``: among the events of a
    group that aren't held, only the greatest by ``(ts_ms, id or "", key)`` counts.
 5. The histogram deltas (the core's ``aggregate`` of the new events, plus -1/+1 for every vote
@@ -237,6 +238,22 @@ GROUP BY form, hour, score"""
 _ATTACH_COMMENT: Final = """
 UPDATE {events} SET body = jsonb_set(body, '{{comment}}', to_jsonb($1::text))
 WHERE channel = {channel} AND project = $2 AND key = $3 AND vote_key = $4"""
+# Of each group, the two events that rank highest among those not held: the counted one and the
+# one it replaced (by the re-ranking's order).
+_TOP_TWO: Final = """
+SELECT project, form, vote_key, key, score, comment FROM (
+    SELECT v.project, v.form, v.vote_key, v.key, v.score, v.body ->> 'comment' AS comment,
+        row_number() OVER (
+            PARTITION BY v.project, v.form, v.vote_key
+            ORDER BY v.ts_ms DESC, coalesce(v.id, '') DESC, v.key DESC
+        ) AS place
+    FROM unnest($1::text[], $2::text[], $3::text[]) AS g(project, form, vote_key)
+    JOIN {events} AS v ON v.channel = {channel} AND v.project = g.project AND v.form = g.form
+        AND v.vote_key = g.vote_key
+    WHERE v.held IS NULL
+) AS ranked
+WHERE place <= 2
+ORDER BY project, form, vote_key, place"""
 
 #: (project, metric, form, hour, score): one aggregate row's key.
 AggregateKey = tuple[str, str, str, int, int]
@@ -259,6 +276,7 @@ class _Statements:
     scan: str
     quarantined: str
     attach_comment: str
+    top_two: str
 
     @classmethod
     def of(cls, events: str, aggregates: str, channel: str) -> _Statements:
@@ -280,6 +298,7 @@ class _Statements:
             sql(_SCAN),
             sql(_QUARANTINED),
             sql(_ATTACH_COMMENT),
+            sql(_TOP_TWO),
         )
 
 
@@ -429,6 +448,7 @@ class PostgresStore(Store):
             stored.append(new)
         if judged:
             await self._judge(conn, judged)
+            await self._carry_comments(conn, judged)
         deltas = _count_deltas(fresh)
         if touched:
             groups = sorted(touched)
@@ -482,6 +502,30 @@ class PostgresStore(Store):
         if holds:
             changes = sorted((project, key, why) for (project, key), why in holds.items())
             await conn.execute(self._sql.hold, *_columns(changes, 3))
+
+    async def _carry_comments(
+        self, conn: asyncpg.Connection, judged: list[tuple[str, Record, int, VoteRule]]
+    ) -> None:
+        """Give each just-counted click the comment of the vote it replaces, if of its score.
+
+        See :class:`VoteRule`; the same as the SQLite store, with one read for the whole group.
+        """
+        groups = sorted({(project, r.form, r.vote_key or "") for project, r, _, _ in judged})
+        top: dict[tuple[str, str, str], list[tuple[bytes, int, str | None]]] = {}
+        for project, form, vote_key, key, score, comment in await conn.fetch(
+            self._sql.top_two, *_columns(groups, 3)
+        ):
+            top.setdefault((project, form, vote_key), []).append((bytes(key), score, comment))
+        carried = []
+        for project, record, _, _ in judged:
+            ranked = top.get((project, record.form, record.vote_key or ""), [])
+            if record.comment is not None or len(ranked) != 2 or ranked[0][0] != record.key:
+                continue
+            _, score, comment = ranked[1]
+            if score == record.score and comment:
+                carried.append((comment, project, record.key, record.vote_key))
+        if carried:
+            await conn.executemany(self._sql.attach_comment, carried)
 
     async def _add_counts(self, conn: asyncpg.Connection, deltas: dict[AggregateKey, int]) -> None:
         """Add ``deltas`` to the aggregate rows in primary-key order; remove rows emptied."""

@@ -217,6 +217,13 @@ WHERE project = ? AND form = ? AND vote_key = ?"""
 _ATTACH_COMMENT: Final = """
 UPDATE main.events SET body = json_set(body, '$.comment', ?)
 WHERE project = ? AND key = ? AND vote_key = ?"""
+# The two events of a vote group that rank highest among those not held: the counted one and
+# the one it replaced.
+_TOP_TWO: Final = """
+SELECT key, score, body ->> '$.comment' FROM main.events
+WHERE project = ? AND form = ? AND vote_key = ? AND held IS NULL
+ORDER BY ts_ms DESC, coalesce(id, '') DESC, key DESC
+LIMIT 2"""
 
 
 class SqliteStore(Store):
@@ -513,6 +520,8 @@ def _store_group(conn: sqlite3.Connection, group: list[Pending]) -> list[int]:
         conn.executemany(_INSERT_EVENT, rows)
         for project, record, row, rule in judged:
             _judge_click(conn, project, record, row, rule)
+        for project, record, _, _ in judged:
+            _carry_comment(conn, project, record)
         conn.executemany(_ADD_COUNTS, _count_rows(fresh))
         if touched:
             conn.executemany(_TOUCH, touched)
@@ -549,6 +558,19 @@ def _judge_click(
     ]
     if len({score for _, score in burst}) >= VoteRule.burst_scores(record.metric):
         _hold(conn, project, [key for key, _ in burst], "quarantined")
+
+
+def _carry_comment(conn: sqlite3.Connection, project: str, record: Record) -> None:
+    """Give a just-counted click the comment of the vote it replaces, if of the same score.
+
+    See :class:`VoteRule`: clicking the score already counted again keeps the answer, comment
+    included; a click on another score, or one that brings its own comment, carries nothing.
+    """
+    if record.comment is not None:
+        return
+    top = conn.execute(_TOP_TWO, (project, record.form, record.vote_key)).fetchall()
+    if len(top) == 2 and top[0][0] == record.key and top[1][1] == record.score and top[1][2]:
+        conn.execute(_ATTACH_COMMENT, (top[1][2], project, record.key, record.vote_key))
 
 
 def _hold(conn: sqlite3.Connection, project: str, keys: list[bytes], why: str) -> None:

@@ -2,6 +2,10 @@
 
 Persian text is written with Persian letters (``ی`` U+06CC, ``ک`` U+06A9), not their Arabic
 look-alikes, and keeps the zero-width non-joiner (U+200C) that its spelling needs.
+
+The questions and the scale-end words are the ones the web widget shows (``TEXT`` in
+``widgets/v1/voxloop.js``): one wording per metric and language, whatever the channel, so that
+answers from the widget and from emails answer the same question. A browser test compares them.
 """
 
 from __future__ import annotations
@@ -39,9 +43,9 @@ STRINGS: Final[dict[str, Strings]] = {
         digits="0123456789",
         questions={
             "nps": "How likely are you to recommend us to a friend or colleague?",
-            "csat": "How satisfied are you with our service?",
-            "ces": "How easy was it to get your issue resolved?",
-            "likert": "How much do you agree?",
+            "csat": "How satisfied are you with your experience?",
+            "ces": "How easy was it to do what you wanted?",
+            "likert": "I got what I needed.",
             "thumbs": "Was this helpful?",
         },
         anchors={
@@ -57,9 +61,9 @@ STRINGS: Final[dict[str, Strings]] = {
         digits="٠١٢٣٤٥٦٧٨٩",
         questions={
             "nps": "ما مدى احتمال أن توصي بنا لصديق أو زميل؟",
-            "csat": "ما مدى رضاك عن خدمتنا؟",
-            "ces": "ما مدى سهولة حل مشكلتك؟",
-            "likert": "إلى أي مدى توافق؟",
+            "csat": "ما مدى رضاك عن تجربتك؟",
+            "ces": "ما مدى سهولة إنجاز ما أردت؟",
+            "likert": "حصلت على ما احتجت إليه.",
             "thumbs": "هل كان هذا مفيدًا؟",
         },
         anchors={
@@ -75,9 +79,9 @@ STRINGS: Final[dict[str, Strings]] = {
         digits="۰۱۲۳۴۵۶۷۸۹",
         questions={
             "nps": "چقدر احتمال دارد ما را به یک دوست یا همکار توصیه کنید؟",
-            "csat": "چقدر از خدمات ما راضی هستید؟",
-            "ces": "حل مشکل\u200cتان چقدر آسان بود؟",
-            "likert": "چقدر موافق هستید؟",
+            "csat": "چقدر از تجربه\u200cتان راضی هستید؟",
+            "ces": "انجام کاری که می\u200cخواستید چقدر آسان بود؟",
+            "likert": "آنچه را نیاز داشتم به دست آوردم.",
             "thumbs": "آیا این مفید بود؟",
         },
         anchors={
@@ -95,9 +99,9 @@ STRINGS: Final[dict[str, Strings]] = {
             "nps": (
                 "Seberapa besar kemungkinan Anda merekomendasikan kami kepada teman atau kolega?"
             ),
-            "csat": "Seberapa puas Anda dengan layanan kami?",
-            "ces": "Seberapa mudah masalah Anda diselesaikan?",
-            "likert": "Seberapa setuju Anda?",
+            "csat": "Seberapa puas Anda dengan pengalaman Anda?",
+            "ces": "Seberapa mudah melakukan apa yang Anda inginkan?",
+            "likert": "Saya mendapatkan apa yang saya butuhkan.",
             "thumbs": "Apakah ini membantu?",
         },
         anchors={

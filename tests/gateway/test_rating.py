@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Route, expect
 
 from tests.browser import screenshot, watch
 from tests.gateway.conftest import Gateway, make_project, start_gateway
@@ -148,6 +148,18 @@ def test_a_form_post_without_javascript_records_and_takes_a_comment(mailing: Mai
     assert recorded.status_code == 200 and 'data-state="recorded"' in recorded.text
     assert commented.status_code == 200 and 'data-state="commented"' in commented.text
     assert mailing.rows() == [(2, 1, None, "ok")]
+
+
+def test_options_and_other_methods_name_every_method_served(mailing: Mailing) -> None:
+    link = mailing.links()[9]
+    with httpx.Client(base_url=mailing.gateway.url) as client:
+        options = client.options(mailing.path(link))
+        put = client.put(mailing.path(link), json={"view": "v-1"})
+    assert options.status_code == 204
+    assert options.headers["allow"] == "GET, HEAD, POST, OPTIONS"
+    assert put.status_code == 405
+    assert put.headers["allow"] == "GET, HEAD, POST, OPTIONS"
+    assert mailing.rows() == []
 
 
 # --- bad links ---------------------------------------------------------------------------
@@ -329,6 +341,76 @@ def test_without_javascript_the_page_records_only_on_confirm(
 
 
 @pytest.mark.parametrize(
+    ("locale", "to_confirm", "confirm", "recording", "recorded"),
+    [
+        (
+            "en",
+            "Please confirm your rating.",
+            "Confirm my rating",
+            "Recording your rating…",
+            "Thank you! Your rating has been recorded.",
+        ),
+        (
+            "ar",
+            "يُرجى تأكيد تقييمك.",
+            "تأكيد تقييمي",
+            "جارٍ تسجيل تقييمك…",
+            "شكرًا لك! تم تسجيل تقييمك.",
+        ),
+    ],
+)
+def test_the_page_says_recording_only_while_it_records(
+    mailing: Mailing,
+    browser: Browser,
+    locale: str,
+    to_confirm: str,
+    confirm: str,
+    recording: str,
+    recorded: str,
+) -> None:
+    link = mailing.links(f"q-{locale}", locale=locale)[7]
+    # Without JavaScript nothing is recorded until the button: the page asks for it.
+    context = browser.new_context(java_script_enabled=False, locale="en-US")
+    try:
+        page = context.new_page()
+        page.goto(link.url)
+        expect(page.locator("#vl-status")).to_have_text(to_confirm)
+        expect(page.get_by_role("button", name=confirm)).to_be_visible()
+        assert recording not in page.locator("body").inner_text()
+        screenshot(page, f"email-page-nojs-{locale}")
+        assert mailing.rows() == []
+        page.get_by_role("button", name=confirm).click()
+        expect(page.locator("#vl-status")).to_have_text(recorded)
+        assert mailing.rows() == [(7, 1, None, None)]
+    finally:
+        context.close()
+    # With JavaScript the page says "recording" while its POST is on the way, then "recorded".
+    context = browser.new_context(locale="en-US")
+    try:
+        page = context.new_page()
+        watched = watch(page)
+        held: list[Route] = []
+
+        def hold_the_post(route: Route) -> None:
+            if route.request.method == "POST":
+                held.append(route)
+            else:
+                route.continue_()
+
+        page.route(lambda url: url.startswith(link.url.split("?")[0]), hold_the_post)
+        page.goto(link.url)
+        page.wait_for_function("() => document.documentElement.classList.contains('js')")
+        expect(page.locator("#vl-status")).to_have_text(recording)
+        expect(page.get_by_role("button", name=confirm)).to_be_hidden()
+        assert held and held[0].request.method == "POST"
+        held[0].continue_()
+        expect(page.locator("#vl-status")).to_have_text(recorded)
+        watched.assert_clean()
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize(
     ("locale", "recorded", "digit"),
     [
         ("ar", "شكرًا لك! تم تسجيل تقييمك.", "٩"),
@@ -351,6 +433,45 @@ def test_the_page_speaks_the_email_language(
     watched.assert_clean()
     rows = mailing.rows()
     assert rows == [(9, 1, None, None)]
+
+
+def test_reopening_the_email_and_clicking_the_same_score_keeps_the_comment(
+    mailing: Mailing, person: Any
+) -> None:
+    page = person.new_page()
+    watched = watch(page)
+    links = mailing.links()
+    thanks = "Thank you! Your rating has been recorded."
+    page.goto(links[8].url)
+    expect(page.locator("#vl-status")).to_have_text(thanks)
+    page.get_by_label("Anything you'd like to add? (optional)").fill("Quick and friendly")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("#vl-status")).to_have_text("Thanks, we've received your comment.")
+
+    # Days later the email is opened again and the same 8 clicked: the answer stays what it
+    # was, comment included; the new click is the counted one, the first stays as history.
+    page.goto(links[8].url)
+    expect(page.locator("#vl-status")).to_have_text(thanks)
+    assert mailing.rows() == [
+        (8, 0, None, "Quick and friendly"),
+        (8, 1, None, "Quick and friendly"),
+    ]
+    count, histogram = _score(mailing.stats())
+    assert count == 1 and histogram[8] == 1
+
+    # A 6 is another answer: it counts, without the comment written for the 8.
+    page.goto(links[6].url)
+    expect(page.locator("#vl-status")).to_have_text(thanks)
+    assert mailing.rows()[-1] == (6, 1, None, None)
+    assert [row[1] for row in mailing.rows()] == [0, 0, 1]
+    count, histogram = _score(mailing.stats())
+    assert count == 1 and histogram[6] == 1 and histogram[8] == 0
+    # Its own comment goes with it.
+    page.get_by_label("Anything you'd like to add? (optional)").fill("Actually, slow delivery")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("#vl-status")).to_have_text("Thanks, we've received your comment.")
+    assert mailing.rows()[-1] == (6, 1, None, "Actually, slow delivery")
+    watched.assert_clean()
 
 
 def test_a_bad_link_page_in_the_browser(mailing: Mailing, person: Any) -> None:

@@ -10,7 +10,7 @@ import json
 
 from playwright.sync_api import BrowserContext, Page, Route
 
-from tests.browser import screenshot
+from tests.browser import screenshot, watch
 from tests.gateway.conftest import Gateway
 from tests.widgets.conftest import Host, count, embed, queued, radio, rows, status, visit
 
@@ -169,6 +169,39 @@ def test_a_refused_key_shows_the_failure(
     assert queued(page) == [], "a 4xx is final: the event is dropped"
     assert rows(gateway, form) == []
     assert page.evaluate("localStorage.getItem('voxloop:seen')") in (None, "{}")
+    watched.assert_clean()
+
+
+def test_a_server_key_is_refused_with_a_reason_and_nothing_is_sent(
+    context: BrowserContext, gateway: Gateway, host: Host, form: str
+) -> None:
+    assert gateway.server_key.startswith("sk_")
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    watched = watch(page, expected_errors=("is a server key",))
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.url) if r.url.startswith(gateway.url) else None)
+    page.goto(
+        host.serve(embed(gateway, key=gateway.server_key, data_form=form, data_target="#slot"))
+    )
+    page.wait_for_function("() => window.voxloop && window.voxloop.version")
+    # The JavaScript API refuses it as well.
+    shown = page.evaluate(
+        "([key, form]) => voxloop.show({key, form, target: '#slot'})", [gateway.server_key, form]
+    )
+    page.wait_for_timeout(300)
+    assert shown is None
+    assert page.locator("[data-voxloop]").count() == 0
+    assert len(errors) == 2, errors
+    for text in errors:
+        assert "server key" in text and "secret" in text and "pk_" in text, text
+        assert gateway.server_key not in text, "the message doesn't repeat the secret"
+    # Only the script itself was fetched: no stylesheet, no event; nothing kept either.
+    assert sent == [f"{gateway.url}/widgets/v1/voxloop.js"]
+    assert page.evaluate("Object.keys(localStorage)") == []
+    assert rows(gateway, form) == []
     watched.assert_clean()
 
 

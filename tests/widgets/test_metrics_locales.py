@@ -10,6 +10,7 @@ from playwright.sync_api import Browser, BrowserContext
 from tests.browser import screenshot
 from tests.gateway.conftest import Gateway
 from tests.widgets.conftest import Host, count, embed, radio, rows, visit
+from voxloop._email_i18n import STRINGS
 
 SCALES = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7), "likert": (1, 5), "thumbs": (0, 1)}
 
@@ -49,7 +50,7 @@ LANGS: dict[str, dict[str, Any]] = {
         "dir": "rtl",
         "question": "ما مدى احتمال أن توصي بنا لصديق أو زميل؟",
         "ten": "١٠",
-        "ends": ["غير محتمل إطلاقًا", "محتمل جدًا"],
+        "ends": ["غير محتمل إطلاقًا", "محتمل للغاية"],
         "comment": "هل تود إضافة شيء؟ (اختياري)",
         "send": "إرسال",
         "skip": "تخطي",
@@ -59,9 +60,9 @@ LANGS: dict[str, dict[str, Any]] = {
     },
     "fa": {
         "dir": "rtl",
-        "question": "چقدر احتمال دارد ما را به یک دوست یا همکار پیشنهاد کنید؟",
+        "question": "چقدر احتمال دارد ما را به یک دوست یا همکار توصیه کنید؟",
         "ten": "۱۰",
-        "ends": ["اصلاً محتمل نیست", "بسیار محتمل"],
+        "ends": ["اصلاً محتمل نیست", "کاملاً محتمل است"],
         "comment": "چیزی می‌خواهید اضافه کنید؟ (اختیاری)",
         "send": "ارسال",
         "skip": "رد شدن",
@@ -169,3 +170,34 @@ def test_an_underscored_page_language_is_sent_as_a_bcp47_tag(
     page.get_by_text(LANGS["ar"]["thanks"]).wait_for()
     (row,) = rows(gateway, form)
     assert row["body"]["locale"] == "ar-EG"
+
+
+# Each metric's default question and end labels, read from every form the widget renders.
+_DEFAULTS = """([key, form, locale, metrics]) => Object.fromEntries(metrics.map((metric) => {
+    const slot = document.body.appendChild(document.createElement('div'));
+    const host = voxloop.show({key, form: `${form}-${metric}`, metric, locale, target: slot,
+                               days: 0});
+    const root = host.shadowRoot;
+    const ends = [...root.querySelectorAll('.vx-ends span')].map((e) => e.textContent);
+    return [metric, [root.querySelector('.vx-q').textContent, ends]];
+}))"""
+
+
+@pytest.mark.parametrize("lang", sorted(STRINGS))
+def test_default_questions_are_the_emails(
+    context: BrowserContext, gateway: Gateway, host: Host, form: str, lang: str
+) -> None:
+    # One wording per metric and language, whatever the channel: the widget's defaults are the
+    # table the email row and the rating page take theirs from.
+    page_html = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<script src="{gateway.url}/widgets/v1/voxloop.js"></script></head><body></body></html>'
+    )
+    page, watched = visit(context, host.serve(page_html))
+    shown = page.evaluate(_DEFAULTS, [gateway.site_key, form, lang, list(SCALES)])
+    strings = STRINGS[lang]
+    assert {metric: question for metric, (question, _) in shown.items()} == strings.questions
+    numeric = {metric: tuple(ends) for metric, (_, ends) in shown.items() if metric != "thumbs"}
+    assert numeric == strings.anchors
+    assert rows(gateway, form) == []
+    watched.assert_clean()

@@ -24,14 +24,16 @@
   // Scales of the contract: [lowest score, highest score].
   const METRICS = { nps: [0, 10], csat: [1, 5], ces: [1, 7], likert: [1, 5], thumbs: [0, 1] };
 
-  // Strings per language. q: questions; e: scale-end labels (low, high) per metric.
+  // Strings per language. q: questions; e: scale-end labels (low, high) per metric: the same
+  // wording as the email rating links and their page (sdk/voxloop/_email_i18n.py), kept equal
+  // by a test.
   const TEXT = {
     en: {
       q: {
         nps: 'How likely are you to recommend us to a friend or colleague?',
         csat: 'How satisfied are you with your experience?',
         ces: 'How easy was it to do what you wanted?',
-        likert: 'This page gave me what I needed.',
+        likert: 'I got what I needed.',
         thumbs: 'Was this helpful?',
       },
       e: {
@@ -56,12 +58,12 @@
         nps: 'ما مدى احتمال أن توصي بنا لصديق أو زميل؟',
         csat: 'ما مدى رضاك عن تجربتك؟',
         ces: 'ما مدى سهولة إنجاز ما أردت؟',
-        likert: 'قدّمت لي هذه الصفحة ما احتجت إليه.',
+        likert: 'حصلت على ما احتجت إليه.',
         thumbs: 'هل كان هذا مفيدًا؟',
       },
       e: {
-        nps: ['غير محتمل إطلاقًا', 'محتمل جدًا'],
-        csat: ['غير راضٍ إطلاقًا', 'راضٍ جدًا'],
+        nps: ['غير محتمل إطلاقًا', 'محتمل للغاية'],
+        csat: ['غير راضٍ جدًا', 'راضٍ جدًا'],
         ces: ['صعب جدًا', 'سهل جدًا'],
         likert: ['لا أوافق بشدة', 'أوافق بشدة'],
         thumbs: ['لا', 'نعم'],
@@ -78,14 +80,14 @@
     },
     fa: {
       q: {
-        nps: 'چقدر احتمال دارد ما را به یک دوست یا همکار پیشنهاد کنید؟',
+        nps: 'چقدر احتمال دارد ما را به یک دوست یا همکار توصیه کنید؟',
         csat: 'چقدر از تجربه‌تان راضی هستید؟',
         ces: 'انجام کاری که می‌خواستید چقدر آسان بود؟',
-        likert: 'این صفحه آنچه را نیاز داشتم به من داد.',
+        likert: 'آنچه را نیاز داشتم به دست آوردم.',
         thumbs: 'آیا این مفید بود؟',
       },
       e: {
-        nps: ['اصلاً محتمل نیست', 'بسیار محتمل'],
+        nps: ['اصلاً محتمل نیست', 'کاملاً محتمل است'],
         csat: ['بسیار ناراضی', 'بسیار راضی'],
         ces: ['بسیار دشوار', 'بسیار آسان'],
         likert: ['کاملاً مخالفم', 'کاملاً موافقم'],
@@ -106,7 +108,7 @@
         nps: 'Seberapa besar kemungkinan Anda merekomendasikan kami kepada teman atau kolega?',
         csat: 'Seberapa puas Anda dengan pengalaman Anda?',
         ces: 'Seberapa mudah melakukan apa yang Anda inginkan?',
-        likert: 'Halaman ini memberikan apa yang saya butuhkan.',
+        likert: 'Saya mendapatkan apa yang saya butuhkan.',
         thumbs: 'Apakah ini membantu?',
       },
       e: {
@@ -318,6 +320,14 @@
     const form = o.form;
     if (!o.key || !form || !range) {
       console.warn('voxloop: show() needs key, form and a metric of', Object.keys(METRICS));
+      return null;
+    }
+    if (/^sk_/.test(o.key)) {
+      // Anyone can read a page's source: a server key there gives away the project's stats.
+      console.error(
+        'voxloop: not started: "sk_…" is a server key, and server keys are secret: never put' +
+          ' one in a web page (revoke this one). Use the project\'s site key "pk_…".',
+      );
       return null;
     }
     const days = number(o.days, 90);

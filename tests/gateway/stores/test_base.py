@@ -604,3 +604,53 @@ async def test_a_comment_attaches_only_to_its_own_vote(session: Session, store: 
     assert not await store.attach_comment("globex", click.key, click.vote_key, "Not mine")
     assert [e.comment for e in await session.events(store)] == ["Thanks! ممنون"]
     await assert_aggregates_equal_scan(store, [PROJECT])
+
+
+async def test_a_repeated_click_of_the_counted_score_keeps_its_comment(
+    session: Session, store: Store
+) -> None:
+    # Click 8, comment; open the email again and click 8: the answer, comment included, stays.
+    first, again, changed, own = make_records(
+        email_click("v1", 8),
+        email_click("v2", 8, ts=NOW_MS + 1),
+        email_click("v3", 6, ts=NOW_MS + 2),
+        email_click("v4", 6, ts=NOW_MS + 3, comment="Slow delivery"),
+    )
+    assert first.vote_key is not None
+    await store.write(PROJECT, [first], rule=RULE)
+    assert await store.attach_comment(PROJECT, first.key, first.vote_key, "Great support")
+    await store.write(PROJECT, [again], rule=RULE)
+    rows = [(e.id, e.counted, e.held, e.comment) for e in await session.events(store)]
+    assert rows == [("v1", 0, None, "Great support"), ("v2", 1, None, "Great support")]
+    assert await store.hourly(PROJECT, "nps") == {
+        ("checkout", NOW_MS): [0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0]
+    }
+    # Another score starts without the comment written for the 8; the 8s keep theirs as history.
+    await store.write(PROJECT, [changed], rule=RULE)
+    rows = [(e.id, e.counted, e.comment) for e in await session.events(store)]
+    assert rows == [("v1", 0, "Great support"), ("v2", 0, "Great support"), ("v3", 1, None)]
+    # A click with a comment of its own keeps its own.
+    await store.write(PROJECT, [own], rule=RULE)
+    assert [(e.id, e.counted, e.comment) for e in await session.events(store)][2:] == [
+        ("v3", 0, None),
+        ("v4", 1, "Slow delivery"),
+    ]
+    assert await store.hourly(PROJECT, "nps") == {
+        ("checkout", NOW_MS): [0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]
+    }
+    await assert_aggregates_equal_scan(store, [PROJECT])
+
+
+async def test_a_repeated_click_that_does_not_count_carries_nothing(
+    session: Session, store: Store
+) -> None:
+    late_rule = stores.VoteRule(edit_window_ms=0, burst_ms=5_000)
+    first, late = make_records(email_click("a", 8), email_click("b", 8, ts=NOW_MS + 1))
+    assert first.vote_key is not None
+    await store.write(PROJECT, [first], rule=late_rule)
+    assert await store.attach_comment(PROJECT, first.key, first.vote_key, "Great support")
+    await asyncio.sleep(0.002)  # received a millisecond or more after the first
+    await store.write(PROJECT, [late], rule=late_rule)
+    rows = [(e.id, e.counted, e.held, e.comment) for e in await session.events(store)]
+    assert rows == [("a", 1, None, "Great support"), ("b", 0, "late", None)]
+    await assert_aggregates_equal_scan(store, [PROJECT])
