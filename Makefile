@@ -4,19 +4,23 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TYPING := build/typing
+# Every version installed, pinned: `make lock` regenerates it from requirements/lock.in.
+LOCK := requirements/lock.txt
 
-.PHONY: run test bench loadtest cluster-test lint clean
+.PHONY: run test wheel-test wheels lock bench loadtest cluster-test lint clean
 
 # The browser tests drive Debian's chromium, installed here if missing (Playwright's own browser
-# download is not used).
-$(STAMP): pyproject.toml setup.py sdk/pyproject.toml core/_pipeline_c.pyx
+# download is not used). Every package at the lock's version; the core is compiled by the lock's
+# setuptools and Cython (no build isolation, which would fetch the newest ones).
+$(STAMP): pyproject.toml setup.py sdk/pyproject.toml core/_pipeline_c.pyx $(LOCK)
 	@command -v chromium >/dev/null || ! command -v apt-get >/dev/null || \
 		{ echo "installing chromium for the browser tests"; \
 		  apt-get install -y -qq chromium >/dev/null 2>&1 || \
 		  { apt-get update -qq && apt-get install -y -qq chromium; }; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ./sdk -e '.[test,lint,bench]'
+	$(BIN)/python -m pip install --quiet --constraint $(LOCK) pip setuptools Cython wheel
+	$(BIN)/python -m pip install --quiet --no-build-isolation --constraint $(LOCK) \
+		-e './sdk[fast,httpx]' -e '.[test,lint,bench]'
 	@$(BIN)/voxloop-gateway core
 	@touch $@
 
@@ -25,6 +29,30 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# Both wheels built from a copy of the tree, installed (not editable) in a bare venv with the
+# lock as constraints, then init, serve, a rating posted and read back; part of `make test`.
+wheel-test: $(STAMP)
+	$(BIN)/python -m pytest tests/packaging
+
+# The two wheels to deploy, in dist/: voxloop (pure Python) and voxloop-server (compiled for this
+# Python and platform). build/ is emptied first so no deleted module lingers in a wheel.
+wheels: $(STAMP)
+	rm -rf build/lib* build/bdist* sdk/build dist
+	$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist ./sdk .
+	@ls dist
+
+# Regenerate $(LOCK) from requirements/lock.in with uv (at the lock's own version, in a venv of
+# its own): keeps the pinned versions that still fit; `make lock UPGRADE=1` moves every package
+# to its newest release.
+LOCK_VENV := build/lock
+lock:
+	@test -x $(LOCK_VENV)/bin/python || $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install --quiet --constraint $(LOCK) uv
+	$(LOCK_VENV)/bin/uv pip compile --quiet --universal --python-version 3.11 \
+		--no-emit-package voxloop --no-emit-package voxloop-server \
+		--custom-compile-command "make lock" $(if $(UPGRADE),--upgrade) \
+		--output-file $(LOCK) requirements/lock.in
 
 # The HTTP section drives the servers with wrk, from Debian's packages, installed here if missing.
 bench: $(STAMP)

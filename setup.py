@@ -1,5 +1,9 @@
 """Build the server distribution: voxloop_core (accelerated when it can be) and voxloop_gateway.
 
+The packages live in folders named differently (core/ is voxloop_core), which setuptools'
+automatic discovery can't map; so they are found here, every subpackage (a folder with an
+``__init__.py``) included, and a new one needs no edit.
+
 The core's ``.pyx`` files are compiled with Cython. Where Cython or a C compiler is missing, or
 ``VOXLOOP_NO_EXTENSIONS=1`` is set, a pure build is made instead and the pure-Python reference
 serves; the build says which it made.
@@ -10,8 +14,20 @@ from __future__ import annotations
 import os
 import sys
 
-from setuptools import Extension, setup
+from setuptools import Extension, find_packages, setup
 from setuptools.command.build_ext import build_ext
+
+#: import name -> folder, for every top-level package of the distribution
+PACKAGE_DIRS = {"voxloop_core": "core", "voxloop_gateway": "gateway", "voxloop_widgets": "widgets"}
+
+
+def _packages() -> list[str]:
+    """Every package and subpackage under the folders of ``PACKAGE_DIRS``, by import name."""
+    found = []
+    for name, folder in PACKAGE_DIRS.items():
+        found.append(name)
+        found.extend(f"{name}.{sub}" for sub in find_packages(folder))
+    return sorted(found)
 
 
 def _say(message: str) -> None:
@@ -55,4 +71,9 @@ def _extensions() -> list[Extension]:
         return []
 
 
-setup(ext_modules=_extensions(), cmdclass={"build_ext": _OptionalBuildExt})
+setup(
+    packages=_packages(),
+    package_dir=PACKAGE_DIRS,
+    ext_modules=_extensions(),
+    cmdclass={"build_ext": _OptionalBuildExt},
+)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from voxloop_core import __version__ as __version__
 
 from .app import create_app  # noqa: E402 - the app module reads __version__
 from .settings import Settings  # noqa: E402

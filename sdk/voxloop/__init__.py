@@ -52,8 +52,7 @@ from ._transport import (
     Response,
     Transport,
 )
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "DEFAULT_BATCHING",
@@ -165,12 +164,21 @@ def capture(
 
 
 def flush(timeout: float | None = None) -> bool:
-    """Flush the :func:`init` client; ``True`` if there is none. See :meth:`Client.flush`."""
+    """Flush the :func:`init` client; ``True`` if there is none. See :meth:`Client.flush`.
+
+    Returns:
+        ``True`` only if every event captured since the previous flush was delivered;
+        ``get_client().last_error`` says why not.
+    """
     return True if _client is None else _client.flush(timeout)
 
 
 def close(timeout: float | None = None) -> bool:
-    """Close the :func:`init` client and forget it; ``True`` if there is none."""
+    """Close the :func:`init` client and forget it; ``True`` if there is none.
+
+    Returns:
+        As :func:`flush`; the closed client (returned by :func:`init`) keeps its ``last_error``.
+    """
     global _client
     client, _client = _client, None
     return True if client is None else client.close(timeout)

@@ -26,6 +26,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from ._config import DEFAULT_TIMEOUT, Timeout
 from ._errors import ConfigError, TransportError
+from ._version import __version__
 
 if TYPE_CHECKING:
     import httpx
@@ -42,8 +43,7 @@ __all__ = [
     "check_key",
 ]
 
-_VERSION: Final = "0.1.0"
-USER_AGENT: Final = f"voxloop-python/{_VERSION}"
+USER_AGENT: Final = f"voxloop-python/{__version__}"
 #: Bodies smaller than this go uncompressed: gzip would save a few bytes for real CPU time.
 GZIP_MIN_BYTES: Final = 1024
 #: The most of an answer the SDK reads; the gateway's answers are a few hundred bytes.
