@@ -5,13 +5,17 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Final
+from urllib.parse import quote, unquote_to_bytes
 
 import msgspec
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 import voxloop_core
 from voxloop_widgets import WIDGETS_DIR
@@ -22,13 +26,60 @@ from .demo import Demo, demo_page
 from .ingest import post_events
 from .metrics import CONTENT_TYPE_LATEST
 from .openapi import build_openapi
-from .rating import confirm_vote, show_vote
+from .rating import RatingLinkEndpoint
+from .registry import ID_LENGTH
 from .service import Service
 from .settings import Settings
 from .stats import get_stats
 
 #: The rating pages' stylesheet and script, served at ``/static/``.
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+#: What the server's access log shows of a rating link's token (it names the recipient).
+_TOKEN_SHOWN: Final = "/r/..."
+
+
+class KeepSecretsOutOfLogs:
+    """Keeps keys sent in the URL and rating-link tokens out of the server's access log.
+
+    A site key may come as ``?key=`` (``sendBeacon``), a server key sent there by mistake is
+    refused but was still sent, and a rating link's path carries a token that names its
+    recipient. The server logs the request's path and query from the scope it handed the app
+    once the answer is sent; the routes read a copy of that scope with everything as sent, and
+    the server's own keeps each key's public id only (``pk_AbCdEfGh...``) and no token.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        query: bytes = scope.get("query_string", b"")
+        path: str = scope.get("path", "")
+        token = path.startswith("/r/")
+        if not token and not query:
+            await self.app(scope, receive, send)
+            return
+        as_sent = dict(scope)
+        scope["query_string"] = redacted_query(query)
+        if token:
+            scope["path"] = _TOKEN_SHOWN
+            scope["raw_path"] = _TOKEN_SHOWN.encode()
+        await self.app(as_sent, receive, send)
+
+
+def redacted_query(query: bytes) -> bytes:
+    """``query`` with every value that is, or may be, a key cut to the key's public id."""
+    parts = []
+    for part in query.split(b"&"):
+        name, equals, value = part.partition(b"=")
+        text = unquote_to_bytes(value.replace(b"+", b" "))
+        if unquote_to_bytes(name) == b"key" or text[:3] in (b"pk_", b"sk_"):
+            cut = text[:ID_LENGTH] + b"..." if len(text) > ID_LENGTH else text
+            value = quote(cut, safe="").encode()
+        parts.append(name + equals + value)
+    return b"&".join(parts)
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -84,12 +135,12 @@ def create_app(settings: Settings | None = None, demo: Demo | None = None) -> St
             Route("/readyz", readyz),
             Route("/metrics", metrics),
             Route("/openapi.json", openapi),
-            Route("/r/{token}", show_vote, methods=["GET"]),
-            Route("/r/{token}", confirm_vote, methods=["POST"]),
+            Route("/r/{token}", RatingLinkEndpoint),
             Mount("/widgets/v1", StaticFiles(directory=WIDGETS_DIR / "v1"), name="widgets"),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         lifespan=lifespan,
+        middleware=[Middleware(KeepSecretsOutOfLogs)],
     )
     if demo is not None:
         app.add_route("/demo", demo_page, methods=["GET"])

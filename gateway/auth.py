@@ -12,6 +12,12 @@ from .registry import Key, Project
 from .service import Service
 
 CORS_ALLOW_HEADERS = "authorization, content-type, content-encoding"
+#: Why a server key with an ``Origin`` header is refused: browsers send that header, and a key
+#: a browser holds is in a web page, where anyone can read it.
+SERVER_KEY_IN_BROWSER = (
+    "a server key must never be used from a browser: this request carries an Origin header;"
+    " use a site key (pk_...) in web pages"
+)
 
 
 def bearer_or_query_key(request: Request) -> tuple[str | None, bool]:
@@ -42,12 +48,14 @@ def authenticate(request: Request, service: Service) -> tuple[Key, Project]:
         raise ApiError(401, "missing key: send `Authorization: Bearer <key>`")
     if from_query and kind == "server":
         raise ApiError(401, "a server key must never be sent in the URL; use the header")
+    origin = request.headers.get("origin")
+    if kind == "server" and origin is not None:
+        raise ApiError(403, SERVER_KEY_IN_BROWSER)
     found = service.registry.authenticate(raw)
     if found is None:
         raise ApiError(401, "unknown or revoked key")
     key, project = found
     check_limit(service, "key", key.id, now)
-    origin = request.headers.get("origin")
     if key.kind == "site" and origin is not None and origin.lower() not in key.origins:
         allowed = ", ".join(sorted(key.origins)) or "none"
         raise ApiError(403, f"origin {origin} is not allowed for this site key; allowed: {allowed}")
@@ -89,10 +97,7 @@ def cors_headers(request: Request, service: Service, key: Key | None = None) -> 
     if key is not None:
         allowed = key.kind == "site" and lowered in key.origins
     else:
-        allowed = any(
-            k.kind == "site" and not k.revoked and lowered in k.origins
-            for k in service.registry.cached_keys()
-        )
+        allowed = service.registry.site_origin_allowed(lowered)
     if not allowed:
         return {"Vary": "Origin"}
     return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}

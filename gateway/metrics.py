@@ -2,23 +2,43 @@
 
 Each app gets its own ``CollectorRegistry`` (no module-level state), so tests and several apps in
 one process don't mix their counts.
+
+Every label takes its values from a set the gateway knows, never from what a client sent: each
+distinct value is a time series of its own, so a client naming a new channel in every request
+would otherwise grow ``/metrics`` (and the memory behind it) without bound. Channels are the
+built-in ones and those of the registry's projects; any other is counted as ``_other``, which
+no channel can be named (names start with a letter or a digit). Routes, outcomes and statuses
+are the code's own, and are held to their sets all the same.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Collection
+from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+from voxloop_core import BUILTIN_CHANNELS
+
+__all__ = ["CONTENT_TYPE_LATEST", "OTHER", "Metrics"]
+
+#: The label value of whatever is outside a label's known set.
+OTHER: Final = "_other"
+ROUTES: Final = frozenset({"events", "stats", "rating"})
+OUTCOMES: Final = frozenset({"accepted", "duplicate", "rejected"})
 
 
 class Metrics:
     """Requests, events per channel and outcome, commit latency and queue depth."""
 
-    def __init__(self, queue_depth: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        queue_depth: Callable[[], float],
+        channels: Callable[[], Collection[str]] = lambda: BUILTIN_CHANNELS,
+    ) -> None:
+        """``queue_depth`` says how many records wait; ``channels``, the channels known now."""
+        self._channels = channels
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "voxloop_requests",
@@ -55,16 +75,23 @@ class Metrics:
 
     def request(self, route: str, status: int) -> None:
         """Count one answered request of ``route`` with ``status``."""
-        self._child(self.requests, route, str(status)).inc()
+        route = route if route in ROUTES else OTHER
+        code = str(status) if 100 <= status <= 599 else OTHER
+        self._child(self.requests, route, code).inc()
 
     def outcome(self, channel: str, outcome: str, count: int) -> None:
         """Count ``count`` events of ``channel`` as accepted, duplicate or rejected."""
         if count:
-            self._child(self.events, channel, outcome).inc(count)
+            outcome = outcome if outcome in OUTCOMES else OTHER
+            self._child(self.events, self.channel(channel), outcome).inc(count)
 
     def commit(self, channel: str, seconds: float) -> None:
         """Record how long a store of ``channel`` took to commit a write."""
-        self._child(self.commit_seconds, channel).observe(seconds)
+        self._child(self.commit_seconds, self.channel(channel)).observe(seconds)
+
+    def channel(self, channel: str) -> str:
+        """``channel`` as a label: itself if the gateway knows it, else ``_other``."""
+        return channel if channel in self._channels() else OTHER
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

@@ -24,7 +24,7 @@ from .registry_db import (
     migrate_registry_pg,
     registry_version_pg,
 )
-from .service import STORES_DIR
+from .service import STORES_DIR, secure_data_dir
 from .settings import Settings
 from .stores import StoreUnavailable, postgres, sqlite
 
@@ -45,6 +45,7 @@ def migrate(settings: Settings) -> list[str]:
         lines = [_line("registry", registry.where, before, after)]
         before, after = asyncio.run(_migrate_pg_store(settings.store))
         return lines + [_line("store", registry.where, before, after)]
+    secure_data_dir(settings.data_dir)
     SqliteRegistryDb(settings.data_dir).read("SELECT 1")  # creates or stamps it
     lines = [_line("registry", str(settings.data_dir), REGISTRY_VERSION, REGISTRY_VERSION)]
     for path in store_files(settings.data_dir):

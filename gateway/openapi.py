@@ -10,7 +10,7 @@ from voxloop_core import MAX_FORM_CHARS, METRIC_RANGES, Batch
 
 from .ingest import ErrorAnswer, IngestAnswer
 from .rating import Confirmation, Recorded
-from .registry import _NAME as NAME_RULE  # made public when the registry is next touched
+from .registry import NAME_RULE
 from .stats import StatsAnswer
 
 _REF = "#/components/schemas/{name}"

@@ -37,7 +37,11 @@ from .registry_db import Duplicate, PostgresRegistryDb, RegistryDb, SqliteRegist
 KeyKind = Literal["site", "server"]
 RELOAD_SECONDS: Final = 5.0
 _PREFIX: Final[dict[str, KeyKind]] = {"pk_": "site", "sk_": "server"}
-_NAME: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+#: What a project or channel name is made of.
+NAME_RULE: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+_NAME: Final = NAME_RULE
+#: The length of a key's public id (``pk_`` and 8 characters) and of an email secret's id.
+ID_LENGTH: Final = 11
 
 
 class Project(msgspec.Struct, frozen=True):
@@ -47,6 +51,9 @@ class Project(msgspec.Struct, frozen=True):
     secret: bytes
     channels: frozenset[str]
 
+    def __repr__(self) -> str:  # never the secret, wherever a project gets printed
+        return f"Project({self.id!r}, channels={sorted(self.channels)!r})"
+
 
 class EmailSecret(msgspec.Struct, frozen=True):
     """A secret that signs a project's email rating links; ``id`` names it in the CLI."""
@@ -55,6 +62,9 @@ class EmailSecret(msgspec.Struct, frozen=True):
     project: str
     secret: bytes
     revoked: bool = False
+
+    def __repr__(self) -> str:  # never the secret
+        return f"EmailSecret({self.id!r}, project={self.project!r}, revoked={self.revoked})"
 
 
 class Key(msgspec.Struct, frozen=True):
@@ -66,6 +76,15 @@ class Key(msgspec.Struct, frozen=True):
     channels: frozenset[str]
     origins: frozenset[str]
     revoked: bool = False
+
+
+def shown(text: str) -> str:
+    """``text`` as a message may show it: a key's public id at most, never a key or a secret.
+
+    Public ids (``pk_AbCdEfGh``, ``es_1a2b3c4d``) and names are 11 characters or less; anything
+    longer, such as a whole key pasted where an id was expected, is cut to its first 11.
+    """
+    return repr(text) if len(text) <= ID_LENGTH else repr(text[:ID_LENGTH]) + "…"
 
 
 def key_hash(key: str) -> bytes:
@@ -101,6 +120,10 @@ class Registry:
         self._projects: dict[str, Project] = {}
         self._keys: dict[bytes, Key] = {}
         self._email_secrets: dict[str, list[EmailSecret]] = {}
+        #: The origins some active site key allows, for CORS.
+        self._site_origins: frozenset[str] = frozenset()
+        #: The built-in channels and every project's, as last loaded.
+        self._channels: frozenset[str] = frozenset(BUILTIN_CHANNELS)
         self._reloading: threading.Thread | None = None
         self._version: object = None
         self._loaded_at = float("-inf")
@@ -148,7 +171,7 @@ class Registry:
         allowed_origins = frozenset(check_origin(o) for o in origins)
         prefix = "pk_" if kind == "site" else "sk_"
         raw = prefix + secrets.token_urlsafe(32)
-        key = Key(raw[:11], project_id, kind, allowed, allowed_origins)
+        key = Key(raw[:ID_LENGTH], project_id, kind, allowed, allowed_origins)
         self.db.write(
             "INSERT INTO keys VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
             (
@@ -164,16 +187,28 @@ class Registry:
         return raw, key
 
     def revoke_key(self, key_id: str) -> Key:
-        """Revoke the key whose public id (``pk_…``/``sk_…`` prefix shown by list) is given."""
+        """Revoke the key whose public id (``pk_…``/``sk_…`` prefix shown by list) is given.
+
+        The whole key does as well (a leaked key pasted as it was found); messages show only
+        its id.
+        """
+        if len(key_id) > ID_LENGTH:
+            self.load()
+            whole = self._keys.get(key_hash(key_id))
+            if whole is None:
+                raise ConfigError(
+                    f"no key {shown(key_id)}; `voxloop-gateway keys list` shows their ids"
+                )
+            key_id = whole.id
         changed = self.db.write(
             "UPDATE keys SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL",
             (_now_ms(), key_id),
         )
         found = {k.id: k for k in self.keys()}.get(key_id)
         if found is None:
-            raise ConfigError(f"no key {key_id!r}; `voxloop-gateway keys list` shows them")
+            raise ConfigError(f"no key {shown(key_id)}; `voxloop-gateway keys list` shows them")
         if not changed and found.revoked:
-            raise ConfigError(f"key {key_id!r} was already revoked")
+            raise ConfigError(f"key {shown(key_id)} was already revoked")
         return found
 
     def create_email_secret(self, project_id: str) -> EmailSecret:
@@ -198,9 +233,11 @@ class Registry:
         )
         found = {s.id: s for s in self.email_secrets()}.get(secret_id)
         if found is None:
-            raise ConfigError(f"no email secret {secret_id!r}; `email-secret list` shows them")
+            raise ConfigError(
+                f"no email secret {shown(secret_id)}; `email-secret list` shows their ids"
+            )
         if not changed:
-            raise ConfigError(f"email secret {secret_id!r} was already revoked")
+            raise ConfigError(f"email secret {shown(secret_id)} was already revoked")
         return found
 
     # --- reads ---------------------------------------------------------------------------
@@ -233,6 +270,13 @@ class Registry:
                 EmailSecret(sid, project, bytes(secret), revoked is not None)
             )
         self._projects, self._keys, self._email_secrets = projects, keys, signing
+        self._site_origins = frozenset(
+            origin
+            for key in keys.values()
+            if key.kind == "site" and not key.revoked
+            for origin in key.origins
+        )
+        self._channels = frozenset(BUILTIN_CHANNELS).union(*(p.channels for p in projects.values()))
         self._version = version
         self._loaded_at = time.monotonic()
 
@@ -254,7 +298,9 @@ class Registry:
         found = self._projects.get(project_id)
         if found is None:
             known = ", ".join(sorted(self._projects)) or "none yet: `voxloop-gateway init`"
-            raise ConfigError(f"no project {project_id!r}; projects: {known}")
+            # A name is shown whole; anything else (a key given for a project) is cut short.
+            name = repr(project_id) if _NAME.fullmatch(project_id) else shown(project_id)
+            raise ConfigError(f"no project {name}; projects: {known}")
         return found
 
     def authenticate(self, key: str) -> tuple[Key, Project] | None:
@@ -316,9 +362,18 @@ class Registry:
         """Release the registry's connection (PostgreSQL); it reconnects if used again."""
         self.db.close()
 
-    def cached_keys(self) -> list[Key]:
-        """The keys as last loaded (no disk read: for per-request checks such as CORS)."""
-        return list(self._keys.values())
+    def site_origin_allowed(self, origin: str) -> bool:
+        """Whether an active site key allows ``origin`` (lower case), for a CORS preflight.
+
+        Fresh as :meth:`authenticate` is: a key the CLI just made or revoked counts at once on
+        SQLite, within about a second on PostgreSQL.
+        """
+        self._refresh()
+        return origin in self._site_origins
+
+    def channels(self) -> frozenset[str]:
+        """The built-in channels and every project's, as last loaded (no reload: for metrics)."""
+        return self._channels
 
     @staticmethod
     def kind_of(key: str) -> KeyKind | None:

@@ -14,8 +14,11 @@ the steps, and a gateway refuses a registry newer than it knows.
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import re
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Coroutine, Sequence
@@ -33,6 +36,12 @@ REGISTRY_FILE: Final = "registry.sqlite3"
 REGISTRY_VERSION: Final = 1
 #: How often a gateway on PostgreSQL rereads the registry (it can't stat a file).
 PG_RELOAD_SECONDS: Final = 1.0
+#: The modes of the data directory's folders and files: they hold project secrets, email signing
+#: secrets and everyone's feedback, so only the gateway's own user may read them.
+PRIVATE_DIR_MODE: Final = 0o700
+PRIVATE_FILE_MODE: Final = 0o600
+#: What SQLite keeps beside a database file: its rollback journal, WAL and shared memory.
+SQLITE_SIDE_FILES: Final = ("-journal", "-wal", "-shm")
 
 _T = TypeVar("_T")
 Row = tuple[Any, ...]
@@ -105,6 +114,51 @@ class RegistryDb(Protocol):
         ...
 
 
+def private_dir(path: Path) -> None:
+    """Make the folder ``path`` (with its missing parents) for its owner only: 0700.
+
+    A folder found open to others is closed to them; one the process doesn't own and can't
+    change is left as it is, with a warning.
+    """
+    path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    _close_to_others(path)
+
+
+def private_file(path: Path) -> None:
+    """Create the file ``path`` empty and 0600 if it is missing, or close it to others if not.
+
+    SQLite takes an empty file for a new database, and makes its journal, WAL and shared-memory
+    files with the database file's mode: a database made here stays private whatever the
+    process's umask.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    except FileExistsError:
+        _close_to_others(path)
+        for suffix in SQLITE_SIDE_FILES:
+            side = path.with_name(path.name + suffix)
+            if side.exists():
+                _close_to_others(side)
+        return
+    try:
+        os.fchmod(fd, PRIVATE_FILE_MODE)  # the umask may have taken the owner's bits too
+    finally:
+        os.close(fd)
+
+
+def _close_to_others(path: Path) -> None:
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            path.chmod(mode & 0o700)
+    except FileNotFoundError:
+        pass  # a side file SQLite removed meanwhile
+    except OSError as exc:
+        logging.getLogger(__name__).warning(
+            "%s is open to other users and could not be made private: %s", path, exc
+        )
+
+
 class SqliteRegistryDb:
     """The registry in ``registry.sqlite3`` of a data directory, as the CLI made it."""
 
@@ -114,7 +168,8 @@ class SqliteRegistryDb:
 
     def _connect(self) -> sqlite3.Connection:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(self.path.parent)
+            private_file(self.path)
             db = sqlite3.connect(self.path, timeout=5.0)
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > REGISTRY_VERSION:

@@ -21,11 +21,28 @@ import voxloop_core
 from .limits import RateLimiter
 from .metrics import Metrics
 from .registry import Registry
+from .registry_db import REGISTRY_FILE, private_dir, private_file
 from .settings import Settings
 from .shared_limits import SharedLimits
 from .stores import PostgresStore, SqliteStore, Store, postgres
 
 STORES_DIR = "stores"
+
+
+def secure_data_dir(data_dir: Path) -> None:
+    """Close a data directory to other users: its folders 0700, the registry and stores 0600.
+
+    New files are made private as they are created (see :func:`private_file`); this also closes
+    those an older gateway, a copy or a restore left open to others.
+    """
+    private_dir(data_dir)
+    if (data_dir / REGISTRY_FILE).exists():
+        private_file(data_dir / REGISTRY_FILE)
+    stores = data_dir / STORES_DIR
+    if stores.exists():
+        private_dir(stores)
+        for path in sorted(stores.glob("*.sqlite3")):
+            private_file(path)
 
 
 class Service:
@@ -41,7 +58,9 @@ class Service:
         self.windows: dict[tuple[str, str], voxloop_core.DedupWindow] = {}
         self.key_limiter = RateLimiter(settings.key_rate, settings.key_burst)
         self.address_limiter = RateLimiter(settings.address_rate, settings.address_burst)
-        self.metrics = Metrics(lambda: float(sum(s.pending for s in self.stores.values())))
+        self.metrics = Metrics(
+            lambda: float(sum(s.pending for s in self.stores.values())), self.registry.channels
+        )
         #: Set on the first stop signal (and at close): /readyz and new writes answer 503.
         self.draining = False
         self._opening = asyncio.Lock()
@@ -52,6 +71,8 @@ class Service:
 
     async def open(self) -> None:
         """Load the registry and open the stores of every channel a project has."""
+        if not self.settings.postgres:
+            secure_data_dir(self.settings.data_dir)
         self.registry.load()
         if self.settings.postgres:
             self.pool = await asyncpg.create_pool(
@@ -102,8 +123,14 @@ class Service:
     def _make_store(self, channel: str) -> Store:
         if self.pool is not None:
             return PostgresStore(self.pool, channel, max_pending=self.settings.max_pending)
+        path = self.store_path(channel)
+        try:
+            private_dir(path.parent)
+            private_file(path)  # before SQLite makes it, so that it and its WAL are private
+        except OSError:
+            pass  # the store's open fails on the same problem, and says so as a 503
         return SqliteStore(
-            self.store_path(channel),
+            path,
             channel,
             synchronous=self.settings.synchronous,
             max_pending=self.settings.max_pending,
