@@ -26,6 +26,8 @@ from ._models import (
     DEFAULT_POLICY,
     MAX_COMMENT_CHARS,
     MAX_EVENTS_PER_REQUEST,
+    MAX_FORM_CHARS,
+    MAX_NESTING,
     METRIC_RANGES,
     Batch,
     BucketKey,
@@ -47,7 +49,7 @@ else:
 IMPLEMENTATION: str = pipeline.IMPLEMENTATION
 FALLBACK_REASON: str | None = fallback_reason
 
-__version__ = "0.1.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "BUILTIN_CHANNELS",
@@ -57,6 +59,8 @@ __all__ = [
     "INTERVALS",
     "MAX_COMMENT_CHARS",
     "MAX_EVENTS_PER_REQUEST",
+    "MAX_FORM_CHARS",
+    "MAX_NESTING",
     "METRIC_RANGES",
     "Batch",
     "BodyError",

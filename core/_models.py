@@ -23,6 +23,10 @@ METRIC_RANGES: Final[dict[str, tuple[int, int]]] = {
 }
 BUILTIN_CHANNELS: Final[frozenset[str]] = frozenset({"web", "app", "email"})
 MAX_EVENTS_PER_REQUEST: Final = 1000
+#: How deep a body may nest arrays and objects; a valid one needs four levels (``meta``).
+MAX_NESTING: Final = 32
+#: The least random bytes a request's nonce may have (see ``validate``).
+MIN_NONCE_BYTES: Final = 16
 MAX_COMMENT_CHARS: Final = 4000
 MAX_ID_CHARS: Final = 64
 MAX_FORM_CHARS: Final = 64

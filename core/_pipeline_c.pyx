@@ -7,6 +7,7 @@ and touching each event's attributes once. Constants, errors and key hashing are
 shared Python modules so that the two implementations can't drift apart.
 """
 
+import os
 import unicodedata
 from collections import deque
 
@@ -52,6 +53,7 @@ from ._models import (
     MAX_ID_CHARS,
     MAX_LOCALE_CHARS,
     METRIC_RANGES,
+    MIN_NONCE_BYTES,
     CONTROL_CHARACTERS,
     Event,
     Record,
@@ -548,8 +550,39 @@ class _RefusedError(Exception):
         self.error = error
 
 
-cdef object _to_record(object event, dict channels, int64_t now_ms,
-                       int64_t max_future, int64_t retention, _Keys keys):
+cdef class _Unkeyed:
+    """The keys of one request's events without ``id``; see ``_pipeline_py._RequestKeys``."""
+
+    cdef object _maker
+    cdef object _nonce
+    cdef int64_t _now_ms
+    cdef dict _occurrences
+
+    def __init__(self, object maker, int64_t now_ms, object nonce):
+        if nonce is not None and len(nonce) < MIN_NONCE_BYTES:
+            raise ValueError(f"a nonce must be at least {MIN_NONCE_BYTES} bytes")
+        self._maker = maker
+        self._now_ms = now_ms
+        self._nonce = nonce
+        self._occurrences = {}
+
+    cdef object content_key(self, tuple content, object client_ts):
+        first = self._maker.content_key(content, client_ts)
+        found = self._occurrences.get(first)
+        cdef Py_ssize_t occurrence = 0 if found is None else <Py_ssize_t>found
+        self._occurrences[first] = occurrence + 1
+        if occurrence == 0:
+            return first
+        return self._maker.content_key(content, client_ts, occurrence)
+
+    cdef object fresh_key(self, Py_ssize_t index):
+        if self._nonce is None:
+            self._nonce = os.urandom(MIN_NONCE_BYTES)
+        return self._maker.fresh_key(self._nonce, index, self._now_ms)
+
+
+cdef object _to_record(object event, Py_ssize_t index, dict channels, int64_t now_ms,
+                       int64_t max_future, int64_t retention, _Keys keys, _Unkeyed unkeyed):
     if type(event) is not Event:  # a subclass or look-alike: take the slow, general road
         event = Event(**{name: getattr(event, name) for name in Event.__struct_fields__})
     cdef object event_id = _slot(event, _E_ID)
@@ -604,8 +637,10 @@ cdef object _to_record(object event, dict channels, int64_t now_ms,
     if event_id is not None:
         if key is None:
             key = keys.foreign_id_key(<str>event_id)
+    elif client_ts is None:
+        key = unkeyed.fresh_key(index)
     else:
-        key = keys._maker.content_key(
+        key = unkeyed.content_key(
             (channel, form, metric, score, comment, respondent, vote_key, client_ts, locale,
              tags, meta),
             client_ts,
@@ -627,7 +662,7 @@ cdef object _to_record(object event, dict channels, int64_t now_ms,
     )
 
 
-def validate(events, policy, long long now_ms, bytes secret):
+def validate(events, policy, long long now_ms, bytes secret, nonce=None):
     """Apply the contract's field rules; see ``_pipeline_py.validate``."""
     cdef list records = []
     cdef list rejections = []
@@ -636,11 +671,14 @@ def validate(events, policy, long long now_ms, bytes secret):
     cdef int64_t max_future = policy.max_future_ms
     cdef int64_t retention = policy.retention_ms
     cdef _Keys keys = _keys_for(secret)
+    cdef _Unkeyed unkeyed = _Unkeyed(keys._maker, now_ms, nonce)
     for event in events:
         if event is not None:
             try:
                 records.append(
-                    _to_record(event, channels, now_ms, max_future, retention, keys)
+                    _to_record(
+                        event, index, channels, now_ms, max_future, retention, keys, unkeyed
+                    )
                 )
             except _RefusedError as refused:
                 rejections.append(Rejection(index, refused.field, refused.error))

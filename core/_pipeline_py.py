@@ -6,6 +6,7 @@ every input (hypothesis checks that), and this module is what loads where the ex
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 import uuid
@@ -23,6 +24,7 @@ from ._models import (
     MAX_ID_CHARS,
     MAX_LOCALE_CHARS,
     METRIC_RANGES,
+    MIN_NONCE_BYTES,
     Event,
     Histograms,
     Policy,
@@ -46,7 +48,11 @@ class _Refused(Exception):
 
 
 def validate(
-    events: Sequence[Event | None], policy: Policy, now_ms: int, secret: bytes
+    events: Sequence[Event | None],
+    policy: Policy,
+    now_ms: int,
+    secret: bytes,
+    nonce: bytes | None = None,
 ) -> tuple[list[Record], list[Rejection]]:
     """Apply the contract's field rules and turn each good event into a :class:`Record`.
 
@@ -55,25 +61,57 @@ def validate(
         policy: allowed channels and the ``ts`` window.
         now_ms: the time of receipt, epoch ms: default ``ts`` and centre of the window.
         secret: the project's secret, keying dedup hashes and pseudonyms.
+        nonce: at least 16 random bytes, fresh for each request, from which an event with
+            neither ``id`` nor ``ts`` gets its key (see ``_keys``); drawn here when not given.
 
     Returns:
         The records of the good events in order, and a rejection for each bad one, naming its
         index in ``events``. A bad event never affects the others.
+
+    Raises:
+        ValueError: ``nonce`` is shorter than 16 bytes.
     """
-    keys = key_maker(secret)
+    keys = _RequestKeys(key_maker(secret), now_ms, nonce)
     records: list[Record] = []
     rejections: list[Rejection] = []
     for index, event in enumerate(events):
         if event is None:
             continue
         try:
-            records.append(_to_record(event, policy, now_ms, keys))
+            records.append(_to_record(event, index, policy, now_ms, keys))
         except _Refused as refused:
             rejections.append(Rejection(index, refused.field, refused.error))
     return records, rejections
 
 
-def _to_record(event: Event, policy: Policy, now_ms: int, keys: KeyMaker) -> Record:
+class _RequestKeys:
+    """The dedup keys of one request's events without ``id``: the rules of ``_keys``."""
+
+    def __init__(self, maker: KeyMaker, now_ms: int, nonce: bytes | None) -> None:
+        if nonce is not None and len(nonce) < MIN_NONCE_BYTES:
+            raise ValueError(f"a nonce must be at least {MIN_NONCE_BYTES} bytes")
+        self.maker = maker
+        self.now_ms = now_ms
+        self.nonce = nonce
+        self.occurrences: dict[bytes, int] = {}
+
+    def content_key(self, content: tuple[object, ...], client_ts: int) -> bytes:
+        """The key of the content; the same content again in this request gets the next one."""
+        first = self.maker.content_key(content, client_ts)
+        occurrence = self.occurrences.get(first, 0)
+        self.occurrences[first] = occurrence + 1
+        if occurrence == 0:
+            return first
+        return self.maker.content_key(content, client_ts, occurrence)
+
+    def fresh_key(self, index: int) -> bytes:
+        """A key of the event at ``index`` alone."""
+        if self.nonce is None:
+            self.nonce = os.urandom(MIN_NONCE_BYTES)
+        return self.maker.fresh_key(self.nonce, index, self.now_ms)
+
+
+def _to_record(event: Event, index: int, policy: Policy, now_ms: int, keys: _RequestKeys) -> Record:
     if event.id is not None:
         _check_id(event.id)
     if event.channel not in policy.channels:
@@ -102,7 +140,7 @@ def _to_record(event: Event, policy: Policy, now_ms: int, keys: KeyMaker) -> Rec
             f"locale must be a BCP 47 tag of at most {MAX_LOCALE_CHARS} characters,"
             " like en or fa-IR",
         )
-    key = _dedup_key(event, comment, client_ts, keys)
+    key = _dedup_key(event, index, comment, client_ts, keys)
     return Record(
         key,
         event.id,
@@ -112,8 +150,8 @@ def _to_record(event: Event, policy: Policy, now_ms: int, keys: KeyMaker) -> Rec
         event.metric,
         event.score,
         comment,
-        None if event.respondent is None else keys.pseudonym(event.respondent),
-        None if event.vote_key is None else keys.pseudonym(event.vote_key),
+        None if event.respondent is None else keys.maker.pseudonym(event.respondent),
+        None if event.vote_key is None else keys.maker.pseudonym(event.vote_key),
         event.locale,
         event.tags,
         event.meta,
@@ -162,11 +200,15 @@ def _clean_comment(comment: str | None) -> str | None:
     return cleaned or None
 
 
-def _dedup_key(event: Event, comment: str | None, client_ts: int | None, keys: KeyMaker) -> bytes:
+def _dedup_key(
+    event: Event, index: int, comment: str | None, client_ts: int | None, keys: _RequestKeys
+) -> bytes:
     if event.id is not None:
         if _UUID7.fullmatch(event.id):
             return uuid.UUID(event.id).bytes
-        return keys.foreign_id_key(event.id)
+        return keys.maker.foreign_id_key(event.id)
+    if client_ts is None:
+        return keys.fresh_key(index)
     content = (
         event.channel,
         event.form,

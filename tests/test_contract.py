@@ -12,7 +12,7 @@ from pathlib import Path
 from starlette.routing import Mount, Route
 
 import voxloop_core
-from voxloop_core import MAX_COMMENT_CHARS, MAX_EVENTS_PER_REQUEST, METRIC_RANGES
+from voxloop_core import MAX_COMMENT_CHARS, MAX_EVENTS_PER_REQUEST, MAX_NESTING, METRIC_RANGES
 from voxloop_gateway import Settings, create_app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,9 +40,10 @@ def test_metric_table_matches_the_core() -> None:
 
 
 def test_limits_match_the_core_and_the_settings() -> None:
-    text = _contract()
+    text = " ".join(_contract().split())
     assert f"≤ {MAX_EVENTS_PER_REQUEST:,} events a request" in text
     assert f"≤ {MAX_COMMENT_CHARS:,} characters" in text
+    assert f"at most {MAX_NESTING} levels deep" in text
     assert Settings().max_body == 1 << 20 and "≤ 1 MiB body" in text
 
 

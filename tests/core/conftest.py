@@ -11,6 +11,7 @@ from voxloop_core import _pipeline_py
 
 NOW_MS = 1_795_435_200_000  # 2026-11-23T12:00:00Z
 SECRET = b"project-secret-0123456789abcdef!"
+NONCE = b"request-nonce-0123456789"  # what the gateway draws at random for each request
 
 
 def _implementations() -> list[object]:

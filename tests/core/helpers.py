@@ -8,7 +8,7 @@ import msgspec
 
 from voxloop_core import DEFAULT_POLICY, Policy, Record, Rejection, decode_batch
 
-from .conftest import NOW_MS, SECRET
+from .conftest import NONCE, NOW_MS, SECRET
 
 
 def event(**fields: Any) -> dict[str, Any]:
@@ -27,11 +27,14 @@ def body(*events: dict[str, Any]) -> bytes:
 
 
 def run(
-    pipeline: Any, *events: dict[str, Any], policy: Policy = DEFAULT_POLICY
+    pipeline: Any,
+    *events: dict[str, Any],
+    policy: Policy = DEFAULT_POLICY,
+    nonce: bytes | None = NONCE,
 ) -> tuple[list[Record], list[Rejection]]:
     """Decode and validate ``events`` as one batch with ``pipeline``; all rejections together."""
     decoded, rejected = decode_batch(body(*events))
-    records, refused = pipeline.validate(decoded, policy, NOW_MS, SECRET)
+    records, refused = pipeline.validate(decoded, policy, NOW_MS, SECRET, nonce)
     return records, sorted(rejected + refused, key=lambda r: r.index)
 
 

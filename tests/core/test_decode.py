@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from typing import Any
 
 import pytest
 
@@ -17,13 +18,11 @@ from .helpers import body, event
         (b"", "body is not valid JSON: Input data was truncated"),
         (b"{", "body is not valid JSON: Input data was truncated"),
         (b"nope", "body is not valid JSON: JSON is malformed: invalid character"),
-        (b'{"events": [\xff]}', "body is not valid JSON: JSON is malformed: invalid character"),
-        (body(event(comment="X")).replace(b'"X"', b'"\xff"'), "body is not valid UTF-8"),
         (
-            body(event(score=99.5), event(comment="X")).replace(b'"X"', b'"\xff"'),
-            "body is not valid UTF-8",
+            '{"events": [é]}'.encode(),
+            "body is not valid JSON: JSON is malformed: invalid character",
         ),
-        (gzip.compress(b"{}"), "body is not valid JSON"),
+        (gzip.compress(b"{}"), "body is not valid UTF-8 (byte 1)"),
         (b"[]", 'body must be {"events": [...]}: Expected `object`, got `array`'),
         (b"{}", 'body must be {"events": [...]}: Object missing required field `events`'),
         (b'{"events": {}}', 'body must be {"events": [...]}: Expected `array`, got `object`'),
@@ -38,9 +37,7 @@ from .helpers import body, event
         "empty",
         "truncated",
         "not-json",
-        "bad-byte",
-        "not-utf8",
-        "not-utf8-after-a-bad-event",
+        "bad-character",
         "gzip-not-inflated",
         "array",
         "no-events",
@@ -54,6 +51,90 @@ def test_body_errors_name_what_is_wrong(raw: bytes, message: str) -> None:
     with pytest.raises(BodyError) as caught:
         decode_batch(raw)
     assert str(caught.value).startswith(message)
+
+
+COMMENT_AT = len(body(event(comment="X"))) - len(b'X"}]}')
+NOT_UTF8 = [
+    (b'{"events": [\xff]}', 12),
+    (body(event(comment="X")).replace(b'"X"', b'"\xff"'), COMMENT_AT),
+    (body(event(comment="X")).replace(b'"X"', b'"ok \xe2\x82"'), COMMENT_AT + 3),
+    (body(event(comment="X")).replace(b'"X"', b'"\xed\xa0\x80"'), COMMENT_AT),  # a surrogate
+    (body(event(comment="X")).replace(b'"X"', b'"\xc0\x80"'), COMMENT_AT),  # overlong NUL
+    (body(event(score=99.5), event(comment="X")).replace(b'"X"', b'"\xff"'), None),
+    (body(event(colour="red", comment="X")).replace(b'"X"', b'"\xff"'), None),
+    (body(event(meta={"\xff": 1})).replace("\xff".encode(), b"\xff"), None),
+]
+
+
+@pytest.mark.parametrize(
+    ("raw", "at"),
+    NOT_UTF8,
+    ids=[
+        "outside-a-string",
+        "in-a-string",
+        "cut-short",
+        "surrogate",
+        "overlong",
+        "after-a-bad-event",
+        "after-an-unknown-field",
+        "in-a-key",
+    ],
+)
+def test_a_body_not_utf8_is_refused_at_its_first_bad_byte(raw: bytes, at: int | None) -> None:
+    with pytest.raises(UnicodeDecodeError) as python_says:
+        raw.decode()
+    with pytest.raises(BodyError) as caught:
+        decode_batch(raw)
+    offset = python_says.value.start
+    assert at is None or offset == at
+    assert str(caught.value) == f"body is not valid UTF-8 (byte {offset})"
+
+
+def nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+TOO_DEEP = "body is nested deeper than 32 levels of arrays and objects"
+
+
+@pytest.mark.parametrize("depth", [33, 975, 1000, 100_000], ids=lambda d: f"{d}-levels")
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda d: b'{"events": ' + nested(d - 1) + b"}",
+        lambda d: body(event(), event(meta={"a": "X"})).replace(b'"X"', nested(d - 4)),
+        lambda d: body(event(meta={"a": "X"}), event()).replace(b'"X"', nested(d - 4)),
+        lambda d: body(event(score=99.5), event(meta={"a": "X"})).replace(b'"X"', nested(d - 4)),
+        lambda d: body(event(meta={"a": "X"})).replace(b'"X"', nested(d - 4)[: d - 4]),
+        lambda d: b'{"events": [1, ' + nested(d - 2) + b', {"not json"}]}',
+    ],
+    ids=["events", "meta-last", "meta-first", "meta-after-a-bad-event", "never-closed", "then-bad"],
+)
+def test_a_body_nested_too_deep_is_refused_by_that_rule(make: Any, depth: int) -> None:
+    with pytest.raises(BodyError) as caught:
+        decode_batch(make(depth))
+    assert str(caught.value) == TOO_DEEP
+
+
+def test_nesting_up_to_the_limit_leaves_each_event_to_its_own_rejection() -> None:
+    events_at_32 = b'{"events": ' + nested(31) + b"}"
+    meta_at_32 = body(event(), event(meta={"a": "X"})).replace(b'"X"', nested(28))
+    _, rejections = decode_batch(events_at_32)
+    assert rejections == [
+        Rejection(0, "event", "Expected `object`, got `array` - at `$.events[0]`")
+    ]
+    events, rejections = decode_batch(meta_at_32)
+    assert events[0] is not None and events[1] is None
+    assert [(r.index, r.field) for r in rejections] == [(1, "meta")]
+
+
+def test_brackets_inside_strings_are_not_nesting() -> None:
+    brackets = "[{" * 40 + '\\"' + "}]" * 40
+    events, rejections = decode_batch(
+        body(event(comment=brackets), event(score=99, meta={"a": brackets, "b": [1]}))
+    )
+    assert events[0] is not None and events[0].comment == brackets
+    assert [(r.index, r.field) for r in rejections] == [(1, "meta")]
 
 
 def test_more_than_1000_events_is_over_the_limit() -> None:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from voxloop_core import DEFAULT_POLICY, CoreError, decode_batch, merge
 from voxloop_core import _pipeline_py as py
 
-from .conftest import NOW_MS, SECRET
+from .conftest import NONCE, NOW_MS, SECRET
 from .strategies import encode, event_fields, junk, uuid7s
 
 if os.environ.get("VOXLOOP_NO_EXTENSIONS", "") not in ("", "0"):
@@ -32,14 +32,14 @@ batches = st.lists(
 settings.register_profile("twins", max_examples=400, suppress_health_check=[HealthCheck.too_slow])
 
 
-def both(body: bytes) -> tuple[Any, Any]:
+def both(body: bytes, nonce: bytes = NONCE) -> tuple[Any, Any]:
     try:
         events, _ = decode_batch(body)
     except CoreError:
         return None, None
     return (
-        py.validate(events, DEFAULT_POLICY, NOW_MS, SECRET),
-        c.validate(events, DEFAULT_POLICY, NOW_MS, SECRET),
+        py.validate(events, DEFAULT_POLICY, NOW_MS, SECRET, nonce),
+        c.validate(events, DEFAULT_POLICY, NOW_MS, SECRET, nonce),
     )
 
 
@@ -48,6 +48,20 @@ def both(body: bytes) -> tuple[Any, Any]:
 def test_compiled_equals_reference_on_arbitrary_batches(batch: list[Any]) -> None:
     ref, fast = both(encode(batch))
     assert fast == ref
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(batches, st.binary(min_size=16, max_size=48), st.lists(st.integers(0, 15), max_size=8))
+def test_compiled_equals_reference_on_keys_of_repeated_events(
+    batch: list[Any], nonce: bytes, repeats: list[int]
+) -> None:
+    # Repeats are where keys without ids differ: each identical event has its occurrence.
+    batch = batch + [batch[i % len(batch)] for i in repeats]
+    ref, fast = both(encode(batch), nonce)
+    assert fast == ref
+    if ref is not None:
+        unkeyed = [r.key for r in ref[0] if r.id is None]
+        assert len(set(unkeyed)) == len(unkeyed)
 
 
 @settings(max_examples=200)

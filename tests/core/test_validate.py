@@ -12,7 +12,7 @@ import pytest
 
 from voxloop_core import METRIC_RANGES, Event, Policy, Rejection
 
-from .conftest import NOW_MS, SECRET
+from .conftest import NONCE, NOW_MS, SECRET
 from .helpers import DROP, event, only_record, only_rejection, run
 
 UUID7 = "0193a1f2-7c3e-7b7a-9a55-1f7b2c9d0e11"
@@ -262,19 +262,66 @@ class TestDedupKeys:
         keys = {only_record(pipeline, id=i).key for i in ids}
         assert len(keys) == len(ids)
 
-    def test_without_id_the_content_decides(self, pipeline: ModuleType) -> None:
-        same = [only_record(pipeline, comment="ok", meta={"a": 1, "b": 2}) for _ in range(2)]
-        reordered = only_record(pipeline, comment="ok", meta={"b": 2, "a": 1})
-        cleaned = only_record(pipeline, comment="o\x00k", meta={"a": 1, "b": 2})
-        assert same[0].key == same[1].key == reordered.key == cleaned.key
-        assert same[0].ts_ms == NOW_MS
+    def test_without_id_the_content_and_ts_decide(self, pipeline: ModuleType) -> None:
+        fields = {"comment": "ok", "meta": {"a": 1, "b": 2}, "ts": NOW_MS - 60_000}
+        same = [only_record(pipeline, **fields) for _ in range(2)]
+        reordered = only_record(pipeline, **{**fields, "meta": {"b": 2, "a": 1}})
+        cleaned = only_record(pipeline, **{**fields, "comment": "o\x00k"})
+        as_text = only_record(pipeline, **{**fields, "ts": "2026-11-23T11:59:00Z"})
+        assert same[0].key == same[1].key == reordered.key == cleaned.key == as_text.key
+        assert same[0].ts_ms == NOW_MS - 60_000
         others = [
-            only_record(pipeline, comment="ok!", meta={"a": 1, "b": 2}),
-            only_record(pipeline, comment="ok", meta={"a": 1, "b": 2}, respondent="r"),
-            only_record(pipeline, comment="ok", meta={"a": 1, "b": 2}, score=8),
-            only_record(pipeline, comment="ok", meta={"a": 1, "b": 2}, ts=NOW_MS),
+            only_record(pipeline, **{**fields, "comment": "ok!"}),
+            only_record(pipeline, **fields, respondent="r"),
+            only_record(pipeline, **{**fields, "score": 8}),
+            only_record(pipeline, **{**fields, "ts": NOW_MS}),
+            only_record(pipeline, **fields, id="given"),
         ]
-        assert len({o.key for o in others} | {same[0].key}) == 5
+        assert len({o.key for o in others} | {same[0].key}) == 6
+
+    def test_identical_answers_in_one_request_are_each_counted(self, pipeline: ModuleType) -> None:
+        answer = event(metric="csat", score=5, ts=NOW_MS - 1000)
+        records, _ = run(pipeline, answer, event(score=1, ts=NOW_MS), answer, answer)
+        first, other, second, third = (r.key for r in records)
+        assert len({first, other, second, third}) == 4
+        # the first keeps the key its content alone gives, as a single one would
+        assert first == only_record(pipeline, **answer).key
+        for key in (first, second, third):
+            assert key[:6] == (NOW_MS - 1000).to_bytes(6, "big")
+            assert uuid.UUID(bytes=key).version == 8
+
+    def test_a_resent_request_without_ids_gets_the_same_keys(self, pipeline: ModuleType) -> None:
+        batch = [event(score=s % 3, ts=NOW_MS - s) for s in (0, 3, 0, 1, 0)]
+        keys = [r.key for r in run(pipeline, *batch)[0]]
+        again = [r.key for r in run(pipeline, *batch, nonce=b"another-nonce-0123456789")[0]]
+        assert keys == again and len(set(keys)) == 5
+
+    def test_without_id_or_ts_each_event_has_a_key_of_its_own(self, pipeline: ModuleType) -> None:
+        answer = event(metric="csat", score=5, id=DROP, ts=DROP)
+        records, _ = run(pipeline, answer, answer, answer)
+        keys = [r.key for r in records]
+        assert len(set(keys)) == 3
+        resent = [r.key for r in run(pipeline, answer, answer, answer, nonce=NONCE[::-1])[0]]
+        assert set(resent).isdisjoint(keys)
+        drawn = [r.key for r in run(pipeline, answer, nonce=None)[0]]  # a nonce drawn inside
+        assert set(drawn).isdisjoint(keys) and drawn != [r.key for r in run(pipeline, answer)[0]]
+        for record in records:
+            assert record.ts_ms == NOW_MS
+            assert record.key[:6] == NOW_MS.to_bytes(6, "big")  # still time-ordered
+            assert uuid.UUID(bytes=record.key).version == 8
+
+    def test_fresh_keys_are_a_function_of_nonce_and_index(self, pipeline: ModuleType) -> None:
+        answers = [event(score=s) for s in (9, 9, 3)]
+        keys = [r.key for r in run(pipeline, *answers)[0]]
+        assert keys == [r.key for r in run(pipeline, *answers)[0]] and len(set(keys)) == 3
+        # the index, not the content, decides: the same events elsewhere get other keys
+        shifted = [r.key for r in run(pipeline, event(score=11), *answers)[0]]
+        assert shifted[0] == keys[1] and shifted[1] == keys[2]
+        assert shifted[2] not in keys
+
+    def test_a_short_nonce_is_refused(self, pipeline: ModuleType) -> None:
+        with pytest.raises(ValueError, match="a nonce must be at least 16 bytes"):
+            run(pipeline, event(), nonce=b"short")
 
     def test_content_keys_with_a_ts_are_time_ordered(self, pipeline: ModuleType) -> None:
         earlier = only_record(pipeline, ts=NOW_MS - 1000)
@@ -371,8 +418,8 @@ def test_validate_reads_any_event_like_object(pipeline: ModuleType) -> None:
 
     plain = Event(channel="web", form="f", metric="nps", score=3, comment="e\u0301")
     sub = Subclassed(channel="web", form="f", metric="nps", score=3, comment="e\u0301")
-    assert pipeline.validate([sub], DEFAULT_POLICY, NOW_MS, SECRET) == pipeline.validate(
-        [plain], DEFAULT_POLICY, NOW_MS, SECRET
+    assert pipeline.validate([sub], DEFAULT_POLICY, NOW_MS, SECRET, NONCE) == pipeline.validate(
+        [plain], DEFAULT_POLICY, NOW_MS, SECRET, NONCE
     )
 
 

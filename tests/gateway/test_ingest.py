@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from voxloop_gateway.registry import Registry
@@ -80,6 +82,37 @@ def test_a_malformed_body_is_400_saying_what_and_where(
         answer = client.post("/v1/events", content=body)
     assert answer.status_code == 400
     assert message in answer.json()["error"]
+
+
+def post_raw(gateway: Gateway, body: bytes) -> httpx.Response:
+    with gateway.client(gateway.server_key, **{"Content-Type": "application/json"}) as client:
+        return client.post("/v1/events", content=body)
+
+
+def test_a_body_nested_too_deep_is_400_and_good_events_stay_as_they_were(
+    gateway: Gateway,
+) -> None:
+    assert gateway.post([event(9), event(3)]).status_code == 202
+    good = json.dumps({"events": [event(10), {**event(7), "meta": {"a": "X"}}]}).encode()
+    for depth in (975, 1000, 100_000):
+        in_events = b'{"events": ' + b"[" * (depth - 1) + b"]" * (depth - 1) + b"}"
+        in_meta = good.replace(b'"X"', b"[" * (depth - 4) + b"]" * (depth - 4))
+        for body in (in_events, in_meta):
+            answer = post_raw(gateway, body)
+            assert answer.status_code == 400, (depth, answer.text)
+            assert answer.json() == {
+                "error": "body is nested deeper than 32 levels of arrays and objects"
+            }
+    assert gateway.stats(metric="nps")["total"]["histogram"] == [0, 0, 0, 1] + [0] * 5 + [1, 0]
+    assert gateway.post([event(8)]).status_code == 202
+    assert gateway.stats(metric="nps")["total"]["count"] == 3
+
+
+def test_a_body_not_utf8_is_400_naming_the_byte(gateway: Gateway) -> None:
+    body = json.dumps({"events": [event(9, comment="X")]}).encode()
+    answer = post_raw(gateway, body.replace(b'"X"', b'"ok \xff"'))
+    assert answer.status_code == 400
+    assert answer.json() == {"error": f"body is not valid UTF-8 (byte {body.index(b'X') + 3})"}
 
 
 def test_missing_unknown_and_revoked_keys_are_401(gateway: Gateway) -> None:
@@ -200,8 +233,10 @@ def test_the_same_events_sent_many_times_in_parallel_and_across_a_restart_count_
     tmp_path: Path,
 ) -> None:
     site, server = make_project(tmp_path)
-    batch = [event(score) for score in range(11)] + [event(5, id=None, comment="no id")]
-    del batch[-1]["id"]
+    # Without an id, the content and the ts make the key: a resent request counts once.
+    no_id = event(5, comment="no id", ts=int(time.time() * 1000) - 60_000)
+    del no_id["id"]
+    batch = [event(score) for score in range(11)] + [no_id]
     gw = start_gateway(tmp_path, site, server)
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda _: gw.post(batch), range(16)))
@@ -216,3 +251,47 @@ def test_the_same_events_sent_many_times_in_parallel_and_across_a_restart_count_
         assert gw.stats(metric="nps")["total"]["count"] == len(batch)
     finally:
         gw.stop()
+
+
+def csat_5(**fields: Any) -> dict[str, Any]:
+    """A helpdesk's answer: CSAT 5, no id."""
+    answer = event(5, metric="csat", form="support-ticket", **fields)
+    del answer["id"]
+    return answer
+
+
+def test_identical_answers_without_id_in_one_request_each_count(gateway: Gateway) -> None:
+    answer = gateway.post([csat_5()] * 5)
+    assert answer.status_code == 202
+    assert answer.json() == {"accepted": 5, "duplicates": 0, "rejected": []}
+    assert gateway.stats(metric="csat")["total"]["count"] == 5
+
+
+def test_a_resent_request_without_ids_counts_once_when_its_events_carry_a_ts(
+    gateway: Gateway,
+) -> None:
+    ts = int(time.time() * 1000) - 60_000
+    batch = [csat_5(ts=ts)] * 3 + [csat_5(ts=ts, comment="great")]
+    first = gateway.post(batch)
+    again = gateway.post(batch)
+    assert first.json() == {"accepted": 4, "duplicates": 0, "rejected": []}
+    assert again.json() == {"accepted": 0, "duplicates": 4, "rejected": []}
+    assert gateway.stats(metric="csat")["total"]["count"] == 4
+    one_more = gateway.post(batch + [csat_5(ts=ts)])  # a fourth identical answer is new
+    assert one_more.json() == {"accepted": 1, "duplicates": 4, "rejected": []}
+    assert gateway.stats(metric="csat")["total"]["count"] == 5
+
+
+def test_a_resent_request_without_id_or_ts_counts_again(gateway: Gateway) -> None:
+    batch = [csat_5(), csat_5()]
+    assert gateway.post(batch).json() == {"accepted": 2, "duplicates": 0, "rejected": []}
+    assert gateway.post(batch).json() == {"accepted": 2, "duplicates": 0, "rejected": []}
+    assert gateway.stats(metric="csat")["total"]["count"] == 4
+
+
+def test_events_with_ids_still_merge_by_id(gateway: Gateway) -> None:
+    same = event(5, metric="csat", id="ticket-1")
+    first = gateway.post([same, same, {**same, "score": 1}])
+    assert first.json() == {"accepted": 1, "duplicates": 2, "rejected": []}
+    assert gateway.post([same]).json() == {"accepted": 0, "duplicates": 1, "rejected": []}
+    assert gateway.stats(metric="csat")["total"]["histogram"] == [0, 0, 0, 0, 1]
