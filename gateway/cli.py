@@ -12,22 +12,30 @@
     voxloop-gateway migrate                                   bring the schema to this version
     voxloop-gateway --store postgresql://… COMMAND            the same on PostgreSQL
 
-Errors in settings or names print one line and exit with status 2. A served gateway stops on
-SIGTERM or SIGINT after a drain (see :class:`DrainingServer`) and exits with status 0.
+Every error is one line on stderr and an exit status: 2 for what the command was given (a
+usage error, a bad setting or name, a port in use), 1 for what went wrong while it ran (a store
+that can't be read). ``serve`` and ``demo`` take their port before anything else, so a second
+start on a busy port changes nothing. A served gateway stops on SIGTERM or SIGINT after a drain
+(see :class:`DrainingServer`) and exits with status 0.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
+import re
 import signal
+import socket
 import sys
 import time
 from collections.abc import Sequence
+from datetime import UTC, date, datetime
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
+import msgspec
 import uvicorn
 
 import voxloop_core
@@ -38,10 +46,29 @@ from .demo import DEMO_PROJECT, Demo
 from .errors import ConfigError
 from .registry import Key, Registry
 from .service import Service
-from .settings import DEFAULT_DATA_DIR, RULES, Settings, env_name, flag_name, load_settings
+from .settings import (
+    DEFAULT_DATA_DIR,
+    RULES,
+    Settings,
+    env_name,
+    flag_name,
+    load_settings,
+    unknown_variables,
+)
 
 #: Settings every command reads, given before the command: where the registry and stores are.
 GLOBAL_SETTINGS = ("data_dir", "store")
+#: Commands that read or change what ``init`` made: they refuse a data dir without a registry
+#: rather than make an empty one. (``init``, ``projects create`` and ``demo`` make one.)
+NEEDS_REGISTRY = ("keys", "email-secret", "stats", "serve", "projects list")
+#: The listen backlog, as uvicorn's default.
+BACKLOG = 2048
+#: What ``stats --from`` and ``--to`` take.
+TIME_FORMATS = (
+    "an RFC 3339 time with its zone (2024-05-01T09:30:00Z, 2024-05-01T11:30:00+02:00)"
+    " or a date (2024-05-01: its midnight, UTC)"
+)
+HOUR_MS = 3_600_000
 
 
 def core_banner() -> str:
@@ -54,8 +81,15 @@ def core_banner() -> str:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors are one line (and status 2), like every error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="voxloop-gateway",
         description="voxloop's gateway: projects, keys, serving, stats.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -118,14 +152,33 @@ def _parser() -> argparse.ArgumentParser:
                     help=f"{rule.must_be}; {env_name(setting)}, default {default or 'none'}",
                 )
 
-    stats = commands.add_parser("stats", help="print a project's stats as a table")
+    stats = commands.add_parser(
+        "stats",
+        help="print a project's stats as a table",
+        description="The project's score, count and histogram, in all or over a window of"
+        " hours: those starting at or after --from (rounded down to its hour) and before --to.",
+    )
     stats.add_argument("project")
-    stats.add_argument("--metric", required=True, choices=list(voxloop_core.METRIC_RANGES))
-    stats.add_argument("--channel", action="append", default=[])
-    stats.add_argument("--form", action="append", default=[])
-    stats.add_argument("--from", dest="start")
-    stats.add_argument("--to", dest="end")
-    stats.add_argument("--interval", choices=list(voxloop_core.INTERVALS))
+    metrics = ", ".join(voxloop_core.METRIC_RANGES)
+    stats.add_argument(
+        "--metric",
+        required=True,
+        choices=list(voxloop_core.METRIC_RANGES),
+        metavar="METRIC",
+        help=f"one of {metrics}",
+    )
+    stats.add_argument(
+        "--channel", action="append", default=[], help="only this channel (repeatable)"
+    )
+    stats.add_argument("--form", action="append", default=[], help="only this form (repeatable)")
+    stats.add_argument("--from", dest="start", metavar="TIME", help=TIME_FORMATS)
+    stats.add_argument("--to", dest="end", metavar="TIME", help="the same, after --from")
+    stats.add_argument(
+        "--interval",
+        choices=list(voxloop_core.INTERVALS),
+        metavar="INTERVAL",
+        help=f"a row per {', '.join(voxloop_core.INTERVALS)} (weeks start on Monday, UTC)",
+    )
 
     commands.add_parser("core", help="say which core implementation loads, and exit")
     commands.add_parser(
@@ -135,6 +188,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    for warning in unknown_variables():
+        print(f"voxloop-gateway: warning: {warning}", file=sys.stderr)
     flags = {name: getattr(args, name, None) for name in RULES}
     flags["data_dir"] = args.data_dir
     flags["store"] = args.store
@@ -194,37 +249,61 @@ def _demo(registry: Registry, settings: Settings) -> Demo:
     return Demo(site, secret.secret)
 
 
+def _instant(text: str | None, flag: str) -> int | None:
+    """``--from`` or ``--to`` as epoch milliseconds; ConfigError naming the flag and the forms."""
+    if text is None:
+        return None
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            moment = datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC)
+        else:
+            moment = datetime.fromisoformat(text)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise ConfigError(f"{flag} {text!r} is not valid: it must be {TIME_FORMATS}") from None
+    return int(moment.timestamp() * 1000)
+
+
 def _stats(args: argparse.Namespace, settings: Settings) -> None:
     from .stats import StatsQuery, compute
 
+    start = _instant(args.start, "--from")
+    end = _instant(args.end, "--to")
+    if start is not None:
+        start -= start % HOUR_MS  # the window is made of whole hours
+    if start is not None and end is not None and end <= start:
+        raise ConfigError(f"--to {args.end!r} must be later than --from {args.start!r}")
+
     async def run() -> Any:
         service = Service(settings)
-        project = service.registry.project(args.project, reload=True)
-        unknown = sorted(set(args.channel) - project.channels)
-        if unknown:
-            raise ConfigError(f"project {project.id!r} has no channel {', '.join(unknown)}")
-        from .stats import _instant
-
-        query = StatsQuery(
-            metric=args.metric,
-            channels=tuple(args.channel) or tuple(sorted(project.channels)),
-            forms=tuple(args.form) or None,
-            start_ms=_instant(args.start, "from"),
-            end_ms=_instant(args.end, "to"),
-            interval=args.interval,
-        )
         try:
+            project = service.registry.project(args.project, reload=True)
+            unknown = sorted(set(args.channel) - project.channels)
+            if unknown:
+                raise ConfigError(f"project {project.id!r} has no channel {', '.join(unknown)}")
+            query = StatsQuery(
+                metric=args.metric,
+                channels=tuple(args.channel) or tuple(sorted(project.channels)),
+                forms=tuple(args.form) or None,
+                start_ms=start,
+                end_ms=end,
+                interval=args.interval,
+            )
             return await compute(service, project.id, query)
         finally:
             await service.close()
 
     answer = asyncio.run(run())
-    print(f"{'bucket':<22} {'count':>7} {'score':>7} {'±margin':>8}  histogram")
+    # interval: the score's 95% confidence interval, [low, high].
+    print(f"{'bucket':<22} {'count':>7} {'score':>7}  {'interval':<16}  histogram")
     rows = [("total", answer.total)] + [(b.start or "", b) for b in answer.series or []]
     for label, bucket in rows:
         score = "-" if bucket.score is None else f"{bucket.score:.1f}"
-        margin = "-" if bucket.margin is None else f"{bucket.margin:.1f}"
-        print(f"{label:<22} {bucket.count:>7} {score:>7} {margin:>8}  {bucket.histogram}")
+        interval = "-"
+        if bucket.low is not None and bucket.high is not None:
+            interval = f"[{bucket.low:.1f}, {bucket.high:.1f}]"
+        print(f"{label:<22} {bucket.count:>7} {score:>7}  {interval:<16}  {bucket.histogram}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -235,18 +314,105 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"voxloop-gateway: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("voxloop-gateway: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a store, the disk, the network: one line, never a traceback
+        print(f"voxloop-gateway: {args.command} failed: {_one_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _run(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    registry = Registry(settings.data_dir, settings.store)
+    # The port first: a gateway that can't listen must leave the keys and files as they are.
+    sockets = _listen(settings) if args.command in ("serve", "demo") else []
     try:
-        return _command(args, settings, registry)
+        if sockets and settings.port == 0:
+            settings = msgspec.structs.replace(settings, port=sockets[0].getsockname()[1])
+        registry = Registry(settings.data_dir, settings.store)
+        try:
+            return _command(args, settings, registry, sockets)
+        finally:
+            registry.close()
     finally:
-        registry.close()
+        for sock in sockets:
+            sock.close()
 
 
-def _command(args: argparse.Namespace, settings: Settings, registry: Registry) -> int:
+def _listen(settings: Settings) -> list[socket.socket]:
+    """Sockets listening on every address of ``settings.host`` at ``settings.port``.
+
+    Raises:
+        ConfigError: one line naming the setting to change: the host doesn't resolve or isn't
+            this machine's, the port is in use or needs privileges.
+    """
+    host, port = settings.host, settings.port
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    change_host = "set --host or VOXLOOP_HOST to an address of this machine (default 127.0.0.1)"
+    try:
+        found = socket.getaddrinfo(
+            host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
+        )
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ConfigError(
+            f"can't listen on {where}: host {host!r} doesn't resolve ({exc}); {change_host}"
+        ) from None
+    sockets: list[socket.socket] = []
+    try:
+        unique = dict.fromkeys(
+            (family, kind, proto, address) for family, kind, proto, _, address in found
+        )
+        for family, kind, proto, address in unique:
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(sockets) > 1:  # one free port for every address
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+            sock.bind(address)
+            sock.listen(BACKLOG)
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"can't listen on {where}: the port is in use (another gateway or `make run`?);"
+                " stop it, or choose another port with --port or VOXLOOP_PORT"
+            ) from None
+        if exc.errno == errno.EACCES:
+            raise ConfigError(
+                f"can't listen on {where}: port {port} needs privileges;"
+                " choose one above 1023 with --port or VOXLOOP_PORT"
+            ) from None
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise ConfigError(
+                f"can't listen on {where}: {host!r} is not an address of this machine;"
+                f" {change_host}"
+            ) from None
+        raise ConfigError(
+            f"can't listen on {where}: {exc.strerror or exc}; check --host / VOXLOOP_HOST"
+            " and --port / VOXLOOP_PORT"
+        ) from None
+    return sockets
+
+
+def _command(
+    args: argparse.Namespace,
+    settings: Settings,
+    registry: Registry,
+    sockets: list[socket.socket],
+) -> int:
+    command = f"{args.command} {getattr(args, 'verb', '')}".strip()
+    # On PostgreSQL the schema check (``migrate.check``) says first what is missing.
+    needs = args.command in NEEDS_REGISTRY or command in NEEDS_REGISTRY
+    if needs and settings.store == "sqlite" and not registry.db.exists():
+        raise _no_registry(registry)
     if args.command == "core":
         print(core_banner(), file=sys.stderr)
     elif args.command == "init":
@@ -276,7 +442,7 @@ def _command(args: argparse.Namespace, settings: Settings, registry: Registry) -
         for line in migrate.migrate(settings):
             print(line)
     else:
-        _serve(args, settings, registry)
+        _serve(args, settings, registry, sockets)
     return 0
 
 
@@ -300,15 +466,24 @@ def _email_secret(args: argparse.Namespace, registry: Registry) -> None:
         print(f"revoked {revoked.id}  {revoked.project}")
 
 
-def _serve(args: argparse.Namespace, settings: Settings, registry: Registry) -> None:
+def _no_registry(registry: Registry) -> ConfigError:
+    return ConfigError(
+        f"no registry in {registry.db.where}: run `voxloop-gateway init` first"
+        " (or `make run` for a demo)"
+    )
+
+
+def _serve(
+    args: argparse.Namespace,
+    settings: Settings,
+    registry: Registry,
+    sockets: list[socket.socket],
+) -> None:
     if args.command == "demo" and not settings.postgres:
         migrate.migrate(settings)  # the demo's own files: upgrade them without asking
     migrate.check(settings)
-    if args.command == "serve" and not registry.db.exists():
-        raise ConfigError(
-            f"no registry in {registry.db.where}: run `voxloop-gateway init` first"
-            " (or `make run` for a demo)"
-        )
+    if args.command == "serve" and settings.postgres and not registry.db.exists():
+        raise _no_registry(registry)
     print(core_banner(), file=sys.stderr)
     demo = _demo(registry, settings) if args.command == "demo" else None
     app = create_app(settings, demo)
@@ -319,7 +494,7 @@ def _serve(args: argparse.Namespace, settings: Settings, registry: Registry) -> 
         log_level="info",
         timeout_graceful_shutdown=settings.in_flight_seconds,
     )
-    DrainingServer(config, app.state.service, settings.drain_seconds).run()
+    DrainingServer(config, app.state.service, settings.drain_seconds).run(sockets)
 
 
 class DrainingServer(uvicorn.Server):
@@ -352,6 +527,17 @@ class DrainingServer(uvicorn.Server):
             self.should_exit = True
         elif sig == signal.SIGINT:
             self.force_exit = True
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's start-up, saying where it listens also when given its sockets."""
+        await super().startup(sockets)
+        if sockets and self.started:
+            for sock in sockets:
+                host, port = sock.getsockname()[:2]
+                shown = f"[{host}]" if sock.family == socket.AF_INET6 else host
+                logging.getLogger("uvicorn.error").info(
+                    "Uvicorn running on http://%s:%d (Press CTRL+C to quit)", shown, port
+                )
 
     async def on_tick(self, counter: int) -> bool:
         """Every 0.1 s in uvicorn's main loop: say that the drain began, stop when it is over."""

@@ -50,15 +50,7 @@ async def demo_page(request: Request) -> HTMLResponse:
     demo: Demo = request.app.state.demo
     service: Service = request.app.state.service
     base = str(request.base_url).rstrip("/")
-    widgets = "\n".join(
-        f'<section class="widget"><h3>{_e(metric)} · {_e(form)} ({_e(how)})</h3>'
-        f'<div id="w-{_e(form)}"></div>'
-        f'<script src="/widgets/v1/voxloop.js" data-key="{_e(demo.site_key)}"'
-        f' data-form="{_e(form)}" data-metric="{_e(metric)}"'
-        + (f' data-target="#w-{_e(form)}"' if how == "inline" else ' data-mode="floating"')
-        + ' data-days="0" async></script></section>'
-        for form, metric, how in WIDGETS
-    )
+    widgets = "\n".join(_widget(demo.site_key, *widget) for widget in WIDGETS)
     emails = "\n".join(
         f'<section class="email"><h3>Sample email ({language})</h3>'
         + rating_html(
@@ -79,6 +71,28 @@ async def demo_page(request: Request) -> HTMLResponse:
     stats = await _stats_rows(service)
     page = _PAGE.format(widgets=widgets, emails=emails, stats=stats)
     return HTMLResponse(page, headers=DEMO_HEADERS)
+
+
+def _widget(site_key: str, form: str, metric: str, how: str) -> str:
+    """One widget's card: inline, the form itself; floating, what to look for and the embed."""
+    attributes = f'data-form="{_e(form)}" data-metric="{_e(metric)}"'
+    script = (
+        f'<script src="/widgets/v1/voxloop.js" data-key="{_e(site_key)}" {attributes}'
+        + (f' data-target="#w-{_e(form)}"' if how == "inline" else "")
+        + ' data-days="0" async></script>'
+    )
+    title = f"<h3>{_e(metric)} · {_e(form)} ({_e(how)})</h3>"
+    if how == "inline":
+        return f'<section class="widget">{title}<div id="w-{_e(form)}"></div>{script}</section>'
+    embed = f'<script src="/widgets/v1/voxloop.js" data-key="pk_…" {attributes} async></script>'
+    return (
+        f'<section class="widget floating" id="w-{_e(form)}">{title}'
+        "<p>This form floats: embedded without <code>data-target</code>, it is a"
+        " <strong>Feedback</strong> button in the bottom corner of the page (the right one here,"
+        " the left one on a right-to-left page). Click it to open the form; it stays in that"
+        " corner as the page scrolls.</p>"
+        f"<pre><code>{_e(embed)}</code></pre>{script}</section>"
+    )
 
 
 async def _stats_rows(service: Service) -> str:
@@ -130,6 +144,7 @@ sample email, then reload this page: the stats below come from the same stores t
 the rating page, which records the vote once shown. Clicking another score changes the vote.</p>
 {emails}
 <h2>Stats of the demo project</h2>
+<div class="scroll">
 <table id="stats">
 <thead><tr><th>metric</th><th>channel</th><th>answers</th><th>score</th><th>quarantined</th>
 <th>histogram</th></tr></thead>
@@ -137,6 +152,7 @@ the rating page, which records the vote once shown. Clicking another score chang
 {stats}
 </tbody>
 </table>
+</div>
 </body>
 </html>
 """

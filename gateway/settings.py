@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import math
 import os
@@ -171,6 +172,61 @@ def flag_name(name: str) -> str:
 def env_name(name: str) -> str:
     """The environment variable of setting ``name``: ``max_body`` -> ``VOXLOOP_MAX_BODY``."""
     return f"VOXLOOP_{name.upper()}"
+
+
+#: ``VOXLOOP_*`` variables that other parts of the project read: the build, the SDK's command
+#: line, the tests, the examples and the load tests. Not gateway settings, never warned about.
+OTHER_VARIABLES: Final = frozenset(
+    {
+        "VOXLOOP_NO_EXTENSIONS",  # setup.py and voxloop_core: the pure-Python core
+        "VOXLOOP_ENDPOINT",  # the SDK's command line
+        "VOXLOOP_KEY",
+        "VOXLOOP_EMAIL_SECRET",  # the README's email example
+        "VOXLOOP_SITE_KEY",  # the load tests
+        "VOXLOOP_SERVER_KEY",
+        "VOXLOOP_ORIGIN",
+        "VOXLOOP_CLUSTER_RECORD",
+        "VOXLOOP_TEST_PG",  # the test suite's PostgreSQL
+    }
+)
+#: Families of variables other parts read, by prefix: the benchmarks', the load tests'.
+OTHER_PREFIXES: Final = ("VOXLOOP_BENCH_", "VOXLOOP_LOAD_")
+_PREFIX: Final = "VOXLOOP_"
+
+
+def known_variable(name: str) -> bool:
+    """Whether ``name`` is a variable the project reads: a setting's or another part's."""
+    return (
+        name in OTHER_VARIABLES
+        or name.startswith(OTHER_PREFIXES)
+        or any(name == env_name(setting) for setting in RULES)
+    )
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """A warning for each ``VOXLOOP_*`` variable (any case) that nothing reads: a misspelling
+    names the closest known variable, anything else is said to be unknown.
+
+    Args:
+        environ: the environment; ``os.environ`` by default.
+    """
+    environ = os.environ if environ is None else environ
+    known = sorted({env_name(setting) for setting in RULES} | OTHER_VARIABLES)
+    suffixes = {name.removeprefix(_PREFIX): name for name in known}
+    warnings = []
+    for name in sorted(environ):
+        if not name.upper().startswith(_PREFIX) or known_variable(name):
+            continue
+        asked = name.upper().removeprefix(_PREFIX)
+        close = difflib.get_close_matches(asked, suffixes, n=1, cutoff=0.6)
+        longer = [s for s in suffixes if s.startswith(asked + "_")]
+        guess = close or longer
+        said = f"{name} is not a voxloop variable, so it is ignored"
+        if guess:
+            warnings.append(f"{said}; did you mean {suffixes[guess[0]]}?")
+        else:
+            warnings.append(f"{said} (`voxloop-gateway serve --help` lists the settings)")
+    return warnings
 
 
 def load_settings(

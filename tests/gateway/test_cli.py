@@ -5,14 +5,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import re
 import shlex
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +25,7 @@ import pytest
 from voxloop_gateway.cli import main
 from voxloop_gateway.settings import RULES, env_name
 
-from .conftest import Spawn, free_port, make_project, wait_ready
+from .conftest import Gateway, Spawn, clean_environ, free_port, make_project, wait_ready
 
 
 def read_until(process: subprocess.Popen[str], last: str, timeout: float = 30) -> list[str]:
@@ -201,3 +204,172 @@ def test_serve_without_a_registry_says_how_to_make_one(
         " `voxloop-gateway init` first (or `make run` for a demo)"
     ]
     assert out == "" and not (tmp_path / "empty").exists()
+
+
+# --- every bad invocation: one line, an exit status, never a traceback ---------------------
+
+TIME_RULE = (
+    "it must be an RFC 3339 time with its zone (2024-05-01T09:30:00Z, 2024-05-01T11:30:00+02:00)"
+    " or a date (2024-05-01: its midnight, UTC)"
+)
+NO_REGISTRY = "no registry in {missing}/registry.sqlite3: run `voxloop-gateway init` first"
+#: id -> (arguments after --data-dir D, exit status, how the one line on stderr starts after
+#: "voxloop-gateway: ", or after "voxloop-gateway" when it starts with a space).
+BAD_INVOCATIONS: dict[str, tuple[list[str], int, str]] = {
+    "from-a-word": (
+        ["stats", "shop", "--metric", "nps", "--from", "yesterday"],
+        2,
+        f"--from 'yesterday' is not valid: {TIME_RULE}",
+    ),
+    "to-without-a-zone": (
+        ["stats", "shop", "--metric", "nps", "--to", "2024-05-01T10:00:00"],
+        2,
+        f"--to '2024-05-01T10:00:00' is not valid: {TIME_RULE}",
+    ),
+    "from-not-a-day": (
+        ["stats", "shop", "--metric", "nps", "--from", "2024-02-30"],
+        2,
+        f"--from '2024-02-30' is not valid: {TIME_RULE}",
+    ),
+    "to-before-from": (
+        ["stats", "shop", "--metric", "nps", "--from", "2024-05-02", "--to", "2024-05-01"],
+        2,
+        "--to '2024-05-01' must be later than --from '2024-05-02'",
+    ),
+    "bad-metric": (
+        ["stats", "shop", "--metric", "stars"],
+        2,
+        " stats: argument --metric: invalid choice: 'stars'",
+    ),
+    "no-metric": (["stats", "shop"], 2, " stats: the following arguments are required: --metric"),
+    "bad-interval": (
+        ["stats", "shop", "--metric", "nps", "--interval", "fortnight"],
+        2,
+        " stats: argument --interval: invalid choice: 'fortnight'",
+    ),
+    "unknown-command": (["statz"], 2, "argument command: invalid choice: 'statz'"),
+    "unknown-flag": (["keys", "list", "--all"], 2, "unrecognized arguments: --all"),
+    "stats-unknown-project": (
+        ["stats", "nope", "--metric", "nps"],
+        2,
+        "no project 'nope'; projects: shop",
+    ),
+    "stats-unknown-channel": (
+        ["stats", "shop", "--metric", "nps", "--channel", "sms"],
+        2,
+        "project 'shop' has no channel sms",
+    ),
+    "revoke-unknown-key": (["keys", "revoke", "pk_nothere"], 2, "no key 'pk_nothere'"),
+    "revoke-unknown-secret": (
+        ["email-secret", "revoke", "nothere"],
+        2,
+        "no email secret 'nothere'",
+    ),
+    "bad-origin": (
+        ["keys", "create", "shop", "--kind", "site", "--origin", "shop.example"],
+        2,
+        "origin 'shop.example' must look like https://shop.example.com[:port]",
+    ),
+    "bad-project-name": (
+        ["projects", "create", "My Shop"],
+        2,
+        "project 'My Shop' must be 1-64 characters",
+    ),
+    "stats-missing-data-dir": (["stats", "shop", "--metric", "nps"], 2, NO_REGISTRY),
+    "keys-missing-data-dir": (["keys", "list"], 2, NO_REGISTRY),
+    "projects-missing-data-dir": (["projects", "list"], 2, NO_REGISTRY),
+    "secrets-missing-data-dir": (["email-secret", "list"], 2, NO_REGISTRY),
+    "registry-locked": (
+        ["keys", "create", "shop", "--kind", "server"],
+        2,
+        "can't open the registry {data}/registry.sqlite3: database is locked",
+    ),
+    "store-locked": (
+        ["stats", "shop", "--metric", "nps"],
+        1,
+        "stats failed: StoreUnavailable: can't open the store of channel 'web'",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "message"), BAD_INVOCATIONS.values(), ids=BAD_INVOCATIONS
+)
+def test_every_bad_invocation_is_one_line_and_an_exit_status(
+    request: pytest.FixtureRequest, tmp_path: Path, args: list[str], status: int, message: str
+) -> None:
+    data = tmp_path / "data"
+    make_project(data)
+    missing = tmp_path / "missing"
+    name = request.node.callspec.id
+    where = missing if "missing-data-dir" in name else data
+    with contextlib.ExitStack() as held:
+        if name.endswith("-locked"):  # another process holds the file's lock
+            path = data / "registry.sqlite3"
+            if name == "store-locked":
+                path = data / "stores" / "web.sqlite3"
+                path.parent.mkdir()
+            locker = held.enter_context(contextlib.closing(sqlite3.connect(path)))
+            locker.isolation_level = None
+            locker.execute("PRAGMA locking_mode = EXCLUSIVE")
+            locker.execute("BEGIN EXCLUSIVE")
+            locker.execute("CREATE TABLE IF NOT EXISTS held (x)")
+        done = subprocess.run(
+            [sys.executable, "-m", "voxloop_gateway.cli", "--data-dir", str(where), *args],
+            env=clean_environ(VOXLOOP_BUSY_TIMEOUT_MS="200"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == status, done.stderr
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, lines
+    message = message.format(missing=missing, data=data)
+    expected = "voxloop-gateway" + (message if message.startswith(" ") else f": {message}")
+    assert lines[0].startswith(expected), (lines[0], expected)
+    assert not missing.exists()  # a read never makes a data dir
+
+
+def test_stats_help_gives_the_formats() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "voxloop_gateway.cli", "stats", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())
+    assert "RFC 3339 time with its zone (2024-05-01T09:30:00Z" in text
+    assert "or a date (2024-05-01: its midnight, UTC)" in text
+    assert "a row per hour, day, week, month" in text
+    assert "one of nps, csat, ces, likert, thumbs" in text
+
+
+def test_stats_takes_dates_as_utc_midnights(gateway: Gateway) -> None:
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    days = [today - timedelta(days=n) for n in (2, 1)]
+    events = [
+        {"channel": "web", "form": "f", "metric": "nps", "score": score, "ts": ms}
+        for score, ms in (
+            (9, int((days[0] + timedelta(hours=23)).timestamp() * 1000)),
+            (0, int(days[1].timestamp() * 1000)),
+        )
+    ]
+    assert gateway.post(events).json()["accepted"] == 2
+    table = subprocess.run(
+        [sys.executable, "-m", "voxloop_gateway.cli", "--data-dir", str(gateway.data_dir)]
+        + ["stats", "shop", "--metric", "nps"]
+        + ["--from", f"{days[0]:%Y-%m-%d}", "--to", f"{days[1]:%Y-%m-%d}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert table.returncode == 0, table.stderr
+    header, total = table.stdout.splitlines()[:2]
+    assert header.split() == ["bucket", "count", "score", "interval", "histogram"]
+    assert total.split()[:3] == ["total", "1", "100.0"]  # the 9 alone
+    found = re.search(r"100\.0  \[(-?\d+\.\d), (-?\d+\.\d)\] +\[0, ", total)
+    assert found, total  # the score's 95% interval, then the histogram
+    assert -100 <= float(found[1]) < float(found[2]) <= 100

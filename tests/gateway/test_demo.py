@@ -45,3 +45,39 @@ def test_the_demo_page_takes_a_widget_answer_and_an_email_click(
     finally:
         context.close()
         stop(process)
+
+
+def test_the_demo_page_fits_a_phone_and_its_floating_card_says_where_the_form_is(
+    tmp_path: Path, spawn: Spawn, browser: Browser
+) -> None:
+    process, _, told = run_demo(spawn, tmp_path)
+    context = browser.new_context(locale="en-US", viewport={"width": 375, "height": 740})
+    try:
+        page = context.new_page()
+        watched = watch(page)
+        page.goto(f"{told['url']}/demo")
+        floating = page.get_by_role("button", name="Feedback")
+        expect(floating).to_be_visible()  # every widget has drawn itself
+        expect(page.locator("#w-checkout").get_by_role("radio")).to_have_count(11)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        assert page.evaluate("document.body.scrollWidth") <= 375
+
+        card = page.locator("section.widget.floating")
+        expect(card).to_have_count(1)
+        expect(card.locator("h3")).to_have_text("nps · site (floating)")
+        expect(card.locator("p")).to_be_visible()
+        expect(card.locator("p")).to_contain_text("Feedback button in the bottom corner")
+        expect(card.locator("pre")).to_contain_text('data-form="site" data-metric="nps"')
+        assert told["site"] not in (card.locator("pre").text_content() or "")
+        box = card.bounding_box()
+        assert box is not None and box["height"] > 150 and box["x"] + box["width"] <= 375
+        screenshot(page, "demo-page-375px")
+
+        floating.click()  # what the card describes: the button opens the form
+        expect(page.get_by_role("radiogroup", name="How likely")).to_have_count(2)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        screenshot(page, "demo-page-375px-floating-open")
+        watched.assert_clean()
+    finally:
+        context.close()
+        stop(process)
