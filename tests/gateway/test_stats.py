@@ -226,8 +226,9 @@ def test_the_cli_prints_the_same_stats_as_a_table(gateway: Gateway) -> None:
         check=True,
     ).stdout
     total = next(line for line in printed.splitlines() if line.startswith("total"))
-    assert total.split()[1:4] == [
+    assert total.split()[1:5] == [
         str(expected["count"]),
         f"{expected['score']:.1f}",
-        f"{expected['margin']:.1f}",
+        f"[{expected['low']:.1f},",
+        f"{expected['high']:.1f}]",
     ]
