@@ -10,13 +10,18 @@ LOCK := requirements/lock.txt
 .PHONY: run test wheel-test wheels lock bench loadtest cluster-test lint clean
 
 # The browser tests drive Debian's chromium, installed here if missing (Playwright's own browser
-# download is not used). Every package at the lock's version; the core is compiled by the lock's
-# setuptools and Cython (no build isolation, which would fetch the newest ones).
-$(STAMP): pyproject.toml setup.py sdk/pyproject.toml core/_pipeline_c.pyx $(LOCK)
+# download is not used), and check every page with axe-core, installed by npm from
+# package-lock.json into node_modules/ when missing or older than the lock. Every package at the
+# lock's version; the core is compiled by the lock's setuptools and Cython (no build isolation,
+# which would fetch the newest ones).
+$(STAMP): pyproject.toml setup.py sdk/pyproject.toml core/_pipeline_c.pyx $(LOCK) package-lock.json
 	@command -v chromium >/dev/null || ! command -v apt-get >/dev/null || \
 		{ echo "installing chromium for the browser tests"; \
 		  apt-get install -y -qq chromium >/dev/null 2>&1 || \
 		  { apt-get update -qq && apt-get install -y -qq chromium; }; }
+	@test -f node_modules/axe-core/axe.min.js && \
+		test node_modules/.package-lock.json -nt package-lock.json || \
+		{ echo "installing axe-core for the browser tests"; npm ci --no-audit --no-fund; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --constraint $(LOCK) pip setuptools Cython wheel
 	$(BIN)/python -m pip install --quiet --no-build-isolation --constraint $(LOCK) \

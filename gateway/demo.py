@@ -135,6 +135,7 @@ _PAGE: Final = """<!doctype html>
 <p>Every entry point of the demo project on one page. Answer a widget, click a score in a
 sample email, then reload this page: the stats below come from the same stores the API reads.</p>
 </header>
+<main>
 <h2>Widgets (web channel)</h2>
 <div class="grid">
 {widgets}
@@ -143,8 +144,8 @@ sample email, then reload this page: the stats below come from the same stores t
 <p>What <code>voxloop.email.rating_html()</code> renders for a demo recipient; each link opens
 the rating page, which records the vote once shown. Clicking another score changes the vote.</p>
 {emails}
-<h2>Stats of the demo project</h2>
-<div class="scroll">
+<h2 id="stats-title">Stats of the demo project</h2>
+<div class="scroll" role="region" aria-labelledby="stats-title" tabindex="0">
 <table id="stats">
 <thead><tr><th>metric</th><th>channel</th><th>answers</th><th>score</th><th>quarantined</th>
 <th>histogram</th></tr></thead>
@@ -153,6 +154,7 @@ the rating page, which records the vote once shown. Clicking another score chang
 </tbody>
 </table>
 </div>
+</main>
 </body>
 </html>
 """

@@ -195,9 +195,11 @@ def vote_page(language: str, metric: str, score: int, view: str, *, recorded: bo
 
 
 def comment_page(language: str, metric: str, score: int) -> str:
-    """What a comment posted as a form (no JavaScript) gets: the score and a thank-you."""
+    """What a comment posted as a form (no JavaScript) gets: the question, score and thanks."""
     words = WORDS[language]
+    question = _email_i18n.STRINGS[language].questions[metric]
     body = f"""<main class="card" id="vl-page" data-state="commented">
+<h1>{_e(question)}</h1>
 <p class="score"><span>{_e(words.your_rating)}</span>
 <strong id="vl-score">{_e(score_label(language, metric, score))}</strong></p>
 <p id="vl-status" role="status">{_e(words.comment_saved)}</p>

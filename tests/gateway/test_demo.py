@@ -7,7 +7,7 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, expect
 
-from tests.browser import screenshot, watch
+from tests.browser import assert_accessible, screenshot, watch
 
 from .conftest import Spawn
 from .test_cli import run_demo, stop
@@ -24,6 +24,8 @@ def test_the_demo_page_takes_a_widget_answer_and_an_email_click(
         watched = watch(page)
         page.goto(f"{told['url']}/demo")
         expect(page.locator("#stats tbody")).to_contain_text("No answers yet")
+        expect(page.get_by_role("button", name="Feedback")).to_be_visible()
+        assert_accessible(page, "demo page")
 
         # A score in the English sample email: its rating page records the vote.
         page.locator(".email").first.get_by_role("link", name=re.compile(r"^9$")).click()
@@ -41,6 +43,8 @@ def test_the_demo_page_takes_a_widget_answer_and_an_email_click(
         web_row = page.locator("#stats tbody tr", has_text="web")
         expect(web_row.first.locator("td").nth(2)).to_have_text("1")
         screenshot(page, "demo-page")
+        # Answered: the thank-you and the comment box shown, the stats filled in.
+        assert_accessible(page, "demo page, a widget answered")
         watched.assert_clean()
     finally:
         context.close()
@@ -72,11 +76,13 @@ def test_the_demo_page_fits_a_phone_and_its_floating_card_says_where_the_form_is
         box = card.bounding_box()
         assert box is not None and box["height"] > 150 and box["x"] + box["width"] <= 375
         screenshot(page, "demo-page-375px")
+        assert_accessible(page, "demo page at 375 px")
 
         floating.click()  # what the card describes: the button opens the form
         expect(page.get_by_role("radiogroup", name="How likely")).to_have_count(2)
         assert page.evaluate("document.documentElement.scrollWidth") <= 375
         screenshot(page, "demo-page-375px-floating-open")
+        assert_accessible(page, "demo page at 375 px, the floating form open")
         watched.assert_clean()
     finally:
         context.close()
