@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Final
-from urllib.parse import quote, unquote_to_bytes
 
 import msgspec
 from starlette.applications import Starlette
@@ -27,25 +27,28 @@ from .ingest import post_events
 from .metrics import CONTENT_TYPE_LATEST
 from .openapi import build_openapi
 from .rating import RatingLinkEndpoint
-from .registry import ID_LENGTH
 from .service import Service
 from .settings import Settings
 from .stats import get_stats
 
 #: The rating pages' stylesheet and script, served at ``/static/``.
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-#: What the server's access log shows of a rating link's token (it names the recipient).
-_TOKEN_SHOWN: Final = "/r/..."
+#: A key as it may appear anywhere in a URL: its kind's prefix (``pk_``, ``sk_``; the underscore
+#: maybe percent-encoded), the 8 characters of its public id, then the secret rest.
+_KEY_IN_URL: Final = re.compile(rb"([a-z]k(?:_|%5[fF])[A-Za-z0-9_-]{8})[A-Za-z0-9_%-]+")
+#: A rating link's path, however many slashes lead to it: the token names its recipient.
+_TOKEN_PATH: Final = re.compile(r"/r/.*", re.DOTALL)
 
 
 class KeepSecretsOutOfLogs:
     """Keeps keys sent in the URL and rating-link tokens out of the server's access log.
 
-    A site key may come as ``?key=`` (``sendBeacon``), a server key sent there by mistake is
+    A site key may come as ``?key=`` (``sendBeacon``), a server key sent in a URL by mistake is
     refused but was still sent, and a rating link's path carries a token that names its
     recipient. The server logs the request's path and query from the scope it handed the app
     once the answer is sent; the routes read a copy of that scope with everything as sent, and
-    the server's own keeps each key's public id only (``pk_AbCdEfGh...``) and no token.
+    the server's own shows every key, wherever it stands in the path or query, by its public id
+    only (``pk_AbCdEfGh...``), and no token.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -57,29 +60,28 @@ class KeepSecretsOutOfLogs:
             return
         query: bytes = scope.get("query_string", b"")
         path: str = scope.get("path", "")
-        token = path.startswith("/r/")
-        if not token and not query:
+        shown_path = redacted_path(path)
+        if not query and shown_path == path:
             await self.app(scope, receive, send)
             return
         as_sent = dict(scope)
         scope["query_string"] = redacted_query(query)
-        if token:
-            scope["path"] = _TOKEN_SHOWN
-            scope["raw_path"] = _TOKEN_SHOWN.encode()
+        scope["path"] = shown_path
+        scope["raw_path"] = shown_path.encode()
         await self.app(as_sent, receive, send)
 
 
 def redacted_query(query: bytes) -> bytes:
-    """``query`` with every value that is, or may be, a key cut to the key's public id."""
-    parts = []
-    for part in query.split(b"&"):
-        name, equals, value = part.partition(b"=")
-        text = unquote_to_bytes(value.replace(b"+", b" "))
-        if unquote_to_bytes(name) == b"key" or text[:3] in (b"pk_", b"sk_"):
-            cut = text[:ID_LENGTH] + b"..." if len(text) > ID_LENGTH else text
-            value = quote(cut, safe="").encode()
-        parts.append(name + equals + value)
-    return b"&".join(parts)
+    """``query`` with every key in it cut to the key's public id."""
+    return _KEY_IN_URL.sub(rb"\1...", query)
+
+
+def redacted_path(path: str) -> str:
+    """``path`` with a rating link's token left out and every key cut to its public id."""
+    path = _TOKEN_PATH.sub("/r/...", path)
+    if "k_" not in path and "k%" not in path:
+        return path
+    return _KEY_IN_URL.sub(rb"\1...", path.encode()).decode()
 
 
 async def healthz(request: Request) -> JSONResponse:

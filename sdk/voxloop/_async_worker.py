@@ -164,9 +164,7 @@ class AsyncWorker:
                     if delay is None:
                         break
                     if monotonic() + delay > deadline:
-                        await self._io(
-                            self._outbox.give_up, f"no answer within the time allowed; {_CLOSING}"
-                        )
+                        await self._io(self._outbox.give_up, self._outbox.out_of_time())
                         return False
                     await asyncio.sleep(delay)
 

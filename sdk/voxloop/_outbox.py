@@ -184,6 +184,13 @@ class Outbox:
             reason += "; a batch is still on its way"
         return DeliveryError(reason, tuple(batch.ids) if batch is not None else ())
 
+    def out_of_time(self) -> str:
+        """Why a batch sent inline (``sync_mode``, the exit hook) is given up at its deadline."""
+        failure = self._failure
+        if failure is None:
+            return "no answer within the time allowed"
+        return f"not delivered within the time allowed; the last attempt failed: {failure}"
+
     def warn_dropping(self, reason: str) -> None:
         """Log a lost event, at most once a minute: a full queue would otherwise flood the log."""
         now = time()

@@ -68,7 +68,7 @@ def deliver_inline(outbox: Outbox, transport: Transport, deadline: float) -> boo
             if delay is None:
                 break
             if monotonic() + delay > deadline:
-                outbox.give_up(f"no answer within the time allowed; {_CLOSING}")
+                outbox.give_up(outbox.out_of_time())
                 return False
             time.sleep(delay)
 

@@ -110,6 +110,19 @@ async def test_sync_mode_flush_reports_a_refused_key(
     assert await client.flush()
 
 
+async def test_sync_mode_against_a_closed_port_says_why_not_that_the_client_closed(
+    twin: MakeTwin,
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    client = twin(url, WRONG_KEY, config=FAST.replace(sync_mode=True, flush_timeout=0.5))
+    await client.capture()  # given up inside capture() at the flush timeout
+    assert not await client.flush()
+    error = client.client.last_error
+    assert isinstance(error, voxloop.GaveUp)
+    assert "connection refused by " + url in error.reason
+    assert "closed" not in error.reason
+
+
 def test_the_module_level_flush_reports_a_refused_key(gateway: Gateway) -> None:
     client = voxloop.init(gateway.url, WRONG_KEY, config=FAST)
     try:
