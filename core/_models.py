@@ -31,6 +31,10 @@ MAX_COMMENT_CHARS: Final = 4000
 MAX_ID_CHARS: Final = 64
 MAX_FORM_CHARS: Final = 64
 MAX_LOCALE_CHARS: Final = 35
+#: The form rule, as a regular expression (the compiled core checks the same characters).
+FORM_PATTERN: Final = rf"[A-Za-z0-9._-]{{1,{MAX_FORM_CHARS}}}"
+#: A BCP 47 tag's shape: a language of 2-8 letters, then subtags of 1-8 letters or digits.
+LOCALE_PATTERN: Final = r"[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*"
 HOUR_MS: Final = 3_600_000
 #: Unicode category Cc less newline and tab: removed from comments. Format characters (Cf) such
 #: as the zero-width non-joiner are kept, because Persian spelling needs them.

@@ -18,7 +18,9 @@ from typing import Final
 from ._keys import KeyMaker, key_maker
 from ._models import (
     CONTROL_CHARACTERS,
+    FORM_PATTERN,
     HOUR_MS,
+    LOCALE_PATTERN,
     MAX_COMMENT_CHARS,
     MAX_FORM_CHARS,
     MAX_ID_CHARS,
@@ -35,8 +37,8 @@ from ._models import (
 IMPLEMENTATION: Final = "pure"
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_FORM: Final = re.compile(rf"[A-Za-z0-9._-]{{1,{MAX_FORM_CHARS}}}")
-_LOCALE: Final = re.compile(r"[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*")
+_FORM: Final = re.compile(FORM_PATTERN)
+_LOCALE: Final = re.compile(LOCALE_PATTERN)
 _UUID7: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
 

@@ -6,7 +6,15 @@ from typing import Any
 
 import msgspec
 
-from voxloop_core import MAX_FORM_CHARS, METRIC_RANGES, Batch
+from voxloop_core import (
+    FORM_PATTERN,
+    LOCALE_PATTERN,
+    MAX_COMMENT_CHARS,
+    MAX_ID_CHARS,
+    MAX_LOCALE_CHARS,
+    METRIC_RANGES,
+    Batch,
+)
 
 from .ingest import ErrorAnswer, IngestAnswer
 from .rating import Confirmation, Recorded
@@ -50,11 +58,19 @@ def _event_rules(event: dict[str, Any]) -> None:
     properties = event["properties"]
     event["description"] = "One rating, as the contract's field table describes it."
     properties["id"]["description"] = _ID_RULE
+    properties["id"]["anyOf"][0]["pattern"] = f"^[\\x20-\\x7e]{{1,{MAX_ID_CHARS}}}$"
+    properties["locale"]["anyOf"][0].update(
+        pattern=f"^{LOCALE_PATTERN}$", maxLength=MAX_LOCALE_CHARS, description="A BCP 47 tag."
+    )
+    properties["comment"]["description"] = (
+        f"At most {MAX_COMMENT_CHARS:,} characters after Unicode NFC normalisation; control"
+        " characters other than newline and tab are removed."
+    )
     properties["channel"].update(
         pattern=f"^{NAME_RULE.pattern}$",
         description="One of the project's channels: web, app and email, and those it adds.",
     )
-    properties["form"].update(pattern=f"^[A-Za-z0-9._-]{{1,{MAX_FORM_CHARS}}}$")
+    properties["form"].update(pattern=f"^{FORM_PATTERN}$")
     properties["metric"]["enum"] = list(METRIC_RANGES)
     low = min(low for low, _ in METRIC_RANGES.values())
     high = max(high for _, high in METRIC_RANGES.values())
@@ -178,6 +194,20 @@ def build_openapi(version: str) -> dict[str, Any]:
                     "summary": "The embeddable widget script",
                     "security": [],
                     "responses": {"200": {"description": "JavaScript"}},
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus text: requests, events, commit latency, queue depth",
+                    "security": [],
+                    "responses": {"200": {"description": "text/plain; version=0.0.4"}},
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "this document",
+                    "security": [],
+                    "responses": {"200": {"description": "OpenAPI 3.1, JSON"}},
                 }
             },
             "/healthz": {

@@ -25,7 +25,7 @@ from .errors import ApiError
 from .ingest import error_response, json_response
 from .service import Service
 
-_FORM = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_FORM = re.compile(voxloop_core.FORM_PATTERN)
 HOUR_MS = 3_600_000
 
 

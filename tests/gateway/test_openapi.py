@@ -53,6 +53,11 @@ def test_the_schema_accepts_exactly_what_the_gateway_accepts(gateway: Gateway) -
         events.append({"channel": "web", "form": form, "metric": "csat", "score": 5})
     for channel in ["web", "Web", "-web", "w eb"]:
         events.append({"channel": channel, "form": "f", "metric": "csat", "score": 5})
+    good = {"channel": "web", "form": "f", "metric": "csat", "score": 5}
+    for event_id in ["a", "x" * 64, "x" * 65, "", "with space", "tab\there", "é", "~!"]:
+        events.append({**good, "id": event_id})
+    for locale in ["en", "en-US", "zh-Hant-TW", "e", "en_US", "x" * 9, "en-" + "a" * 32, "-en"]:
+        events.append({**good, "locale": locale})
     answer = gateway.post(events)
     assert answer.status_code == 202, answer.text
     refused = {rejection["index"] for rejection in answer.json()["rejected"]}
