@@ -23,8 +23,11 @@ from ._histograms import (
 )
 from ._models import (
     BUILTIN_CHANNELS,
+    CHANNEL_PATTERN,
+    DAY_MS,
     DEFAULT_POLICY,
     FORM_PATTERN,
+    HOUR_MS,
     LOCALE_PATTERN,
     MAX_COMMENT_CHARS,
     MAX_EVENTS_PER_REQUEST,
@@ -57,9 +60,12 @@ __version__ = "0.3.0"
 
 __all__ = [
     "BUILTIN_CHANNELS",
+    "CHANNEL_PATTERN",
+    "DAY_MS",
     "DEFAULT_POLICY",
     "FALLBACK_REASON",
     "FORM_PATTERN",
+    "HOUR_MS",
     "IMPLEMENTATION",
     "INTERVALS",
     "LOCALE_PATTERN",

@@ -31,6 +31,8 @@ MAX_COMMENT_CHARS: Final = 4000
 MAX_ID_CHARS: Final = 64
 MAX_FORM_CHARS: Final = 64
 MAX_LOCALE_CHARS: Final = 35
+#: The rule of a channel's (and a project's) name: it names files, partitions and URL parts.
+CHANNEL_PATTERN: Final = r"[a-z0-9][a-z0-9_-]{0,63}"
 #: The form rule, as a regular expression (the compiled core checks the same characters).
 FORM_PATTERN: Final = rf"[A-Za-z0-9._-]{{1,{MAX_FORM_CHARS}}}"
 #: A BCP 47 tag's shape: a language of 2-8 letters, then subtags of 1-8 letters or digits.
