@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import errno
 import logging
+import os
 import re
 import signal
 import socket
@@ -35,6 +37,7 @@ from datetime import UTC, date, datetime
 from types import FrameType
 from typing import Any, NoReturn
 
+import asyncpg  # type: ignore[import-untyped]
 import msgspec
 import uvicorn
 
@@ -45,7 +48,7 @@ from .app import create_app
 from .demo import DEMO_PROJECT, Demo
 from .errors import ConfigError
 from .registry import Key, Registry
-from .service import Service
+from .service import Service, secure_data_dir
 from .settings import (
     DEFAULT_DATA_DIR,
     RULES,
@@ -53,8 +56,10 @@ from .settings import (
     env_name,
     flag_name,
     load_settings,
+    redacted_store,
     unknown_variables,
 )
+from .stores import StoreUnavailable
 
 #: Settings every command reads, given before the command: where the registry and stores are.
 GLOBAL_SETTINGS = ("data_dir", "store")
@@ -82,10 +87,35 @@ def core_banner() -> str:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse's parser, whose usage errors are one line (and status 2), like every error."""
+    """argparse's parser, whose usage errors are one line (and status 2), like every error.
+
+    Its commands and verbs are not required as argparse sees them, so that an option it doesn't
+    know is named as such (``unrecognized arguments: --bogus``) rather than reported as a
+    missing command; :meth:`parse_args` then asks for the command, or the verb, itself.
+    """
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: None = None
+    ) -> argparse.Namespace:
+        parsed = super().parse_args(args, namespace)
+        parser: argparse.ArgumentParser = self
+        for dest in ("command", "verb"):
+            commands = _subcommands(parser)
+            if commands is None or commands.dest != dest:
+                break
+            chosen = getattr(parsed, dest, None)
+            if chosen is None:
+                parser.error(f"the following arguments are required: {dest}")
+            parser = commands.choices[chosen]
+        return parsed
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> argparse._SubParsersAction[Any] | None:
+    found = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return found[0] if found else None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -107,21 +137,21 @@ def _parser() -> argparse.ArgumentParser:
         help="sqlite (the files in the data dir, the default) or a postgresql:// URL shared by"
         " every replica (VOXLOOP_STORE)",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command")
 
     init = commands.add_parser("init", help="create a data dir, a project and its two keys")
     init.add_argument("--project", default=DEMO_PROJECT)
     init.add_argument("--origin", action="append", default=[], help="allowed origin (repeatable)")
 
     projects = commands.add_parser("projects", help="create or list projects")
-    pverbs = projects.add_subparsers(dest="verb", required=True)
+    pverbs = projects.add_subparsers(dest="verb")
     pcreate = pverbs.add_parser("create")
     pcreate.add_argument("name")
     pcreate.add_argument("--channel", action="append", default=[], help="extra channel")
     pverbs.add_parser("list")
 
     keys = commands.add_parser("keys", help="create, list or revoke keys")
-    kverbs = keys.add_subparsers(dest="verb", required=True)
+    kverbs = keys.add_subparsers(dest="verb")
     kcreate = kverbs.add_parser("create")
     kcreate.add_argument("project")
     kcreate.add_argument("--kind", choices=["site", "server"], required=True)
@@ -135,7 +165,7 @@ def _parser() -> argparse.ArgumentParser:
     email = commands.add_parser(
         "email-secret", help="create, list or revoke the secrets that sign email rating links"
     )
-    everbs = email.add_subparsers(dest="verb", required=True)
+    everbs = email.add_subparsers(dest="verb")
     everbs.add_parser("create").add_argument("project")
     everbs.add_parser("list").add_argument("project", nargs="?")
     everbs.add_parser("revoke").add_argument("secret_id", help="the id shown by `list`")
@@ -276,15 +306,19 @@ def _stats(args: argparse.Namespace, settings: Settings) -> None:
         raise ConfigError(f"--to {args.end!r} must be later than --from {args.start!r}")
 
     async def run() -> Any:
+        # What GET /v1/stats reads, through the same code; a store that doesn't exist yet has
+        # no events, and a read doesn't make it.
         service = Service(settings)
         try:
+            await service.connect()
             project = service.registry.project(args.project, reload=True)
             unknown = sorted(set(args.channel) - project.channels)
             if unknown:
                 raise ConfigError(f"project {project.id!r} has no channel {', '.join(unknown)}")
+            channels = tuple(args.channel) or tuple(sorted(project.channels))
             query = StatsQuery(
                 metric=args.metric,
-                channels=tuple(args.channel) or tuple(sorted(project.channels)),
+                channels=tuple([c for c in channels if await service.has_store(c)]),
                 forms=tuple(args.form) or None,
                 start_ms=start,
                 end_ms=end,
@@ -312,19 +346,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run(args)
     except ConfigError as exc:
-        print(f"voxloop-gateway: {exc}", file=sys.stderr)
+        print(f"voxloop-gateway: {_without_secrets(str(exc), args)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("voxloop-gateway: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a store, the disk, the network: one line, never a traceback
-        print(f"voxloop-gateway: {args.command} failed: {_one_line(exc)}", file=sys.stderr)
+        said = _without_secrets(_one_line(exc), args)
+        print(f"voxloop-gateway: {args.command} failed: {said}", file=sys.stderr)
         return 1
 
 
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _without_secrets(message: str, args: argparse.Namespace) -> str:
+    """``message`` with the store URL, wherever a library may have quoted it, shown redacted."""
+    for url in (args.store, os.environ.get(env_name("store"))):
+        if url:
+            message = message.replace(url, redacted_store(url))
+    return message
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -413,6 +456,11 @@ def _command(
     needs = args.command in NEEDS_REGISTRY or command in NEEDS_REGISTRY
     if needs and settings.store == "sqlite" and not registry.db.exists():
         raise _no_registry(registry)
+    if args.command != "core" and not settings.postgres and settings.data_dir.is_dir():
+        # Closed again if a copy or a restore left it open. Best effort: a command that needs
+        # the stores (serve, demo, stats, migrate) says what is wrong with them itself.
+        with contextlib.suppress(OSError):
+            secure_data_dir(settings.data_dir)
     if args.command == "core":
         print(core_banner(), file=sys.stderr)
     elif args.command == "init":
@@ -484,6 +532,7 @@ def _serve(
     migrate.check(settings)
     if args.command == "serve" and settings.postgres and not registry.db.exists():
         raise _no_registry(registry)
+    asyncio.run(_try_open(settings))
     print(core_banner(), file=sys.stderr)
     demo = _demo(registry, settings) if args.command == "demo" else None
     app = create_app(settings, demo)
@@ -495,6 +544,26 @@ def _serve(
         timeout_graceful_shutdown=settings.in_flight_seconds,
     )
     DrainingServer(config, app.state.service, settings.drain_seconds).run(sockets)
+
+
+async def _try_open(settings: Settings) -> None:
+    """Open the registry and every store as the gateway's start will, then close them.
+
+    What would stop the start (a registry or a store file that isn't a database, a store that
+    can't be made, PostgreSQL refusing the pool) then stops it here, in one line and with
+    status 2, before anything is served or, for the demo, any key minted.
+    """
+    service = Service(settings)
+    try:
+        await service.connect()
+        for channel in service.channels():
+            await service.store(channel)
+    except StoreUnavailable as exc:  # it names the store and what is wrong with it
+        raise ConfigError(str(exc)) from None
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise ConfigError(f"can't open the stores: {_one_line(exc)}") from None
+    finally:
+        await service.close()
 
 
 class DrainingServer(uvicorn.Server):

@@ -11,6 +11,7 @@ default on a fresh machine) are made at the current version, so ``make run`` nee
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,10 @@ def migrate(settings: Settings) -> list[str]:
         lines = [_line("registry", registry.where, before, after)]
         before, after = asyncio.run(_migrate_pg_store(settings.store))
         return lines + [_line("store", registry.where, before, after)]
-    secure_data_dir(settings.data_dir)
+    try:
+        secure_data_dir(settings.data_dir)
+    except OSError as exc:
+        raise ConfigError(f"can't open the data dir {settings.data_dir}: {exc}") from None
     SqliteRegistryDb(settings.data_dir).read("SELECT 1")  # creates or stamps it
     lines = [_line("registry", str(settings.data_dir), REGISTRY_VERSION, REGISTRY_VERSION)]
     for path in store_files(settings.data_dir):
@@ -53,6 +57,8 @@ def migrate(settings: Settings) -> list[str]:
             before, after = sqlite.migrate_file(path)
         except StoreUnavailable as exc:
             raise ConfigError(str(exc)) from None
+        except sqlite3.Error as exc:  # not a database, or locked
+            raise ConfigError(f"can't open the store {path}: {exc}") from None
         lines.append(_line(f"store {path.stem}", str(path), before, after))
     return lines
 
@@ -70,7 +76,10 @@ def check(settings: Settings) -> None:
         _compare("the store", registry.where, found, postgres.SCHEMA_VERSION)
         return
     for path in store_files(settings.data_dir):
-        version = sqlite.file_version(path)
+        try:
+            version = sqlite.file_version(path)
+        except sqlite3.Error as exc:  # not a database, or locked
+            raise ConfigError(f"can't open the store {path}: {exc}") from None
         if version:
             try:
                 sqlite.check_version(version, f"the store {path}")

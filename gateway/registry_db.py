@@ -28,6 +28,7 @@ from typing import Any, Final, Protocol, TypeVar
 import asyncpg  # type: ignore[import-untyped]
 
 from .errors import ConfigError
+from .settings import redacted_store
 from .shared_limits import TABLE as RATE_USAGE_TABLE
 from .stores.postgres import MIGRATION_LOCK
 
@@ -222,7 +223,7 @@ class PostgresRegistryDb:
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
-        self.where = _redacted(dsn)
+        self.where = redacted_store(dsn)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._conn: Any = None
@@ -345,11 +346,6 @@ def _numbered(sql: str) -> str:
     """SQLite's ``?`` placeholders as PostgreSQL's ``$1, $2, ...``."""
     count = iter(range(1, sql.count("?") + 1))
     return re.sub(r"\?", lambda _: f"${next(count)}", sql)
-
-
-def _redacted(dsn: str) -> str:
-    """The DSN without its password, for messages."""
-    return re.sub(r"(//[^:/@]+):[^@]*@", r"\1:***@", dsn)
 
 
 async def _drop(conn: Any) -> None:

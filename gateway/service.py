@@ -69,8 +69,13 @@ class Service:
         """Where ``channel``'s store lives."""
         return self.settings.data_dir / STORES_DIR / f"{channel}.sqlite3"
 
-    async def open(self) -> None:
-        """Load the registry and open the stores of every channel a project has."""
+    async def connect(self) -> None:
+        """Load the registry and, on PostgreSQL, make the pool: what reading needs.
+
+        Opens no store and shares no rate limits; :meth:`open` does both for a gateway, and a
+        one-off read (``voxloop-gateway stats``) opens only the stores that exist already
+        (:meth:`has_store`), so it reads what the gateway reads and makes nothing.
+        """
         if not self.settings.postgres:
             secure_data_dir(self.settings.data_dir)
         self.registry.load()
@@ -82,6 +87,15 @@ class Service:
                 command_timeout=30,
                 timeout=10,
             )
+
+    def channels(self) -> list[str]:
+        """The built-in channels and every project's, as last loaded, by name."""
+        return sorted(self.registry.channels())
+
+    async def open(self) -> None:
+        """Load the registry, share the rate limits, open the stores of every channel."""
+        await self.connect()
+        if self.pool is not None:
             settings = self.settings
             self.shared_limits = SharedLimits(
                 self.pool,
@@ -92,8 +106,7 @@ class Service:
                 address_burst=settings.address_burst,
             )
             self.shared_limits.start()
-        channels = {c for p in self.registry.projects() for c in p.channels}
-        channels |= set(voxloop_core.BUILTIN_CHANNELS)
+        channels = self.channels()
         needed = postgres.WRITERS * len(channels) + 4  # every writer busy, and reads besides
         if self.pool is not None and self.settings.pg_pool_size < needed:
             logging.getLogger(__name__).warning(
@@ -104,8 +117,25 @@ class Service:
                 postgres.WRITERS,
                 needed,
             )
-        for channel in sorted(channels):
+        for channel in channels:
             await self.store(channel)
+
+    async def has_store(self, channel: str) -> bool:
+        """Whether ``channel``'s store exists: its file, or its partitions in PostgreSQL.
+
+        A store that doesn't exist has no events; a read asks this first rather than open it,
+        which would make it.
+        """
+        if channel in self.stores:
+            return True
+        if self.pool is None:
+            return self.store_path(channel).is_file()
+        names = [f'"{postgres.partition_name(t, channel)}"' for t in ("events", "aggregates")]
+        async with self.pool.acquire() as conn:
+            found = await conn.fetchval(
+                "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL", *names
+            )
+        return bool(found)
 
     async def store(self, channel: str) -> Store:
         """``channel``'s store, opened on first use."""

@@ -6,9 +6,11 @@ import difflib
 import ipaddress
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final, Literal, NamedTuple
+from urllib.parse import unquote
 
 import msgspec
 
@@ -57,6 +59,44 @@ def parse_networks(spec: str) -> tuple[Network, ...]:
                     f" {entry!r} is neither"
                 ) from None
     return tuple(found)
+
+
+#: What a store URL's parameter that may hold a secret has in its name: ``password``,
+#: ``passfile``, ``sslpassword``, ``sslkey``, ``client_secret``...
+_SECRET_NAMES: Final = ("pass", "secret", "key")
+_MASK: Final = "***"
+#: ``name=value`` in a URL's query or a ``key=value`` connection string; a value may be quoted.
+_PARAMETER: Final = re.compile(r"([^\s&;?=#'\"]+)=('(?:[^'\\]|\\.)*'?|\"[^\"]*\"?|[^\s&;#]*)")
+
+
+def redacted_store(url: str) -> str:
+    """``url`` as a message may show it: every password and secret in it replaced by ``***``.
+
+    The password of the user part (``user:PASSWORD@host``) and the value of every parameter
+    whose name holds ``pass``, ``secret`` or ``key`` (``?password=``, ``passfile``,
+    ``sslpassword``, ``sslkey``), whatever the scheme, so that a URL refused as invalid is
+    shown safely too. Every message that shows a store URL shows it through this.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    user_end = rest.rfind("@")
+    colon = rest.find(":")
+    if 0 <= colon < user_end:  # user:password@: mask up to the last @, whatever it holds
+        rest = f"{rest[:colon]}:{_MASK}{rest[user_end:]}"
+    return scheme + sep + _PARAMETER.sub(_mask_parameter, rest)
+
+
+def _shown(name: str, value: Any) -> Any:
+    """A setting's value as a message shows it: the store's URL without its secrets."""
+    return redacted_store(value) if name == "store" and isinstance(value, str) else value
+
+
+def _mask_parameter(found: re.Match[str]) -> str:
+    name = unquote(found[1]).lower()
+    if any(word in name for word in _SECRET_NAMES):
+        return f"{found[1]}={_MASK}"
+    return found[0]
 
 
 #: Every setting, in the order ``--help`` lists them: how to read it and what it must be.
@@ -147,7 +187,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         for name, rule in RULES.items():
             value = getattr(self, name)
             if not rule.holds(value):
-                raise ConfigError(f"{name} must be {rule.must_be}, got {value!r}")
+                raise ConfigError(f"{name} must be {rule.must_be}, got {_shown(name, value)!r}")
 
     @property
     def postgres(self) -> bool:
@@ -245,10 +285,10 @@ def load_settings(
     values: dict[str, object] = {}
     for name, rule in RULES.items():
         text = flags.get(name)
-        source = f"{flag_name(name)} {text!r}"
+        source = f"{flag_name(name)} {_shown(name, text)!r}"
         if text is None:
             text = environ.get(env_name(name)) or None
-            source = f"{env_name(name)}={text!r}"
+            source = f"{env_name(name)}={_shown(name, text)!r}"
         if text is None:
             continue
         try:

@@ -248,7 +248,11 @@ BAD_INVOCATIONS: dict[str, tuple[list[str], int, str]] = {
         " stats: argument --interval: invalid choice: 'fortnight'",
     ),
     "unknown-command": (["statz"], 2, "argument command: invalid choice: 'statz'"),
+    "no-command": ([], 2, "the following arguments are required: command"),
+    "no-verb": (["keys"], 2, " keys: the following arguments are required: verb"),
     "unknown-flag": (["keys", "list", "--all"], 2, "unrecognized arguments: --all"),
+    "unknown-flag-without-a-command": (["--bogus"], 2, "unrecognized arguments: --bogus"),
+    "unknown-flag-without-a-verb": (["keys", "--bogus"], 2, "unrecognized arguments: --bogus"),
     "stats-unknown-project": (
         ["stats", "nope", "--metric", "nps"],
         2,
@@ -373,3 +377,46 @@ def test_stats_takes_dates_as_utc_midnights(gateway: Gateway) -> None:
     found = re.search(r"100\.0  \[(-?\d+\.\d), (-?\d+\.\d)\] +\[0, ", total)
     assert found, total  # the score's 95% interval, then the histogram
     assert -100 <= float(found[1]) < float(found[2]) <= 100
+
+
+def _stats_table(cwd: Path, *args: str) -> list[str]:
+    """``voxloop-gateway ARGS... stats shop --metric csat`` run in ``cwd``: the total row."""
+    done = subprocess.run(
+        [sys.executable, "-m", "voxloop_gateway.cli", *args, "stats", "shop", "--metric", "csat"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        env=clean_environ(),
+    )
+    assert done.returncode == 0, done.stderr
+    total: list[str] = done.stdout.splitlines()[1].split()
+    return total
+
+
+def test_stats_prints_what_the_api_answers_and_makes_nothing(
+    gateway: Gateway, tmp_path: Path
+) -> None:
+    events = [
+        {"channel": channel, "form": "f", "metric": "csat", "score": score}
+        for channel, score in (("web", 5), ("app", 4), ("kiosk", 5))
+    ]
+    assert gateway.post(events).status_code == 202
+    answer = gateway.stats(metric="csat")["total"]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    total = _stats_table(elsewhere, "--data-dir", str(gateway.data_dir))
+    assert total[:2] == ["total", str(answer["count"])] and answer["count"] == 3
+    assert " ".join(total).endswith(str(answer["histogram"]))
+    assert list(elsewhere.iterdir()) == []  # no ./data where the command ran
+
+
+def test_stats_of_a_project_without_events_prints_zeros_and_makes_no_store(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    make_project(data)
+    before = sorted(p.name for p in data.rglob("*"))
+    total = _stats_table(tmp_path, "--data-dir", str(data))
+    assert total == ["total", "0", "-", "-", "[0,", "0,", "0,", "0,", "0]"]
+    assert sorted(p.name for p in data.rglob("*")) == before == ["registry.sqlite3"]

@@ -116,6 +116,46 @@ def test_init_keys_and_stats_work_on_postgresql(pg_url: str) -> None:
     assert len(secret.stdout.strip()) == 64
 
 
+def test_stats_reads_what_the_api_reads_and_makes_nothing(pg_url: str, tmp_path: Path) -> None:
+    site, server = setup_project(pg_url, tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    def table(*extra: str, env: dict[str, str] | None = None) -> list[str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "voxloop_gateway.cli", *extra]
+            + ["stats", "shop", "--metric", "csat"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=elsewhere,
+            env=clean_environ(**(env or {})),
+        )
+        assert done.returncode == 0, done.stderr
+        total: list[str] = done.stdout.splitlines()[1].split()
+        return total
+
+    # Before any gateway opened the stores: zeros, and no partition made by a read.
+    assert table("--store", pg_url)[:2] == ["total", "0"]
+    assert count_events(pg_url, "SELECT to_regclass('events_web') IS NULL")
+
+    gateway = start_gateway(tmp_path / "r", site, server, store=pg_url)
+    try:
+        events = [
+            {"channel": channel, "form": "f", "metric": "csat", "score": score}
+            for channel, score in (("web", 5), ("app", 4), ("kiosk", 2))
+        ]
+        assert gateway.post(events).status_code == 202
+        answer = gateway.stats(metric="csat")["total"]
+    finally:
+        gateway.stop()
+    assert answer["count"] == 3
+    for total in (table("--store", pg_url), table(env={"VOXLOOP_STORE": pg_url})):
+        assert total[:2] == ["total", "3"]
+        assert " ".join(total).endswith(str(answer["histogram"]))
+    assert list(elsewhere.iterdir()) == []  # no ./data, no store file
+
+
 # --- replicas --------------------------------------------------------------------------------
 
 

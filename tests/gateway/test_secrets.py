@@ -22,6 +22,8 @@ import pytest
 
 from voxloop import new_id
 from voxloop.email import rating_links
+from voxloop_gateway.errors import ConfigError
+from voxloop_gateway.settings import Settings, redacted_store
 
 from .conftest import Spawn, clean_environ, free_port, spawn, wait_ready
 
@@ -144,6 +146,21 @@ def test_a_data_dir_found_open_to_others_is_closed(
     wait_ready(url, gateway)
     assert_private(data_dir)
     stop(gateway)
+
+    # Every command that opens the data dir closes it, stores included, as serve does.
+    for command in (
+        ["keys", "list"],
+        ["projects", "list"],
+        ["email-secret", "list"],
+        ["keys", "create", "shop", "--kind", "server"],
+        ["stats", "shop", "--metric", "nps"],
+    ):
+        open_up()
+        (data_dir / "stores").chmod(0o777)
+        for path in (data_dir / "stores").iterdir():
+            path.chmod(0o666)
+        cli(data_dir, *command)
+        assert_private(data_dir)
 
 
 # --- no key or secret in what the gateway prints or answers ------------------------------------
@@ -281,3 +298,61 @@ def test_no_key_or_secret_is_ever_printed_or_answered(tmp_path: Path, spawn: Spa
     for token in (links[9].token, stranger[9].token):
         assert token not in printed
     assert "someone@example.com" not in everything
+
+
+# --- no database password in what the command line says -------------------------------------
+
+PASSWORD = "Pa55-w0rd-Never-Shown"
+#: Every way a store URL may carry a secret: the user part, query parameters (in any case,
+#: percent-encoded), a connection string, and URLs refused as invalid.
+STORE_URLS = [
+    f"postgresql://u:{PASSWORD}@127.0.0.1:1/db",
+    f"postgresql://u@127.0.0.1:1/db?password={PASSWORD}",
+    f"postgres://u@127.0.0.1:1/db?sslmode=disable&PASSWORD={PASSWORD}",
+    f"postgresql://u@127.0.0.1:1/db?passfile=/etc/{PASSWORD}&sslpassword={PASSWORD}",
+    f"postgresql://u@127.0.0.1:1/db?sslkey=/k/{PASSWORD}&client_secret={PASSWORD}",
+    f"postgresql://u@127.0.0.1:1/db?p%61ssword={PASSWORD}",
+    f"postgresql://u:{PASSWORD[:5]}@{PASSWORD[5:]}@127.0.0.1:1/db",
+    f"mysql://u:{PASSWORD}@host/db",
+    f"mysql://u@host/db?password={PASSWORD}",
+    f"host=db user=u password={PASSWORD}",
+    f"host=db user=u password='{PASSWORD} x'",
+]
+
+
+@pytest.mark.parametrize("url", STORE_URLS)
+def test_no_database_password_is_ever_printed(tmp_path: Path, url: str) -> None:
+    said = []
+    for command in (["projects", "list"], ["keys", "list"], ["stats", "x", "--metric", "nps"]):
+        for how in ("flag", "variable"):
+            flag = ["--store", url] if how == "flag" else []
+            env = {} if how == "flag" else {"VOXLOOP_STORE": url}
+            done = subprocess.run(
+                [sys.executable, "-m", "voxloop_gateway.cli", *flag, *command],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                cwd=tmp_path,
+                env=clean_environ(**env),
+            )
+            assert done.returncode == 2, (command, how, done.stderr)
+            assert len(done.stderr.splitlines()) == 1, done.stderr
+            said.append(done.stdout + done.stderr)
+    everything = "\n".join(said)
+    assert "***" in everything  # the URL is shown, its secrets masked
+    for shape in (PASSWORD, PASSWORD[:5], PASSWORD[5:], quote(PASSWORD)):
+        assert shape not in everything, everything
+
+
+def test_the_one_redaction_masks_every_form() -> None:
+    for url in STORE_URLS:
+        shown = redacted_store(url)
+        assert PASSWORD[:5] not in shown and PASSWORD[5:] not in shown, shown
+        with pytest.raises(ConfigError) as refused:
+            Settings(store=url if not url.startswith("postgres") else "x" + url)
+        assert PASSWORD[:5] not in str(refused.value), refused.value
+    kept = "postgresql://voxloop@db.internal:5432/voxloop?sslmode=require&application_name=gw"
+    assert redacted_store(kept) == kept
+    assert redacted_store("postgresql://voxloop:pw@db:5432/v?password=pw") == (
+        "postgresql://voxloop:***@db:5432/v?password=***"
+    )

@@ -133,3 +133,35 @@ def test_port_0_serves_on_a_free_port_and_the_demo_prints_that_one(
     assert int(url.rsplit(":", 1)[1]) > 0
     wait_ready(url, process)
     stop(process)
+
+
+# --- a data dir the gateway can't open: one line and status 2, before serving ----------------
+
+
+def _break(data_dir: Path, how: str) -> None:
+    junk = bytes(range(256)) * 16  # not a SQLite file
+    if how == "registry":
+        (data_dir / "registry.sqlite3").write_bytes(junk)
+    elif how == "store":
+        (data_dir / "stores").mkdir()
+        (data_dir / "stores" / "web.sqlite3").write_bytes(junk)
+    else:  # where the stores go is a file
+        (data_dir / "stores").write_bytes(junk)
+
+
+@pytest.mark.parametrize("how", ["registry", "store", "stores-folder"])
+def test_a_data_dir_that_cannot_be_opened_stops_serve_and_demo_in_one_line(
+    tmp_path: Path, spawn: Spawn, how: str
+) -> None:
+    make_project(tmp_path)
+    _break(tmp_path, how)
+    before = _files(tmp_path)
+    for command in ("serve", "demo"):
+        line = _fails(spawn, tmp_path, command, "--port", str(free_port()))
+        expected = {
+            "registry": f"can't open the registry {tmp_path}/registry.sqlite3: file is not a",
+            "store": f"can't open the store {tmp_path}/stores/web.sqlite3: file is not a",
+            "stores-folder": "File exists",
+        }[how]
+        assert expected in line, line
+    assert _files(tmp_path) == before  # no key minted, no file made
