@@ -21,9 +21,10 @@ import voxloop_core
 from voxloop_widgets import WIDGETS_DIR
 
 from . import __version__
-from .auth import preflight_headers
+from .auth import cors_headers, preflight_headers
 from .demo import Demo, demo_page
-from .ingest import post_events
+from .errors import GatewayError, as_api_error
+from .ingest import error_response, post_events
 from .metrics import CONTENT_TYPE_LATEST
 from .openapi import build_openapi
 from .rating import RatingLinkEndpoint
@@ -84,6 +85,20 @@ def redacted_path(path: str) -> str:
     return _KEY_IN_URL.sub(rb"\1...", path.encode()).decode()
 
 
+async def refused(request: Request, exc: Exception) -> Response:
+    """The one answer to a refused request (``errors``): ``{"error": ...}`` with its status.
+
+    Counted in ``/metrics`` under the route's name; the events route's refusals carry CORS
+    headers, so a widget's script can read why it was refused.
+    """
+    answer = as_api_error(exc)
+    service: Service = request.app.state.service
+    route = getattr(request.scope.get("route"), "name", "")
+    service.metrics.request(route, answer.status)
+    headers = cors_headers(request, service) if route == "events" else {}
+    return error_response(answer, headers)
+
+
 async def healthz(request: Request) -> JSONResponse:
     """The process is up; says which core implementation serves."""
     return JSONResponse({"status": "ok", "core": voxloop_core.IMPLEMENTATION})
@@ -130,19 +145,20 @@ def create_app(settings: Settings | None = None, demo: Demo | None = None) -> St
 
     app = Starlette(
         routes=[
-            Route("/v1/events", post_events, methods=["POST"]),
+            Route("/v1/events", post_events, methods=["POST"], name="events"),
             Route("/v1/events", events_preflight, methods=["OPTIONS"]),
-            Route("/v1/stats", get_stats, methods=["GET"]),
+            Route("/v1/stats", get_stats, methods=["GET"], name="stats"),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),
             Route("/openapi.json", openapi),
-            Route("/r/{token}", RatingLinkEndpoint),
+            Route("/r/{token}", RatingLinkEndpoint, name="rating"),
             Mount("/widgets/v1", StaticFiles(directory=WIDGETS_DIR / "v1"), name="widgets"),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         lifespan=lifespan,
         middleware=[Middleware(KeepSecretsOutOfLogs)],
+        exception_handlers={GatewayError: refused, voxloop_core.CoreError: refused},
     )
     if demo is not None:
         app.add_route("/demo", demo_page, methods=["GET"])

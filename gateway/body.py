@@ -6,9 +6,8 @@ endless chunked stream, or a gzip bomb (a few kilobytes that inflate to gigabyte
 applies to the body *after* decompression, as the wire contract says, and also to the compressed
 bytes on the wire.
 
-Errors::
-
-    BodyRefused(status, message)   413 too large, 400 malformed, 415 unsupported encoding
+Errors: ``BodyRefused`` (``gateway.errors``) with 413 too large, 400 malformed or 415 an
+unsupported encoding.
 """
 
 from __future__ import annotations
@@ -17,7 +16,9 @@ import zlib
 
 from starlette.requests import Request
 
-__all__ = ["BodyRefused", "read_body"]
+from .errors import BodyRefused
+
+__all__ = ["BodyRefused", "media_type", "read_body"]
 
 #: ``Content-Encoding`` values that mean "not encoded"; an absent header means the same.
 _IDENTITY = frozenset({"", "identity"})
@@ -25,21 +26,9 @@ _IDENTITY = frozenset({"", "identity"})
 _GZIP = frozenset({"gzip", "x-gzip"})
 
 
-class BodyRefused(Exception):
-    """The request body was refused; answer with ``status`` and ``message``.
-
-    Attributes:
-        status: The HTTP status to answer with (400, 413 or 415).
-        message: What was wrong, where, and what was expected, fit to show to the client.
-    """
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-    def __repr__(self) -> str:
-        return f"BodyRefused({self.status}, {self.message!r})"
+def media_type(request: Request) -> str:
+    """The request's ``Content-Type`` without its parameters, lower-cased; ``""`` if none."""
+    return request.headers.get("content-type", "").partition(";")[0].strip().lower()
 
 
 def _gunzipper() -> zlib._Decompress:

@@ -18,11 +18,11 @@ import voxloop_core
 from voxloop_core import Policy, Record, Rejection
 
 from .auth import authenticate, cors_headers
-from .body import BodyRefused, read_body
+from .body import media_type, read_body
 from .errors import ApiError
 from .registry import Key, Project
 from .service import Service
-from .stores import StoreBusy, StoreUnavailable, VoteRule, WriteResult
+from .stores import VoteRule, WriteResult
 
 
 class IngestAnswer(msgspec.Struct, kw_only=True):
@@ -53,36 +53,23 @@ def error_response(exc: ApiError, headers: dict[str, str]) -> Response:
 
 
 async def post_events(request: Request) -> Response:
-    """Take a batch of events in; see CONTRACT.md, "Ingest"."""
+    """Take a batch of events in; see CONTRACT.md, "Ingest". Refusals raise (``errors``)."""
     service: Service = request.app.state.service
-    key: Key | None = None
-    try:
-        if service.draining:
-            raise ApiError(503, "the gateway is shutting down; retry", {"Retry-After": "1"})
-        key, project = authenticate(request, service)
-        answer = await _ingest(request, service, key, project)
-    except ApiError as exc:
-        service.metrics.request("events", exc.status)
-        return error_response(exc, cors_headers(request, service, key))
+    if service.draining:
+        raise ApiError(503, "the gateway is shutting down; retry", {"Retry-After": "1"})
+    key, project = authenticate(request, service)
+    answer = await _ingest(request, service, key, project)
     status = 202 if answer.accepted + answer.duplicates else 422
     service.metrics.request("events", status)
     return json_response(status, answer, cors_headers(request, service, key))
 
 
 async def _ingest(request: Request, service: Service, key: Key, project: Project) -> IngestAnswer:
-    media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    media = media_type(request)
     if media != "application/json":
         raise ApiError(415, f"Content-Type must be application/json, got {media or 'none'}")
-    try:
-        body = await read_body(request, limit=service.settings.max_body)
-    except BodyRefused as exc:
-        raise ApiError(exc.status, exc.message) from None
-    try:
-        events, rejected = voxloop_core.decode_batch(body)
-    except voxloop_core.LimitError as exc:
-        raise ApiError(413, str(exc)) from None
-    except voxloop_core.BodyError as exc:
-        raise ApiError(400, str(exc)) from None
+    body = await read_body(request, limit=service.settings.max_body)
+    events, rejected = voxloop_core.decode_batch(body)  # CoreError: 400 or 413
     if key.kind == "site":
         others = sorted({e.channel for e in events if e is not None} - key.channels)
         if others:
@@ -119,7 +106,7 @@ async def commit(
     *,
     rule: VoteRule | None = None,
 ) -> tuple[int, int]:
-    """Store ``records`` of one channel; (stored, duplicates). Raises ApiError 503.
+    """Store ``records`` of one channel; (stored, duplicates). Raises StoreError (503).
 
     ``rule`` judges clicks on email rating links (see the store's ``write``).
     """
@@ -128,23 +115,10 @@ async def commit(
     result = WriteResult(0, 0)
     if fresh:
         started = time.perf_counter()
-        try:
-            store = await service.store(channel)  # opened on first use: may fail like a write
-            result = await store.write(project, fresh, rule=rule)
-        except StoreBusy as exc:
-            raise ApiError(
-                503,
-                f"the {channel} store is busy; retry",
-                {"Retry-After": _seconds(exc.retry_after)},
-            ) from None
-        except StoreUnavailable as exc:
-            raise ApiError(503, str(exc), {"Retry-After": "1"}) from None
+        store = await service.store(channel)  # opened on first use: may fail like a write
+        result = await store.write(project, fresh, rule=rule)  # StoreError: 503
         service.metrics.commit(channel, time.perf_counter() - started)
         window.remember(fresh, now_ms)
     service.metrics.outcome(channel, "accepted", result.stored)
     service.metrics.outcome(channel, "duplicate", seen + result.duplicates)
     return result.stored, seen + result.duplicates
-
-
-def _seconds(wait: float) -> str:
-    return str(max(1, int(wait + 0.999)))

@@ -15,6 +15,7 @@ from urllib.parse import unquote
 import msgspec
 
 from .errors import ConfigError
+from .limits import parse_trusted
 from .stores.sqlite import DEFAULT_BUSY_TIMEOUT_MS
 
 DEFAULT_HOST: Final = "127.0.0.1"
@@ -47,18 +48,12 @@ def _always(value: object) -> bool:
 
 
 def parse_networks(spec: str) -> tuple[Network, ...]:
-    """``"10.0.0.0/8, 127.0.0.1"`` -> networks; ConfigError naming a bad entry."""
-    found = []
-    for entry in (e.strip() for e in spec.split(",")):
-        if entry:
-            try:
-                found.append(ipaddress.ip_network(entry, strict=False))
-            except ValueError:
-                raise ConfigError(
-                    f"trusted_proxies must be {RULES['trusted_proxies'].must_be};"
-                    f" {entry!r} is neither"
-                ) from None
-    return tuple(found)
+    """``"10.0.0.0/8, 127.0.0.1"`` -> networks (``limits.parse_trusted``); ConfigError if bad."""
+    try:
+        return tuple(parse_trusted(spec))
+    except ValueError as exc:
+        must_be = RULES["trusted_proxies"].must_be
+        raise ConfigError(f"trusted_proxies must be {must_be}; {exc}") from None
 
 
 #: What a store URL's parameter that may hold a secret has in its name: ``password``,

@@ -50,7 +50,8 @@ BAD_SETTINGS = {
         {"VOXLOOP_TRUSTED_PROXIES": "10.0.0.0/8, not-an-ip"},
         [],
         "VOXLOOP_TRUSTED_PROXIES='10.0.0.0/8, not-an-ip' is not valid: trusted_proxies must be"
-        " IP addresses or networks, comma-separated; 'not-an-ip' is neither",
+        " IP addresses or networks, comma-separated; 'not-an-ip' is neither an IP address nor a"
+        " network",
     ),
     "rate-zero": (
         {"VOXLOOP_KEY_RATE": "0"},
