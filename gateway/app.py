@@ -28,6 +28,7 @@ from .ingest import error_response, post_events
 from .metrics import CONTENT_TYPE_LATEST
 from .openapi import build_openapi
 from .rating import RatingLinkEndpoint
+from .rating import refusal as rating_refusal
 from .service import Service
 from .settings import Settings
 from .stats import get_stats
@@ -89,12 +90,15 @@ async def refused(request: Request, exc: Exception) -> Response:
     """The one answer to a refused request (``errors``): ``{"error": ...}`` with its status.
 
     Counted in ``/metrics`` under the route's name; the events route's refusals carry CORS
-    headers, so a widget's script can read why it was refused.
+    headers, so a widget's script can read why it was refused; a rating link answers a browser
+    with a page (``rating.refusal``).
     """
     answer = as_api_error(exc)
     service: Service = request.app.state.service
     route = getattr(request.scope.get("route"), "name", "")
     service.metrics.request(route, answer.status)
+    if route == "rating":
+        return rating_refusal(request, answer)
     headers = cors_headers(request, service) if route == "events" else {}
     return error_response(answer, headers)
 

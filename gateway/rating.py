@@ -23,27 +23,29 @@ from urllib.parse import parse_qsl
 import msgspec
 from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 
 import voxloop_core
 from voxloop import new_id
 from voxloop.email import ExpiredToken, ForgedToken, Vote, token_project, verify
-from voxloop_core import Policy, Record
+from voxloop_core import DAY_MS, Policy, Record
 
 from .auth import check_limit
-from .body import BodyRefused, read_body
+from .body import media_type, read_body
 from .errors import ApiError
 from .ingest import commit, error_response, json_response
 from .limits import client_address
-from .rating_page import PAGE_HEADERS, comment_page, pick_language, problem_page, vote_page
+from .pages.rating import PAGE_HEADERS, comment_page, pick_language, problem_page, vote_page
 from .service import Service
-from .stores import StoreUnavailable, VoteRule
+from .stores import VoteRule
 
 #: The largest confirmation a page posts: a view id and a comment of 4,000 characters, which a
 #: form post without JavaScript sends percent-encoded (up to 12 bytes a character).
 MAX_BODY: Final = 64 * 1024
 _VIEW: Final = re.compile(r"[A-Za-z0-9-]{1,64}")
 EMAIL_CHANNEL: Final = "email"
+#: The media type of the no-JavaScript button's post.
+FORM: Final = "application/x-www-form-urlencoded"
 #: The methods ``/r/{token}`` serves, as ``Allow`` lists them.
 ALLOW: Final = "GET, HEAD, POST, OPTIONS"
 
@@ -83,46 +85,47 @@ def check_token(service: Service, token: str) -> tuple[Vote, str]:
     raise ApiError(403, "this rating link is not valid: altered, or not signed by this gateway")
 
 
+def refusal(request: Request, refused: ApiError) -> Response:
+    """How a rating link answers a refusal: a page for a browser, JSON for the page's script.
+
+    A link opened (GET, HEAD) or the no-JavaScript button's form post gets the problem page in
+    the visitor's language; the page's script, which posts JSON, gets the contract's
+    ``{"error": ...}``. ``create_app``'s one exception handler calls this for the link's route.
+    """
+    language = _language(request)
+    if request.method in ("GET", "HEAD"):
+        return problem_page(request, language, refused.status)
+    if media_type(request) == FORM:
+        return problem_page(request, language, refused.status, refused.message, refused.headers)
+    return error_response(refused, {**PAGE_HEADERS, **refused.headers})
+
+
 async def show_vote(request: Request) -> Response:
     """``GET /r/{token}``: the vote page; records nothing."""
     service: Service = request.app.state.service
     language = _language(request)
-    try:
-        vote, _ = check_token(service, request.path_params["token"])
-    except ApiError as exc:
-        service.metrics.request("rating", exc.status)
-        return HTMLResponse(problem_page(language, exc.status), exc.status, PAGE_HEADERS)
+    vote, _ = check_token(service, request.path_params["token"])
     service.metrics.request("rating", 200)
     # Each showing of the page gets its own id, the id its vote is stored under: a repeated
     # confirmation of one showing is a duplicate, a new click a new vote of the same email.
-    page = vote_page(language, vote.metric, vote.score, new_id())
-    return HTMLResponse(page, 200, PAGE_HEADERS)
+    return vote_page(request, language, vote.metric, vote.score, new_id())
 
 
 async def confirm_vote(request: Request) -> Response:
     """``POST /r/{token}``: record the vote (and attach a comment); JSON or form posts."""
     service: Service = request.app.state.service
     language = _language(request)
-    media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    as_form = media == "application/x-www-form-urlencoded"
-    try:
-        check_limit(service, "address", _address(request, service), time.monotonic())
-        vote, project_id = check_token(service, request.path_params["token"])
-        confirmation = await _confirmation(request, as_form)
-        commented = await _record(service, project_id, vote, confirmation, language)
-    except ApiError as exc:
-        service.metrics.request("rating", exc.status)
-        if as_form:
-            page = problem_page(language, exc.status, exc.message)
-            return HTMLResponse(page, exc.status, {**PAGE_HEADERS, **exc.headers})
-        return error_response(exc, {**PAGE_HEADERS, **exc.headers})
+    as_form = media_type(request) == FORM
+    check_limit(service, "address", _address(request, service), time.monotonic())
+    vote, project_id = check_token(service, request.path_params["token"])
+    confirmation = await _confirmation(request, as_form)
+    commented = await _record(service, project_id, vote, confirmation, language)
     service.metrics.request("rating", 200)
     if not as_form:
         return json_response(200, Recorded(True, commented), PAGE_HEADERS)
     if commented:
-        return HTMLResponse(comment_page(language, vote.metric, vote.score), 200, PAGE_HEADERS)
-    page = vote_page(language, vote.metric, vote.score, confirmation.view, recorded=True)
-    return HTMLResponse(page, 200, PAGE_HEADERS)
+        return comment_page(request, language, vote.metric, vote.score)
+    return vote_page(request, language, vote.metric, vote.score, confirmation.view, recorded=True)
 
 
 class RatingLinkEndpoint(HTTPEndpoint):
@@ -153,13 +156,10 @@ def _address(request: Request, service: Service) -> str:
 
 
 async def _confirmation(request: Request, as_form: bool) -> Confirmation:
-    media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    media = media_type(request)
     if not as_form and media != "application/json":
         raise ApiError(415, f"Content-Type must be application/json, got {media or 'none'}")
-    try:
-        body = await read_body(request, limit=MAX_BODY)
-    except BodyRefused as exc:
-        raise ApiError(exc.status, exc.message) from None
+    body = await read_body(request, limit=MAX_BODY)
     if as_form:  # the no-JavaScript button: view (and comment) as form fields
         try:
             pairs = parse_qsl(body.decode("utf-8"), max_num_fields=4, strict_parsing=False)
@@ -216,7 +216,7 @@ async def _record(
     record = _record_of(service, project_id, vote, confirmation, language)
     settings = service.settings
     rule = VoteRule(
-        edit_window_ms=int(settings.email_edit_days * 86_400_000),
+        edit_window_ms=int(settings.email_edit_days * DAY_MS),
         burst_ms=int(settings.email_burst_seconds * 1000),
     )
     stored, _ = await commit(
@@ -225,8 +225,5 @@ async def _record(
     if record.comment is None or stored:
         return record.comment is not None
     assert record.vote_key is not None
-    try:
-        store = await service.store(EMAIL_CHANNEL)
-        return await store.attach_comment(project_id, record.key, record.vote_key, record.comment)
-    except StoreUnavailable as exc:
-        raise ApiError(503, str(exc), {"Retry-After": "1"}) from None
+    store = await service.store(EMAIL_CHANNEL)  # StoreError: 503
+    return await store.attach_comment(project_id, record.key, record.vote_key, record.comment)

@@ -35,9 +35,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Final
 from urllib.parse import urlsplit
 
-from . import _email_i18n
 from ._errors import ValidationError, VoxloopError
 from ._event import METRIC_RANGES
+from .i18n import STRINGS, Strings, language_of
 
 __all__ = [
     "DEFAULT_EXPIRES_IN",
@@ -226,7 +226,7 @@ def rating_links(
         fields = (project, campaign, form, metric, str(score), recipient, str(expires))
         payload = _b64(_SEPARATOR.join(fields).encode("utf-8"))
         token = f"{TOKEN_VERSION}.{payload}.{_mac(signer, payload)}"
-        label = _label(strings, metric, score)
+        label = strings.score_label(metric, score)
         links.append(RatingLink(metric, score, label, url_for(token), token, locale))
     return links
 
@@ -347,7 +347,7 @@ def rating_html(
     )
     out.append("<tr>")
     for link in ordered:
-        label = title = _label(strings, metric, link.score)
+        label = title = strings.score_label(metric, link.score)
         if not thumbs and link.score in (ordered[0].score, ordered[-1].score):
             title += " – " + strings.anchors[metric][link.score != ordered[0].score]
         cell = ' width="96"' if thumbs else f' width="{100 // len(ordered)}%"'
@@ -411,7 +411,7 @@ def rating_text(
     lines = [question if question is not None else strings.questions[metric], ""]
     ends = strings.anchors.get(metric)
     for index, link in enumerate(ordered):
-        label = _label(strings, metric, link.score)
+        label = strings.score_label(metric, link.score)
         if ends is not None and index in (0, len(ordered) - 1):
             label += f" ({ends[0] if index == 0 else ends[1]})"
         lines.append(f"{label}: {link.url}")
@@ -528,25 +528,18 @@ def _check_recipient(recipient: str) -> None:
         )
 
 
-def _strings(locale: str) -> _email_i18n.Strings:
+def _strings(locale: str) -> Strings:
     if not isinstance(locale, str) or not _LOCALE.fullmatch(locale):
         raise ValidationError(
             "locale", f"locale must be a BCP 47 tag such as 'en' or 'ar-EG', got {locale!r}"
         )
-    language = locale.split("-", 1)[0].lower()
-    try:
-        return _email_i18n.STRINGS[language]
-    except KeyError:
-        known = ", ".join(sorted(_email_i18n.STRINGS))
+    language = language_of(locale)
+    if language is None:
+        known = ", ".join(sorted(STRINGS))
         raise ValidationError(
             "locale", f"no rating strings for locale {locale!r}; available: {known}"
-        ) from None
-
-
-def _label(strings: _email_i18n.Strings, metric: str, score: int) -> str:
-    if metric == "thumbs":
-        return strings.thumbs[score]
-    return strings.numeral(score)
+        )
+    return STRINGS[language]
 
 
 def _aware(name: str, moment: datetime | None) -> datetime:

@@ -21,7 +21,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from voxloop import email
-from voxloop._email_i18n import STRINGS
 from voxloop._errors import ValidationError, VoxloopError
 from voxloop.email import (
     MAX_TOKEN_CHARS,
@@ -36,6 +35,7 @@ from voxloop.email import (
     rating_text,
     verify,
 )
+from voxloop.i18n import STRINGS
 
 SECRET = bytes(range(32))  # 00 01 … 1f: the test vector's secret, easy to type anywhere
 OTHER_SECRET = bytes(range(1, 33))

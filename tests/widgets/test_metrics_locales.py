@@ -10,7 +10,7 @@ from playwright.sync_api import Browser, BrowserContext
 from tests.browser import screenshot
 from tests.gateway.conftest import Gateway
 from tests.widgets.conftest import Host, count, embed, radio, rows, visit
-from voxloop._email_i18n import STRINGS
+from voxloop.i18n import STRINGS
 
 SCALES = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7), "likert": (1, 5), "thumbs": (0, 1)}
 

@@ -25,7 +25,7 @@
   const METRICS = { nps: [0, 10], csat: [1, 5], ces: [1, 7], likert: [1, 5], thumbs: [0, 1] };
 
   // Strings per language. q: questions; e: scale-end labels (low, high) per metric: the same
-  // wording as the email rating links and their page (sdk/voxloop/_email_i18n.py), kept equal
+  // wording as the email rating links and their page (sdk/voxloop/i18n.py), kept equal
   // by a test.
   const TEXT = {
     en: {

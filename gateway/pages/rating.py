@@ -1,18 +1,35 @@
-"""The HTML pages of email rating links: the vote page, and the pages for bad links.
+"""The HTML pages of email rating links: the vote page, the comment page, the bad-link pages.
 
-Everything shown is escaped; the pages load one stylesheet and one script from ``/static/``
-and nothing else, under a Content-Security-Policy that allows only that. The words come in the
-recipient's language (en, ar, fa, id), Arabic and Persian right to left with their own digits,
-the digits and the questions being the SDK's own (``voxloop.email`` renders the email row).
+Templates under ``templates/rating/``; everything shown is escaped. The pages load one
+stylesheet and one script from ``/static/`` and nothing else, under a Content-Security-Policy
+that allows only that. The words come in the recipient's language (en, ar, fa, id), Arabic and
+Persian right to left with their own digits, the digits and the questions being the SDK's own
+(:mod:`voxloop.i18n`, from which ``voxloop.email`` renders the email row).
 """
 
 from __future__ import annotations
 
-import html
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
-from voxloop import _email_i18n  # the email row's words and digits, shared with the SDK
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from voxloop.i18n import STRINGS, language_of
+
+from . import render
+
+__all__ = [
+    "PAGE_HEADERS",
+    "WORDS",
+    "PageWords",
+    "comment_page",
+    "pick_language",
+    "problem_page",
+    "score_label",
+    "vote_page",
+]
 
 #: What the pages may load: their own stylesheet, script and POSTs; nothing framed, no base.
 PAGE_HEADERS: Final = {
@@ -125,39 +142,20 @@ def pick_language(asked: str | None, accept_language: str | None) -> str:
     for part in (accept_language or "").split(","):
         candidates.append(part.split(";", 1)[0].strip())
     for tag in candidates:
-        language = tag.split("-", 1)[0].lower()
-        if language in WORDS:
+        language = language_of(tag)
+        if language is not None:
             return language
     return "en"
 
 
-def _e(text: str) -> str:
-    return html.escape(text, quote=True)
-
-
-def _document(language: str, title: str, body: str) -> str:
-    direction = "rtl" if _email_i18n.STRINGS[language].rtl else "ltr"
-    return (
-        "<!doctype html>\n"
-        f'<html lang="{language}" dir="{direction}">\n'
-        '<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        '<meta name="robots" content="noindex, nofollow">\n'
-        f"<title>{_e(title)}</title>\n"
-        '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">\n'
-        '<link rel="stylesheet" href="/static/rating.css">\n'
-        '<script src="/static/rating.js" defer></script>\n'
-        f"</head>\n<body>\n{body}\n</body>\n</html>\n"
-    )
-
-
 def score_label(language: str, metric: str, score: int) -> str:
     """The score as the language writes it: its digits, or the words for 👎 and 👍."""
-    strings = _email_i18n.STRINGS[language]
-    return strings.thumbs[score] if metric == "thumbs" else strings.numeral(score)
+    return STRINGS[language].score_label(metric, score)
 
 
-def vote_page(language: str, metric: str, score: int, view: str, *, recorded: bool = False) -> str:
+def vote_page(
+    request: Request, language: str, metric: str, score: int, view: str, *, recorded: bool = False
+) -> HTMLResponse:
     """The page a click opens: the score, the state of its recording, the comment box.
 
     With JavaScript, the page's script POSTs ``view`` once the page is really shown (saying
@@ -166,51 +164,50 @@ def vote_page(language: str, metric: str, score: int, view: str, *, recorded: bo
     record nothing). Nothing is recorded yet when the page is served, so that is what it says
     until the script takes over. ``recorded`` renders the state after a confirmation posted as
     a form.
+
+    Args:
+        request: the request the page answers.
+        language: a key of :data:`WORDS`, as :func:`pick_language` returns it.
+        metric: the vote's metric.
+        score: the vote's score.
+        view: the id of this showing of the page, the id its vote is stored under.
+        recorded: the vote has been recorded (a confirmation posted as a form).
+
+    Returns:
+        The page, status 200, with :data:`PAGE_HEADERS`.
     """
-    words = WORDS[language]
-    strings = _email_i18n.STRINGS[language]
-    state = "recorded" if recorded else "pending"
-    shown = words.recorded if recorded else words.to_confirm
-    hidden_unless = {s: "" if s == state else " hidden" for s in ("pending", "recorded")}
-    body = f"""<main class="card" id="vl-page" data-view="{_e(view)}" data-state="{state}">
-<h1>{_e(strings.questions[metric])}</h1>
-<p class="score"><span>{_e(words.your_rating)}</span>
-<strong id="vl-score">{_e(score_label(language, metric, score))}</strong></p>
-<p id="vl-status" role="status" aria-live="polite" data-pending="{_e(words.recording)}"
- data-recorded="{_e(words.recorded)}" data-failed="{_e(words.failed)}"
- data-commented="{_e(words.comment_saved)}">{_e(shown)}</p>
-<form id="vl-confirm" method="post"{hidden_unless["pending"]}>
-<input type="hidden" name="view" value="{_e(view)}">
-<button type="submit" class="js-hide">{_e(words.confirm)}</button>
-<button type="submit" id="vl-retry" hidden>{_e(words.retry)}</button>
-</form>
-<form id="vl-comment" method="post"{hidden_unless["recorded"]}>
-<input type="hidden" name="view" value="{_e(view)}">
-<label for="vl-text">{_e(words.comment_label)}</label>
-<textarea id="vl-text" name="comment" maxlength="4000" rows="4"></textarea>
-<button type="submit">{_e(words.send)}</button>
-</form>
-</main>"""
-    return _document(language, words.your_rating, body)
+    context = {
+        **_scored(language, WORDS[language].your_rating, metric, score),
+        "view": view,
+        "state": "recorded" if recorded else "pending",
+    }
+    return render(request, "rating/vote.html", context, 200, PAGE_HEADERS)
 
 
-def comment_page(language: str, metric: str, score: int) -> str:
-    """What a comment posted as a form (no JavaScript) gets: the question, score and thanks."""
-    words = WORDS[language]
-    question = _email_i18n.STRINGS[language].questions[metric]
-    body = f"""<main class="card" id="vl-page" data-state="commented">
-<h1>{_e(question)}</h1>
-<p class="score"><span>{_e(words.your_rating)}</span>
-<strong id="vl-score">{_e(score_label(language, metric, score))}</strong></p>
-<p id="vl-status" role="status">{_e(words.comment_saved)}</p>
-</main>"""
-    return _document(language, words.comment_saved, body)
+def comment_page(request: Request, language: str, metric: str, score: int) -> HTMLResponse:
+    """What a comment posted as a form (no JavaScript) gets: the question, score and thanks.
+
+    Returns:
+        The page, status 200, with :data:`PAGE_HEADERS`.
+    """
+    context = _scored(language, WORDS[language].comment_saved, metric, score)
+    return render(request, "rating/comment.html", context, 200, PAGE_HEADERS)
 
 
-def problem_page(language: str, status: int, detail: str = "") -> str:
+def problem_page(
+    request: Request,
+    language: str,
+    status: int,
+    detail: str = "",
+    headers: Mapping[str, str] | None = None,
+) -> HTMLResponse:
     """The plain page of a link that can't be used: 403 forged or altered, 410 expired.
 
-    Any other status (a store that can't take the vote now) says so and asks to try again.
+    Any other status (a store that can't take the vote now) says so and asks to try again,
+    with ``detail`` as its text.
+
+    Returns:
+        The page, with ``status`` and :data:`PAGE_HEADERS` and ``headers`` (``Retry-After``).
     """
     words = WORDS[language]
     if status == 403:
@@ -219,8 +216,26 @@ def problem_page(language: str, status: int, detail: str = "") -> str:
         title, text = words.expired_title, words.expired_text
     else:
         title, text = words.failed, detail
-    body = f"""<main class="card problem" id="vl-page" data-state="error-{status}">
-<h1>{_e(title)}</h1>
-<p>{_e(text)}</p>
-</main>"""
-    return _document(language, title, body)
+    context = {**_context(language, title), "status": status, "text": text}
+    return render(
+        request, "rating/problem.html", context, status, {**PAGE_HEADERS, **(headers or {})}
+    )
+
+
+def _context(language: str, title: str) -> dict[str, Any]:
+    """What every rating page prints: its language and direction, the words, the title."""
+    return {
+        "language": language,
+        "direction": STRINGS[language].direction,
+        "words": WORDS[language],
+        "title": title,
+    }
+
+
+def _scored(language: str, title: str, metric: str, score: int) -> dict[str, Any]:
+    """A page about one vote: :func:`_context` and the vote's question and score."""
+    return {
+        **_context(language, title),
+        "question": STRINGS[language].questions[metric],
+        "score_label": score_label(language, metric, score),
+    }
