@@ -6,9 +6,9 @@ import time
 
 from starlette.requests import Request
 
+from .control.registry import Key, Project
 from .errors import ApiError
 from .limits import client_address
-from .registry import Key, Project
 from .service import Service
 
 CORS_ALLOW_HEADERS = "authorization, content-type, content-encoding"

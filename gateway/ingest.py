@@ -19,8 +19,8 @@ from voxloop_core import Policy, Record, Rejection
 
 from .auth import authenticate, cors_headers
 from .body import media_type, read_body
+from .control.registry import Key, Project
 from .errors import ApiError
-from .registry import Key, Project
 from .service import Service
 from .stores import VoteRule, WriteResult
 

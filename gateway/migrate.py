@@ -1,11 +1,12 @@
 """Schema versions: ``voxloop-gateway migrate`` applies the missing steps; start-up checks them.
 
-Two components carry a version each: the ``registry`` (projects, keys, email secrets) and the
-channel ``store``. On SQLite the registry file and each channel's file record theirs in
-``PRAGMA user_version``; on PostgreSQL both are rows of ``voxloop_schema``. A gateway starts only
-when every component is at the version its code knows: an older one asks for ``migrate``, a
-newer one for an upgrade of the gateway, each in one line. New SQLite files (the embedded
-default on a fresh machine) are made at the current version, so ``make run`` needs no step.
+Two components carry a version each: the control plane, shown as the ``registry`` (projects,
+keys, email secrets...: Alembic's revision, see :mod:`.control.schema`), and the channel
+``store`` (hand-tuned SQL: each SQLite file's ``PRAGMA user_version``, PostgreSQL's row of
+``voxloop_schema``). A gateway starts only when every component is at the version its code
+knows: an older one asks for ``migrate``, a newer one for an upgrade of the gateway, each in one
+line. New SQLite files (the embedded default on a fresh machine) are made at the current version,
+so ``make run`` needs no step.
 """
 
 from __future__ import annotations
@@ -17,14 +18,9 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 
+from .control import schema
+from .control.db import Database
 from .errors import ConfigError
-from .registry_db import (
-    REGISTRY_VERSION,
-    PostgresRegistryDb,
-    SqliteRegistryDb,
-    migrate_registry_pg,
-    registry_version_pg,
-)
 from .service import STORES_DIR, secure_data_dir
 from .settings import Settings
 from .stores import StoreUnavailable, postgres, sqlite
@@ -37,21 +33,20 @@ def store_files(data_dir: Path) -> list[Path]:
 
 def migrate(settings: Settings) -> list[str]:
     """Bring every component to this code's version; a line per component saying what changed."""
-    if settings.postgres:
-        registry = PostgresRegistryDb(settings.store)
+    if not settings.postgres:
         try:
-            before, after = migrate_registry_pg(registry)
-        finally:
-            registry.close()
-        lines = [_line("registry", registry.where, before, after)]
-        before, after = asyncio.run(_migrate_pg_store(settings.store))
-        return lines + [_line("store", registry.where, before, after)]
+            secure_data_dir(settings.data_dir)
+        except OSError as exc:
+            raise ConfigError(f"can't open the data dir {settings.data_dir}: {exc}") from None
+    db = Database(settings.data_dir, settings.store)
     try:
-        secure_data_dir(settings.data_dir)
-    except OSError as exc:
-        raise ConfigError(f"can't open the data dir {settings.data_dir}: {exc}") from None
-    SqliteRegistryDb(settings.data_dir).read("SELECT 1")  # creates or stamps it
-    lines = [_line("registry", str(settings.data_dir), REGISTRY_VERSION, REGISTRY_VERSION)]
+        before, after = schema.migrate(db)
+    finally:
+        db.close()
+    lines = [_line("registry", db.where, before, after)]
+    if settings.postgres:
+        before, after = asyncio.run(_migrate_pg_store(settings.store))
+        return lines + [_line("store", db.where, before, after)]
     for path in store_files(settings.data_dir):
         try:
             before, after = sqlite.migrate_file(path)
@@ -65,15 +60,15 @@ def migrate(settings: Settings) -> list[str]:
 
 def check(settings: Settings) -> None:
     """ConfigError, in one line, unless every component is at this code's version."""
-    if settings.postgres:
-        registry = PostgresRegistryDb(settings.store)
+    db = Database(settings.data_dir, settings.store)
+    if settings.postgres or db.exists():  # a missing SQLite registry: `init` makes it
         try:
-            found = registry_version_pg(registry)
+            schema.check(db)
         finally:
-            registry.close()
-        _compare("the registry", registry.where, found, REGISTRY_VERSION)
+            db.close()
+    if settings.postgres:
         found = asyncio.run(_pg_store_version(settings.store))
-        _compare("the store", registry.where, found, postgres.SCHEMA_VERSION)
+        schema.compare("the store", db.where, found, postgres.SCHEMA_VERSION)
         return
     for path in store_files(settings.data_dir):
         try:
@@ -85,19 +80,6 @@ def check(settings: Settings) -> None:
                 sqlite.check_version(version, f"the store {path}")
             except StoreUnavailable as exc:
                 raise ConfigError(str(exc)) from None
-
-
-def _compare(what: str, where: str, found: int, known: int) -> None:
-    if found > known:
-        raise ConfigError(
-            f"{what} in {where} has schema version {found}; this gateway knows up to {known}:"
-            " upgrade the gateway"
-        )
-    if found < known:
-        state = "has no schema yet" if found == 0 else f"has schema version {found}"
-        raise ConfigError(
-            f"{what} in {where} {state}, this gateway needs {known}: run `voxloop-gateway migrate`"
-        )
 
 
 def _line(what: str, where: str, before: int, after: int) -> str:

@@ -16,9 +16,9 @@ from voxloop_core import (
     Batch,
 )
 
+from .control.registry import NAME_RULE
 from .ingest import ErrorAnswer, IngestAnswer
 from .rating import Confirmation, Recorded
-from .registry import NAME_RULE
 from .stats import StatsAnswer
 
 _REF = "#/components/schemas/{name}"

@@ -18,10 +18,10 @@ import asyncpg  # type: ignore[import-untyped]
 
 import voxloop_core
 
+from .control.db import REGISTRY_FILE, private_dir, private_file
+from .control.registry import Registry
 from .limits import RateLimiter
 from .metrics import Metrics
-from .registry import Registry
-from .registry_db import REGISTRY_FILE, private_dir, private_file
 from .settings import Settings
 from .shared_limits import SharedLimits
 from .stores import PostgresStore, SqliteStore, Store, postgres
@@ -98,7 +98,7 @@ class Service:
         if self.pool is not None:
             settings = self.settings
             self.shared_limits = SharedLimits(
-                self.pool,
+                self.registry.db,
                 f"{socket.gethostname()}:{os.getpid()}",
                 key_rate=settings.key_rate,
                 key_burst=settings.key_burst,

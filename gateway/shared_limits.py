@@ -22,33 +22,19 @@ import collections
 import contextlib
 import logging
 import time
-from typing import Any, Final
+from typing import Final
+
+from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .control.db import Database
+from .control.tables import rate_usage
 
 #: How often a replica adds its counts and reads the names over their limit.
 SYNC_SECONDS: Final = 1.0
 #: The span the shared totals are summed over.
 WINDOW_SECONDS: Final = 5
-#: The table, part of the registry's schema (see registry_db).
-TABLE: Final = """
-CREATE TABLE IF NOT EXISTS rate_usage (
-    what TEXT NOT NULL,
-    name TEXT NOT NULL,
-    second BIGINT NOT NULL,
-    replica TEXT NOT NULL,
-    count INTEGER NOT NULL,
-    PRIMARY KEY (what, name, second, replica)
-)"""
-
-_ADD: Final = """
-INSERT INTO rate_usage (what, name, second, replica, count)
-SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::int[])
-ON CONFLICT (what, name, second, replica) DO UPDATE SET count = excluded.count"""
-_OVER: Final = """
-SELECT what, name FROM rate_usage
-WHERE second > $1
-GROUP BY what, name
-HAVING (what = 'key' AND sum(count) > $2) OR (what = 'address' AND sum(count) > $3)"""
-_FORGET: Final = "DELETE FROM rate_usage WHERE second <= $1"
 
 
 class SharedLimits:
@@ -56,7 +42,7 @@ class SharedLimits:
 
     def __init__(
         self,
-        pool: Any,
+        db: Database,
         replica: str,
         *,
         key_rate: float,
@@ -64,7 +50,7 @@ class SharedLimits:
         address_rate: float,
         address_burst: float,
     ) -> None:
-        self.pool = pool
+        self.db = db
         self.replica = replica
         self.rates = {"key": key_rate, "address": address_rate}
         self.limits = {
@@ -108,17 +94,46 @@ class SharedLimits:
 
     async def sync(self, now_s: int) -> None:
         """Add the busy names' counts of the finished seconds; read the names over the limit."""
-        rows: list[tuple[str, str, int, str, int]] = []
+        rows: list[dict[str, object]] = []
         for second in sorted(s for s in self._counts if s < now_s):
             for (what, name), count in self._counts.pop(second).items():
                 if count >= max(1.0, self.rates[what] / 10):
-                    rows.append((what, name, second, self.replica, count))
-        columns = [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * 5
-        async with self.pool.acquire() as conn:
+                    rows.append(
+                        {
+                            "what": what,
+                            "name": name,
+                            "second": second,
+                            "replica": self.replica,
+                            "count": count,
+                        }
+                    )
+        limits = self.limits
+
+        async def exchange(conn: AsyncConnection) -> frozenset[tuple[str, str]]:
             if rows:
-                await conn.execute(_ADD, *columns)
-            over = await conn.fetch(
-                _OVER, now_s - WINDOW_SECONDS, self.limits["key"], self.limits["address"]
+                upsert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert
+                add = upsert(rate_usage).values(rows)
+                await conn.execute(
+                    add.on_conflict_do_update(
+                        index_elements=list(rate_usage.primary_key),
+                        set_={"count": add.excluded.count},
+                    )
+                )
+            total = func.sum(rate_usage.c.count)
+            over = await conn.execute(
+                select(rate_usage.c.what, rate_usage.c.name)
+                .where(rate_usage.c.second > now_s - WINDOW_SECONDS)
+                .group_by(rate_usage.c.what, rate_usage.c.name)
+                .having(
+                    or_(
+                        and_(rate_usage.c.what == "key", total > limits["key"]),
+                        and_(rate_usage.c.what == "address", total > limits["address"]),
+                    )
+                )
             )
-            await conn.execute(_FORGET, now_s - 2 * WINDOW_SECONDS)
-        self._over = frozenset((row["what"], row["name"]) for row in over)
+            await conn.execute(
+                delete(rate_usage).where(rate_usage.c.second <= now_s - 2 * WINDOW_SECONDS)
+            )
+            return frozenset((what, name) for what, name in over)
+
+        self._over = await self.db.arun(exchange)

@@ -163,7 +163,7 @@ def wrk(
 def gateway_env(data_dir: Path, store: str = "sqlite") -> tuple[dict[str, str], str]:
     """The environment of a gateway on ``store`` with a fresh project, and its server key."""
     from voxloop_gateway import Settings, migrate
-    from voxloop_gateway.registry import Registry
+    from voxloop_gateway.control.registry import Registry
 
     if store != "sqlite":
         migrate.migrate(Settings(store=store, data_dir=data_dir))

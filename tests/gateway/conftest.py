@@ -22,7 +22,7 @@ import pytest
 import uvicorn
 
 from voxloop_gateway import Settings, create_app
-from voxloop_gateway.registry import Registry
+from voxloop_gateway.control.registry import Registry
 from voxloop_gateway.settings import RULES, env_name
 
 ORIGIN = "https://shop.example.com"
@@ -62,9 +62,12 @@ class Gateway:
 
 def make_project(data_dir: Path) -> tuple[str, str]:
     registry = Registry(data_dir)
-    registry.create_project("shop", ["kiosk"])
-    site, _ = registry.create_key("shop", "site", ["web", "app"], [ORIGIN])
-    server, _ = registry.create_key("shop", "server")
+    try:
+        registry.create_project("shop", ["kiosk"])
+        site, _ = registry.create_key("shop", "site", ["web", "app"], [ORIGIN])
+        server, _ = registry.create_key("shop", "server")
+    finally:
+        registry.close()
     return site, server
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from voxloop_gateway.registry import Registry
+from voxloop_gateway.control.registry import Registry
 
 from .conftest import ORIGIN, Gateway, make_project, start_gateway
 

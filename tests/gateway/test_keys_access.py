@@ -16,7 +16,7 @@ import pytest
 
 from voxloop import new_id
 from voxloop_gateway import Settings, migrate
-from voxloop_gateway.registry import Registry
+from voxloop_gateway.control.registry import Registry
 
 from .conftest import ORIGIN, Gateway, clean_environ, start_gateway
 from .pg import pg_url

@@ -21,7 +21,7 @@ from playwright.sync_api import Browser, Route, expect
 from tests.browser import screenshot, watch
 from tests.gateway.conftest import Gateway, make_project, start_gateway
 from voxloop.email import RatingLink, rating_links
-from voxloop_gateway.registry import Registry
+from voxloop_gateway.control.registry import Registry
 
 CAMPAIGN = "2026-11-nps"
 

@@ -28,7 +28,7 @@ from playwright.sync_api import BrowserContext, Locator, Page
 
 from tests.browser import Watched, watch
 from tests.gateway.conftest import Gateway, start_gateway
-from voxloop_gateway.registry import Registry
+from voxloop_gateway.control.registry import Registry
 
 #: A policy that allows nothing but what comes from the gateway.
 STRICT_CSP = (

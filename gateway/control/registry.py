@@ -1,26 +1,27 @@
 """Projects and their keys: created by the CLI, stored hashed, looked up on every request.
 
-The registry is one small SQLite file in the data directory (``registry.sqlite3``), or tables
-in PostgreSQL that every replica shares (see :mod:`.registry_db`), written only by
-``voxloop-gateway init | projects | keys | email-secret`` and read by the gateway. Keys are 32
+The registry is the control plane's ``projects``, ``keys`` and ``email_secrets`` tables
+(:mod:`.tables`), in the data directory's ``registry.sqlite3`` or in the PostgreSQL every
+replica shares (:mod:`.db`), written only by ``voxloop-gateway init | projects | keys |
+email-secret`` and read by the gateway. Keys are 32
 random bytes, so one SHA-256 of the key is a safe stored form (nothing to brute-force) and a
 cheap lookup.
 
 A running gateway keeps the registry in memory and reloads it whenever the file has changed (one
 ``stat`` a request), so keys created or revoked with the CLI take effect at once, no restart; and
 every ``RELOAD_SECONDS`` regardless, in case two writes fell in one tick of the file's clock.
-On PostgreSQL it rereads the tables every second, so a revocation reaches every replica within
-about a second.
+On PostgreSQL it rereads the tables every second (:data:`PG_RELOAD_SECONDS`), off the request's
+path, so a revocation reaches every replica within about a second.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import json
 import logging
 import re
 import secrets
-import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -28,14 +29,21 @@ from typing import Final, Literal
 from urllib.parse import urlsplit
 
 import msgspec
+from sqlalchemy import Insert, Table, Update, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from voxloop_core import BUILTIN_CHANNELS
 
-from .errors import ConfigError
-from .registry_db import Duplicate, PostgresRegistryDb, RegistryDb, SqliteRegistryDb
+from ..errors import ConfigError
+from . import schema
+from .db import Database
+from .tables import email_secrets, keys, projects
 
 KeyKind = Literal["site", "server"]
 RELOAD_SECONDS: Final = 5.0
+#: How often a gateway on PostgreSQL rereads the registry (it can't stat a file).
+PG_RELOAD_SECONDS: Final = 1.0
 _PREFIX: Final[dict[str, KeyKind]] = {"pk_": "site", "sk_": "server"}
 #: What a project or channel name is made of.
 NAME_RULE: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -110,13 +118,20 @@ def check_origin(origin: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
+class _Snapshot(msgspec.Struct, frozen=True):
+    """Everything :meth:`Registry.load` reads, taken in one transaction."""
+
+    projects: dict[str, Project]
+    keys: dict[bytes, Key]
+    email_secrets: dict[str, list[EmailSecret]]
+
+
 class Registry:
     """The projects, keys and email signing secrets of a data directory or a PostgreSQL."""
 
     def __init__(self, data_dir: Path, store: str = "sqlite") -> None:
-        self.db: RegistryDb = (
-            SqliteRegistryDb(data_dir) if store == "sqlite" else PostgresRegistryDb(store)
-        )
+        #: Where the rows live; ``db.where`` names it in messages.
+        self.db = Database(data_dir, store)
         self._projects: dict[str, Project] = {}
         self._keys: dict[bytes, Key] = {}
         self._email_secrets: dict[str, list[EmailSecret]] = {}
@@ -124,9 +139,10 @@ class Registry:
         self._site_origins: frozenset[str] = frozenset()
         #: The built-in channels and every project's, as last loaded.
         self._channels: frozenset[str] = frozenset(BUILTIN_CHANNELS)
-        self._reloading: threading.Thread | None = None
+        self._reloading: concurrent.futures.Future[_Snapshot] | None = None
         self._version: object = None
         self._loaded_at = float("-inf")
+        self._checked = False
 
     # --- writes, from the CLI ------------------------------------------------------------
 
@@ -136,11 +152,15 @@ class Registry:
         names = frozenset(BUILTIN_CHANNELS) | {check_name("channel", c) for c in channels}
         project = Project(project_id, secrets.token_bytes(32), names)
         try:
-            self.db.write(
-                "INSERT INTO projects VALUES (?, ?, ?, ?)",
-                (project.id, project.secret, json.dumps(sorted(names)), _now_ms()),
+            self._write(
+                insert(projects).values(
+                    id=project.id,
+                    secret=project.secret,
+                    channels=json.dumps(sorted(names)),
+                    created_ms=_now_ms(),
+                )
             )
-        except Duplicate:
+        except IntegrityError:
             raise ConfigError(f"project {project_id!r} already exists") from None
         return project
 
@@ -172,17 +192,16 @@ class Registry:
         prefix = "pk_" if kind == "site" else "sk_"
         raw = prefix + secrets.token_urlsafe(32)
         key = Key(raw[:ID_LENGTH], project_id, kind, allowed, allowed_origins)
-        self.db.write(
-            "INSERT INTO keys VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
-            (
-                key.id,
-                key_hash(raw),
-                project_id,
-                kind,
-                json.dumps(sorted(allowed)),
-                json.dumps(sorted(allowed_origins)),
-                _now_ms(),
-            ),
+        self._write(
+            insert(keys).values(
+                id=key.id,
+                hash=key_hash(raw),
+                project=project_id,
+                kind=kind,
+                channels=json.dumps(sorted(allowed)),
+                origins=json.dumps(sorted(allowed_origins)),
+                created_ms=_now_ms(),
+            )
         )
         return raw, key
 
@@ -200,10 +219,7 @@ class Registry:
                     f"no key {shown(key_id)}; `voxloop-gateway keys list` shows their ids"
                 )
             key_id = whole.id
-        changed = self.db.write(
-            "UPDATE keys SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL",
-            (_now_ms(), key_id),
-        )
+        changed = self._write(_revoking(keys, key_id))
         found = {k.id: k for k in self.keys()}.get(key_id)
         if found is None:
             raise ConfigError(f"no key {shown(key_id)}; `voxloop-gateway keys list` shows them")
@@ -219,18 +235,16 @@ class Registry:
         """
         self.project(project_id, reload=True)
         made = EmailSecret("es_" + secrets.token_hex(4), project_id, secrets.token_bytes(32))
-        self.db.write(
-            "INSERT INTO email_secrets VALUES (?, ?, ?, ?, NULL)",
-            (made.id, project_id, made.secret, _now_ms()),
+        self._write(
+            insert(email_secrets).values(
+                id=made.id, project=project_id, secret=made.secret, created_ms=_now_ms()
+            )
         )
         return made
 
     def revoke_email_secret(self, secret_id: str) -> EmailSecret:
         """Revoke a signing secret: links signed with it get the "not valid" page from now on."""
-        changed = self.db.write(
-            "UPDATE email_secrets SET revoked_ms = ? WHERE id = ? AND revoked_ms IS NULL",
-            (_now_ms(), secret_id),
-        )
+        changed = self._write(_revoking(email_secrets, secret_id))
         found = {s.id: s for s in self.email_secrets()}.get(secret_id)
         if found is None:
             raise ConfigError(
@@ -240,45 +254,22 @@ class Registry:
             raise ConfigError(f"email secret {shown(secret_id)} was already revoked")
         return found
 
+    def _write(self, statement: Insert | Update) -> int:
+        """Run one statement in a transaction of its own; the rows it changed."""
+        self._check_schema()
+
+        async def write(conn: AsyncConnection) -> int:
+            return (await conn.execute(statement)).rowcount
+
+        return self.db.run(write, write=True)
+
     # --- reads ---------------------------------------------------------------------------
 
     def load(self) -> None:
         """Read every project and key into memory."""
-        version = self.db.version()
-        projects = {
-            pid: Project(pid, bytes(secret), frozenset(json.loads(chans)))
-            for pid, secret, chans in self.db.read("SELECT id, secret, channels FROM projects")
-        }
-        keys = {
-            bytes(digest): Key(
-                kid,
-                project,
-                kind,
-                frozenset(json.loads(chans)),
-                frozenset(json.loads(origins)),
-                revoked is not None,
-            )
-            for kid, digest, project, kind, chans, origins, revoked in self.db.read(
-                "SELECT id, hash, project, kind, channels, origins, revoked_ms FROM keys"
-            )
-        }
-        signing: dict[str, list[EmailSecret]] = {}
-        for sid, project, secret, revoked in self.db.read(
-            "SELECT id, project, secret, revoked_ms FROM email_secrets ORDER BY created_ms"
-        ):
-            signing.setdefault(project, []).append(
-                EmailSecret(sid, project, bytes(secret), revoked is not None)
-            )
-        self._projects, self._keys, self._email_secrets = projects, keys, signing
-        self._site_origins = frozenset(
-            origin
-            for key in keys.values()
-            if key.kind == "site" and not key.revoked
-            for origin in key.origins
-        )
-        self._channels = frozenset(BUILTIN_CHANNELS).union(*(p.channels for p in projects.values()))
-        self._version = version
-        self._loaded_at = time.monotonic()
+        version = self._change()
+        self._check_schema()
+        self._apply(self.db.run(_read), version)
 
     def projects(self) -> list[Project]:
         """Every project, by id."""
@@ -336,30 +327,56 @@ class Registry:
         self._refresh()
         return self._projects.get(project_id)
 
+    def _check_schema(self) -> None:
+        # Once: a new SQLite file is made at the current version; any other database at another
+        # version is refused until `migrate` (or a newer gateway) deals with it.
+        if not self._checked:
+            (schema.ensure if self.db.dialect == "sqlite" else schema.check)(self.db)
+            self._checked = True
+
+    def _change(self) -> object:
+        """Something that changes when the rows may have: a reload is due when it differs."""
+        if self.db.dialect == "sqlite":
+            return self.db.changed_at()
+        return int(time.monotonic() // PG_RELOAD_SECONDS)
+
+    def _apply(self, snapshot: _Snapshot, version: object) -> None:
+        self._projects, self._keys = snapshot.projects, snapshot.keys
+        self._email_secrets = snapshot.email_secrets
+        self._site_origins = frozenset(
+            origin
+            for key in snapshot.keys.values()
+            if key.kind == "site" and not key.revoked
+            for origin in key.origins
+        )
+        self._channels = frozenset(BUILTIN_CHANNELS).union(
+            *(p.channels for p in snapshot.projects.values())
+        )
+        self._version = version
+        self._loaded_at = time.monotonic()
+
     def _refresh(self) -> None:
-        if (
-            self.db.version() == self._version
-            and time.monotonic() - self._loaded_at <= RELOAD_SECONDS
-        ):
+        version = self._change()
+        if version == self._version and time.monotonic() - self._loaded_at <= RELOAD_SECONDS:
             return
-        if not isinstance(self.db, PostgresRegistryDb):
+        if self.db.dialect == "sqlite":
             self.load()  # a local file: a millisecond
-        elif self._reloading is None or not self._reloading.is_alive():
+        elif self._reloading is None or self._reloading.done():
             # Over the network, off the request's path: requests go on with what was last read,
             # also while PostgreSQL is away (the stores then answer 503 on their own).
-            self._reloading = threading.Thread(target=self._load_quietly, daemon=True)
-            self._reloading.start()
+            self._reloading = self.db.submit(_read)
+            self._reloading.add_done_callback(lambda done: self._reloaded(done, version))
 
-    def _load_quietly(self) -> None:
+    def _reloaded(self, done: concurrent.futures.Future[_Snapshot], version: object) -> None:
         try:
-            self.load()
+            self._apply(done.result(), version)
         except Exception as exc:  # PostgreSQL away, slow or restarting: keep what was read
             self._loaded_at = time.monotonic()  # try again after RELOAD_SECONDS
-            self._version = self.db.version()
+            self._version = version
             logging.getLogger(__name__).warning("registry not reloaded: %s", exc)
 
     def close(self) -> None:
-        """Release the registry's connection (PostgreSQL); it reconnects if used again."""
+        """Release the registry's connections; it reconnects if used again."""
         self.db.close()
 
     def site_origin_allowed(self, origin: str) -> bool:
@@ -379,6 +396,60 @@ class Registry:
     def kind_of(key: str) -> KeyKind | None:
         """``site`` or ``server`` from a key's prefix, None for anything else."""
         return _PREFIX.get(key[:3])
+
+
+async def _read(conn: AsyncConnection) -> _Snapshot:
+    """Every project, key and email secret, in one transaction."""
+    found = await conn.execute(select(projects.c.id, projects.c.secret, projects.c.channels))
+    read_projects = {
+        pid: Project(pid, bytes(secret), frozenset(json.loads(chans)))
+        for pid, secret, chans in found
+    }
+    found_keys = await conn.execute(
+        select(
+            keys.c.id,
+            keys.c.hash,
+            keys.c.project,
+            keys.c.kind,
+            keys.c.channels,
+            keys.c.origins,
+            keys.c.revoked_ms,
+        )
+    )
+    read_keys = {
+        bytes(digest): Key(
+            kid,
+            project,
+            kind,
+            frozenset(json.loads(chans)),
+            frozenset(json.loads(origins)),
+            revoked is not None,
+        )
+        for kid, digest, project, kind, chans, origins, revoked in found_keys
+    }
+    signing: dict[str, list[EmailSecret]] = {}
+    found_secrets = await conn.execute(
+        select(
+            email_secrets.c.id,
+            email_secrets.c.project,
+            email_secrets.c.secret,
+            email_secrets.c.revoked_ms,
+        ).order_by(email_secrets.c.created_ms)
+    )
+    for sid, project, secret, revoked in found_secrets:
+        signing.setdefault(project, []).append(
+            EmailSecret(sid, project, bytes(secret), revoked is not None)
+        )
+    return _Snapshot(read_projects, read_keys, signing)
+
+
+def _revoking(table: Table, row_id: str) -> Update:
+    """Revoke the row ``row_id`` of ``table`` now, unless it was already."""
+    return (
+        update(table)
+        .where(table.c.id == row_id, table.c.revoked_ms.is_(None))
+        .values(revoked_ms=_now_ms())
+    )
 
 
 def _now_ms() -> int:

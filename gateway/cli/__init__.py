@@ -1,0 +1,68 @@
+"""The ``voxloop-gateway`` command line: set up projects and keys, serve, read stats.
+
+    voxloop-gateway init [--project demo] [--origin URL]...   a data dir, a project, two keys
+    voxloop-gateway projects create NAME [--channel C]... | list
+    voxloop-gateway keys create PROJECT --kind site|server [--channel C]... [--origin URL]...
+    voxloop-gateway keys list [PROJECT] | revoke KEY_ID
+    voxloop-gateway email-secret create PROJECT | list [PROJECT] | revoke ID   rating-link secrets
+    voxloop-gateway serve [--host H] [--port P] [--drain-seconds S] ...   every setting a flag
+    voxloop-gateway demo                                      what `make run` does
+    voxloop-gateway stats PROJECT --metric nps [--interval day] ...
+    voxloop-gateway core                                      which core implementation loads
+    voxloop-gateway migrate                                   bring the schema to this version
+    voxloop-gateway --store postgresql://… COMMAND            the same on PostgreSQL
+
+Commands are click commands of the group :data:`base.cli`, a module per group of them; a new
+one is a function in one of these modules (or a new module imported here). Every error is one
+line on stderr and an exit status: 2 for what the command was given (a usage error, a bad
+setting or name, a port in use), 1 for what went wrong while it ran (a store that can't be
+read). Tables (``projects list``, ``keys list``, ``email-secret list``, ``stats``) are drawn
+with rich on a terminal and printed as aligned plain columns elsewhere.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import click
+
+from ..errors import ConfigError
+from . import email_secrets, keys, ops, projects, serve, stats
+from .base import PROG, cli, one_line, usage_line, without_secrets
+
+__all__ = ["cli", "main"]
+_COMMANDS = (email_secrets, keys, ops, projects, serve, stats)  # each adds its commands to cli
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line (``argv``, else the process's arguments); returns the exit status."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    ctx: click.Context | None = None
+    try:
+        ctx = cli.make_context(PROG, args)
+        with ctx:
+            cli.invoke(ctx)
+        return 0
+    except click.exceptions.Exit as done:  # --help, --version
+        return done.exit_code
+    except click.UsageError as exc:
+        print(usage_line(exc), file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(f"{PROG}: {without_secrets(str(exc), _store(ctx))}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a store, the disk, the network: one line, never a traceback
+        said = without_secrets(one_line(exc), _store(ctx))
+        command = ctx.invoked_subcommand if ctx is not None else None
+        print(f"{PROG}: {command} failed: {said}", file=sys.stderr)
+        return 1
+
+
+def _store(ctx: click.Context | None) -> str | None:
+    """The ``--store`` given, if any: the URL that messages must show redacted."""
+    store = ctx.params.get("store") if ctx is not None else None
+    return store if isinstance(store, str) else None

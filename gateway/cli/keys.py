@@ -1,0 +1,84 @@
+"""``keys create``, ``keys list`` and ``keys revoke``."""
+
+from __future__ import annotations
+
+import sys
+from typing import cast
+
+import click
+
+from .base import Choice, Key, KeyKind, cli, print_table, registry, settings
+
+
+def describe(key: Key) -> str:
+    """A key in one line, by its public id: what ``create`` and ``revoke`` say of it."""
+    state = "revoked" if key.revoked else "active"
+    rules = f"channels={','.join(sorted(key.channels))}"
+    if key.kind == "site":
+        rules += f" origins={','.join(sorted(key.origins)) or '-'}"
+    return f"{key.id}…  {key.project:<16} {key.kind:<6} {state:<7} {rules}"
+
+
+@cli.group(short_help="create, list or revoke keys")
+def keys() -> None:
+    """Create, list or revoke keys. A site key (pk_...) is public: web pages and apps post
+    with it, on its channels, from its origins. A server key (sk_...) is secret: it writes
+    every channel and reads stats, from servers only. Keys are stored as SHA-256 digests."""
+
+
+@keys.command(short_help="create a key and print it, once")
+@click.argument("project")
+@click.option("--kind", required=True, type=Choice(["site", "server"]), help="site or server")
+@click.option("--channel", multiple=True, help="a channel the site key writes (repeatable)")
+@click.option(
+    "--origin",
+    multiple=True,
+    metavar="URL",
+    help="an origin the site key allows, as https://shop.example.com[:port] (repeatable)",
+)
+def create(project: str, kind: str, channel: tuple[str, ...], origin: tuple[str, ...]) -> None:
+    """Create a key of PROJECT and print it on stdout, once; its description goes to stderr.
+
+    A site key writes the channels given (web when none is) from the origins given; a server
+    key takes no --channel or --origin.
+    """
+    with registry(settings(), needed=True) as found:
+        raw, key = found.create_key(project, cast(KeyKind, kind), channel, origin)
+    print(raw)
+    print(describe(key), file=sys.stderr)
+
+
+@keys.command(name="list", short_help="list keys by their public ids")
+@click.argument("project", required=False)
+def list_(project: str | None) -> None:
+    """List the keys, of PROJECT or of every project, by their public ids (never the keys).
+
+    On a terminal the table has a header; piped, each line is "ID…  PROJECT  KIND  STATE
+    CHANNELS  ORIGINS" (STATE: active or revoked; CHANNELS and ORIGINS comma-separated, "-"
+    for none), columns aligned.
+    """
+    with registry(settings(), needed=True) as found:
+        if project:
+            found.project(project, reload=True)
+        rows = [
+            (
+                f"{key.id}…",
+                key.project,
+                key.kind,
+                "revoked" if key.revoked else "active",
+                ",".join(sorted(key.channels)) or "-",
+                ",".join(sorted(key.origins)) or "-",
+            )
+            for key in found.keys(project)
+        ]
+    print_table(["key", "project", "kind", "state", "channels", "origins"], rows, header=False)
+
+
+@keys.command(short_help="revoke a key, at once")
+@click.argument("key_id")
+def revoke(key_id: str) -> None:
+    """Revoke KEY_ID: the public id shown by `keys list` (or the whole key). It takes effect
+    at once, with no restart. Prints "revoked" and the key's description."""
+    with registry(settings(), needed=True) as found:
+        revoked = found.revoke_key(key_id)
+    print(f"revoked {describe(revoked)}")

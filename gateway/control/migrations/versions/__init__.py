@@ -1,0 +1,1 @@
+"""One module a revision, numbered: the revision is the schema version."""

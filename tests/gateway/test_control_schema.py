@@ -1,0 +1,296 @@
+"""The control plane's schema on both databases: Alembic's migrations from nothing and from a
+registry the gateway made before them, and the start-up check of the version.
+
+Real ``voxloop-gateway`` processes on real SQLite files and a real PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+import httpx
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from voxloop_gateway.control import schema
+from voxloop_gateway.control.db import Database
+from voxloop_gateway.control.registry import Registry, key_hash
+from voxloop_gateway.control.tables import metadata
+
+from .conftest import Spawn, clean_environ, free_port, spawn, wait_ready
+from .pg import pg_url
+
+__all__ = ["pg_url", "spawn"]  # fixtures
+
+DATA = Path(__file__).parent / "data"
+#: The keys whose hashes the registries of before hold (see the .sql files).
+SERVER = "sk_LegacyServerKeyOfShop".ljust(46, "0")
+SITE = "pk_LegacySiteKeyOfShop".ljust(46, "0")
+REVOKED = "sk_LegacyRevokedKeyOfCafe".ljust(46, "0")
+ORIGIN = "https://shop.example.com"
+TABLES = ("projects", "keys", "email_secrets")
+
+
+def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "voxloop_gateway.cli", "--data-dir", str(data_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_environ(),
+    )
+
+
+def on(where: str) -> list[str]:
+    """The options that name the database: none for the data dir's SQLite, else --store."""
+    return [] if where == "sqlite" else ["--store", where]
+
+
+def make_old_sqlite(data_dir: Path) -> Path:
+    path = data_dir / "registry.sqlite3"
+    data_dir.mkdir(exist_ok=True)
+    with sqlite3.connect(path) as db:
+        db.executescript((DATA / "registry_v1_sqlite.sql").read_text())
+    return path
+
+
+def make_old_postgres(url: str) -> None:
+    async def load() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute((DATA / "registry_v1_postgres.sql").read_text())
+        finally:
+            await conn.close()
+
+    asyncio.run(load())
+
+
+#: How SQLite reads the registry's DDL of before, which the same tables made since don't show:
+#: a TEXT PRIMARY KEY without NOT NULL may hold NULL (SQLite's old quirk; the registry always
+#: writes an id), and the inline UNIQUE of a key's hash has no name. Nothing a query sees.
+SQLITE_READS_OLD_DDL = [
+    ("email_secrets", "id", "nullable"),
+    ("keys", "hash", "unique"),
+    ("keys", "id", "nullable"),
+    ("projects", "id", "nullable"),
+]
+
+
+def rows(db: Database) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the registry's tables, in order, as stored."""
+
+    async def read(conn: AsyncConnection) -> dict[str, list[tuple[Any, ...]]]:
+        found = {}
+        for name in TABLES:
+            result = await conn.exec_driver_sql(f"SELECT * FROM {name} ORDER BY id")
+            found[name] = [tuple(_plain(v) for v in row) for row in result]
+        return found
+
+    return db.run(read)
+
+
+def _plain(value: Any) -> Any:
+    return bytes(value) if isinstance(value, memoryview) else value
+
+
+def differences(db: Database) -> list[Any]:
+    """What the database's tables lack or have beyond tables.py, as Alembic compares them."""
+
+    def compare(conn: Connection) -> list[Any]:
+        context = MigrationContext.configure(
+            conn,
+            opts={
+                "compare_type": True,
+                "include_name": lambda name, kind, _: kind != "table" or name in metadata.tables,
+            },
+        )
+        found: list[Any] = []
+        for change in compare_metadata(context, metadata):
+            if isinstance(change, list):  # a column's changes
+                found += [(c[2], c[3], c[0].removeprefix("modify_")) for c in change]
+            elif change[0] == "add_constraint":
+                constraint = change[1]
+                found.append((constraint.table.name, *constraint.columns.keys(), "unique"))
+            else:
+                found.append(change)
+        return sorted(found, key=str)
+
+    async def run(conn: AsyncConnection) -> list[Any]:
+        return await conn.run_sync(compare)
+
+    return db.run(run)
+
+
+def revision(db: Database) -> str | None:
+    def read(conn: Connection) -> str | None:
+        return MigrationContext.configure(conn).get_current_revision()
+
+    async def run(conn: AsyncConnection) -> str | None:
+        return await conn.run_sync(read)
+
+    return db.run(run)
+
+
+def old_mark(db: Database) -> int:
+    """The version the registry's numbering of before reads."""
+
+    async def read(conn: AsyncConnection) -> int:
+        if db.dialect == "sqlite":
+            return int((await conn.exec_driver_sql("PRAGMA user_version")).scalar_one())
+        found = await conn.exec_driver_sql(
+            "SELECT version FROM voxloop_schema WHERE component = 'registry'"
+        )
+        return int(found.scalar_one())
+
+    return db.run(read)
+
+
+def database(where: str, data_dir: Path) -> Database:
+    return Database(data_dir, where)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def where(request: pytest.FixtureRequest) -> str:
+    """The embedded SQLite ("sqlite") or the URL of a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return "sqlite"
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+def test_a_registry_made_before_alembic_is_refused_then_migrated_with_every_row_kept(
+    where: str, tmp_path: Path, spawn: Spawn
+) -> None:
+    data_dir = tmp_path / "data"
+    if where == "sqlite":
+        shown = str(make_old_sqlite(data_dir))
+    else:
+        make_old_postgres(where)
+        shown = Database(data_dir, where).where
+    db = database(where, data_dir)
+    try:
+        before = rows(db)
+        assert len(before["keys"]) == 3 and len(before["email_secrets"]) == 2
+
+        refused = cli(data_dir, *on(where), "serve", "--port", "0")
+        assert refused.returncode == 2
+        assert refused.stderr.splitlines() == [
+            f"voxloop-gateway: the registry in {shown} has schema version 1, this gateway"
+            f" needs {schema.head()}: run `voxloop-gateway migrate`"
+        ]
+
+        migrated = cli(data_dir, *on(where), "migrate")
+        assert migrated.returncode == 0, migrated.stderr
+        assert f"registry         1 -> {schema.head()}" in migrated.stdout
+        assert rows(db) == before
+        assert revision(db) == f"{schema.head():04d}"
+        assert old_mark(db) == schema.HANDED_OVER  # a gateway of before refuses it now
+        assert differences(db) == (SQLITE_READS_OLD_DDL if where == "sqlite" else [])
+        again = cli(data_dir, *on(where), "migrate")
+        assert f"registry         at {schema.head()}, nothing to do" in again.stdout
+    finally:
+        db.close()
+
+    registry = Registry(data_dir, where)
+    try:
+        assert [p.id for p in registry.projects()] == ["cafe", "shop"]
+        assert {k.id: k.revoked for k in registry.keys()} == {
+            SERVER[:11]: False,
+            SITE[:11]: False,
+            REVOKED[:11]: True,
+        }
+        assert {s.id: s.revoked for s in registry.email_secrets()} == {
+            "es_0a0b0c0d": False,
+            "es_deadbeef": True,
+        }
+        assert registry.signing_secrets("shop") == [bytes(range(64, 96))]
+        assert registry.project("shop").secret == bytes(range(32))
+        found = registry.authenticate(SERVER)
+        assert found is not None and found[0].kind == "server" and found[1].id == "shop"
+        assert registry.authenticate(REVOKED) is None
+        assert {row[1] for row in before["keys"]} == {key_hash(k) for k in (SERVER, SITE, REVOKED)}
+    finally:
+        registry.close()
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    gateway = spawn(data_dir, *on(where), "serve", "--port", str(port))
+    wait_ready(url, gateway)
+    event = {"channel": "web", "form": "f", "metric": "nps", "score": 9}
+
+    def post(key: str, **headers: str) -> tuple[int, str]:
+        answer = httpx.post(
+            f"{url}/v1/events",
+            json={"events": [event]},
+            headers={"Authorization": f"Bearer {key}", **headers},
+            timeout=10,
+        )
+        return answer.status_code, answer.text
+
+    assert post(SERVER)[0] == 202, post(SERVER)
+    assert post(SITE, Origin=ORIGIN)[0] == 202
+    assert post(REVOKED)[0] == 401
+
+
+def test_a_new_database_is_made_at_the_head_revision(where: str, tmp_path: Path) -> None:
+    db = database(where, tmp_path)
+    try:
+        if where == "sqlite":
+            registry = Registry(tmp_path)  # a new data dir needs no migrate: first use makes it
+            try:
+                registry.create_project("shop")
+            finally:
+                registry.close()
+        else:
+            migrated = cli(tmp_path, *on(where), "migrate")
+            assert migrated.returncode == 0, migrated.stderr
+            assert f"registry         0 -> {schema.head()}" in migrated.stdout
+        assert revision(db) == f"{schema.head():04d}"
+        assert old_mark(db) == schema.HANDED_OVER
+        assert differences(db) == []
+    finally:
+        db.close()
+
+
+def test_a_registry_newer_than_the_gateway_is_refused(where: str, tmp_path: Path) -> None:
+    made = cli(tmp_path, *on(where), "migrate")
+    assert made.returncode == 0, made.stderr
+    db = database(where, tmp_path)
+    try:
+
+        async def bump(conn: AsyncConnection) -> None:
+            await conn.exec_driver_sql(
+                f"UPDATE alembic_version SET version_num = '{schema.head() + 1:04d}'"
+            )
+
+        db.run(bump, write=True)
+    finally:
+        db.close()
+    for command in (["serve", "--port", "0"], ["migrate"], ["keys", "list"]):
+        refused = cli(tmp_path, *on(where), *command)
+        assert refused.returncode == 2, (command, refused.stderr)
+        assert len(refused.stderr.splitlines()) == 1, refused.stderr
+        assert f"has schema version {schema.head() + 1}" in refused.stderr
+        assert refused.stderr.rstrip().endswith("upgrade the gateway"), refused.stderr
+
+
+def test_two_migrations_at_once_on_postgresql_take_turns(pg_url: str, tmp_path: Path) -> None:
+    make_old_postgres(pg_url)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda _: cli(tmp_path, "--store", pg_url, "migrate"), range(2)))
+    assert [r.returncode for r in runs] == [0, 0], [r.stderr for r in runs]
+    lines = sorted(r.stdout.splitlines()[0].split("(")[0].strip() for r in runs)
+    assert lines == [
+        f"registry         1 -> {schema.head()}",
+        f"registry         at {schema.head()}, nothing to do",
+    ]
