@@ -20,10 +20,10 @@ import voxloop_core
 
 from .control.db import REGISTRY_FILE, private_dir, private_file
 from .control.registry import Registry
-from .limits import RateLimiter
-from .metrics import Metrics
+from .http.limits import RateLimiter
+from .http.metrics import Metrics
+from .http.shared_limits import SharedLimits
 from .settings import Settings
-from .shared_limits import SharedLimits
 from .stores import PostgresStore, SqliteStore, Store, postgres
 
 STORES_DIR = "stores"

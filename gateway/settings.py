@@ -15,7 +15,7 @@ from urllib.parse import unquote
 import msgspec
 
 from .errors import ConfigError
-from .limits import parse_trusted
+from .http.limits import parse_trusted
 from .stores.sqlite import DEFAULT_BUSY_TIMEOUT_MS
 
 DEFAULT_HOST: Final = "127.0.0.1"

@@ -28,7 +28,7 @@ from typing import Any
 
 import msgspec
 
-from voxloop_core import DEFAULT_POLICY, METRIC_RANGES, Batch, decode_batch
+from voxloop_core import DEFAULT_POLICY, HOUR_MS, METRIC_RANGES, Batch, decode_batch
 from voxloop_core import _pipeline_py as reference
 
 from .http_bench import DEFAULT_PEERS, http_section
@@ -109,7 +109,7 @@ def median_ratio(rates: dict[str, list[float]], top: str, bottom: str) -> float:
 def core_section(batches: int, rounds: int) -> dict[str, list[float]]:
     """Measure decode-only, reference and compiled pipelines on the same bodies."""
     rng = random.Random(7)
-    bodies = [realistic_batch(100, rng, NOW_MS - 3_600_000 + i * 100) for i in range(batches)]
+    bodies = [realistic_batch(100, rng, NOW_MS - HOUR_MS + i * 100) for i in range(batches)]
     decoder = msgspec.json.Decoder(Batch)
 
     def decode_only() -> int:

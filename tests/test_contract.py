@@ -70,7 +70,7 @@ def test_every_route_is_in_the_contract() -> None:
 
 def test_the_stats_example_is_what_the_gateway_answers() -> None:
     """The example's numbers are the ones the gateway computes from its histograms."""
-    from voxloop_gateway.stats import Bucket, _bucket
+    from voxloop_gateway.routes.stats import Bucket, _bucket
 
     text = _contract()
     example = text[text.index('{"metric": "nps",') :]

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 import voxloop_core
 
 from .. import migrate as schema
-from ..demo import DEMO_PROJECT
+from ..routes.demo import DEMO_PROJECT
 from .base import cli, print_keys, registry, settings
 
 

@@ -22,8 +22,8 @@ import uvicorn
 
 from .. import migrate
 from ..app import create_app
-from ..demo import DEMO_PROJECT, Demo
 from ..errors import ConfigError
+from ..routes.demo import DEMO_PROJECT, Demo
 from ..service import Service
 from ..settings import Settings
 from ..stores import StoreUnavailable

@@ -21,7 +21,6 @@ TIME_FORMATS = (
     "an RFC 3339 time with its zone (2024-05-01T09:30:00Z, 2024-05-01T11:30:00+02:00)"
     " or a date (2024-05-01: its midnight, UTC)"
 )
-HOUR_MS = 3_600_000
 
 
 @cli.command(short_help="print a project's stats as a table")
@@ -97,12 +96,12 @@ def _stats(
     end_text: str | None,
     interval: str | None,
 ) -> None:
-    from ..stats import StatsQuery, compute
+    from ..routes.stats import StatsQuery, compute
 
     start = _instant(start_text, "--from")
     end = _instant(end_text, "--to")
     if start is not None:
-        start -= start % HOUR_MS  # the window is made of whole hours
+        start -= start % voxloop_core.HOUR_MS  # the window is made of whole hours
     if start is not None and end is not None and end <= start:
         raise ConfigError(f"--to {end_text!r} must be later than --from {start_text!r}")
 

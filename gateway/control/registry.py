@@ -33,7 +33,7 @@ from sqlalchemy import Insert, Table, Update, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from voxloop_core import BUILTIN_CHANNELS
+from voxloop_core import BUILTIN_CHANNELS, CHANNEL_PATTERN
 
 from ..errors import ConfigError
 from . import schema
@@ -46,8 +46,8 @@ RELOAD_SECONDS: Final = 5.0
 PG_RELOAD_SECONDS: Final = 1.0
 _PREFIX: Final[dict[str, KeyKind]] = {"pk_": "site", "sk_": "server"}
 #: What a project or channel name is made of.
-NAME_RULE: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
-_NAME: Final = NAME_RULE
+#: Project and channel names: the core's channel rule (they name files, partitions, URL parts).
+NAME_RULE: Final = re.compile(CHANNEL_PATTERN)
 #: The length of a key's public id (``pk_`` and 8 characters) and of an email secret's id.
 ID_LENGTH: Final = 11
 
@@ -102,7 +102,7 @@ def key_hash(key: str) -> bytes:
 
 def check_name(what: str, name: str) -> str:
     """Refuse project and channel names the URL, the files and the CLI can't all carry."""
-    if not _NAME.fullmatch(name):
+    if not NAME_RULE.fullmatch(name):
         raise ConfigError(
             f"{what} {name!r} must be 1-64 characters of a-z 0-9 _ -,"
             " starting with a letter or digit"
@@ -290,7 +290,7 @@ class Registry:
         if found is None:
             known = ", ".join(sorted(self._projects)) or "none yet: `voxloop-gateway init`"
             # A name is shown whole; anything else (a key given for a project) is cut short.
-            name = repr(project_id) if _NAME.fullmatch(project_id) else shown(project_id)
+            name = repr(project_id) if NAME_RULE.fullmatch(project_id) else shown(project_id)
             raise ConfigError(f"no project {name}; projects: {known}")
         return found
 

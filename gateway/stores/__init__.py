@@ -7,8 +7,9 @@ file per channel) is the embedded default.
 
 from __future__ import annotations
 
+from ..ingest.votes import VoteRule
 from ._errors import StoreBusy, StoreError, StoreUnavailable
-from .base import Histograms, Store, VoteRule, WriteResult
+from .base import Histograms, Store, WriteResult
 from .postgres import PostgresStore
 from .sqlite import SqliteStore
 

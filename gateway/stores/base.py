@@ -6,8 +6,10 @@ several gateway replicas) both implement it, and one test suite runs against bot
 
 The rules both keep (CONTRACT.md): a write returns only once its records are durable; the
 unique ``(project, key)`` is the final word on duplicates; after every commit the aggregates
-equal a scan of the counted events; among the events of one project, form and ``vote_key``
-only the greatest by ``(ts_ms, id or "", key)`` that isn't held counts.
+equal a scan of the counted events; the vote rules of ``ingest.votes`` (which vote
+of a ``vote_key`` counts, which email clicks are held, which comment a repeated click keeps)
+decide every vote group a commit touches: each store reads the group's votes in the commit's
+transaction, and :func:`settle_votes` says what to write.
 """
 
 from __future__ import annotations
@@ -17,14 +19,15 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal, NamedTuple
 
 import msgspec
 
-from voxloop_core import METRIC_RANGES, Record
+from voxloop_core import HOUR_MS, METRIC_RANGES, Record
 
+from ..ingest.votes import Click, Held, StoredVote, VoteRule, settle
 from ._errors import StoreBusy, StoreUnavailable
 
 Histograms = dict[tuple[str, int], list[int]]
@@ -44,38 +47,16 @@ class WriteResult(NamedTuple):
     duplicates: int
 
 
-class VoteRule(NamedTuple):
-    """How clicks on an email's rating links are judged (CONTRACT.md, "Email rating links").
-
-    A comment belongs to its score: a click that becomes the counted vote with the same score
-    as the vote it replaces (the person opened the email again and clicked the same link) takes
-    that vote's comment along, unless it brings its own, so the answer stays what it was; a
-    click on another score starts without a comment (the page offers the box again), and the
-    earlier events keep theirs as history.
-
-    Attributes:
-        edit_window_ms: after the first recorded click, how long another click may still change
-            the vote; a later one is stored as history, ``held = 'late'``.
-        burst_ms: clicks on ``burst_scores`` different scores within this time look like a link
-            scanner: all the clicks of that burst are held as ``quarantined``.
-    """
-
-    edit_window_ms: int
-    burst_ms: int
-
-    @staticmethod
-    def burst_scores(metric: str) -> int:
-        """How many different scores within ``burst_ms`` make a burst: 3, or 2 for thumbs."""
-        low, high = METRIC_RANGES[metric]
-        return min(3, high - low + 1)
-
-
 #: Most records one transaction takes; a single larger write still goes in one transaction.
 MAX_GROUP_RECORDS: Final = 5_000
 DEFAULT_MAX_PENDING: Final = 20_000
 KEY_BYTES: Final = 16
 
 Row = tuple[object, ...]
+#: (project, form, vote_key): one vote group.
+VoteGroup = tuple[str, str, str]
+#: (project, metric, form, hour, score): one aggregate row's key.
+AggregateKey = tuple[str, str, str, int, int]
 #: The histograms a store reads: from the aggregates, from a scan of the counted events, or of
 #: the votes held as quarantined.
 HistogramKind = Literal["hourly", "scan", "quarantined"]
@@ -84,19 +65,20 @@ HistogramKind = Literal["hourly", "scan", "quarantined"]
 class Body(msgspec.Struct, omit_defaults=True, gc=False):
     """The ``body`` column: what an event says beyond the columns that rules and stats read.
 
-    One JSON text instead of six columns: binding a parameter is the dearest part of an insert
+    One JSON text instead of five columns: binding a parameter is the dearest part of an insert
     from Python, and both databases' JSON functions still read it (``body ->> 'comment'``).
+    The respondent is a column of its own, indexed: erasure and the read side find a person's
+    events by it.
     """
 
     comment: str | None = None
-    respondent: str | None = None
     locale: str | None = None
     tags: list[str] | None = None
     meta: dict[str, str | int | float | bool] | None = None
 
     @classmethod
     def of(cls, record: Record) -> Body:
-        return cls(record.comment, record.respondent, record.locale, record.tags, record.meta)
+        return cls(record.comment, record.locale, record.tags, record.meta)
 
 
 encode_body = msgspec.json.Encoder().encode
@@ -370,6 +352,7 @@ class Store(abc.ABC):
                     record.vote_key is None,  # a vote counts once ranked, in the same commit
                     received_ms,
                     self._body(record),
+                    record.respondent,
                 )
             )
         return rows
@@ -428,3 +411,50 @@ class Store(abc.ABC):
                         " nothing of this write is known to be stored, send it again"
                     )
                 )
+
+
+@dataclass(slots=True)
+class VoteChanges:
+    """What a commit writes after settling its vote groups (see :func:`settle_votes`).
+
+    Attributes:
+        events: ``(project, key, held, counted)`` of every event whose flags change, sorted.
+        comments: ``(comment, project, key, vote_key)`` of every click that takes a comment.
+        deltas: what each aggregate row gains (or loses) as votes start or stop counting.
+    """
+
+    events: list[tuple[str, bytes, Held | None, bool]]
+    comments: list[tuple[str, str, bytes, str]]
+    deltas: collections.Counter[AggregateKey]
+
+
+def settle_votes(
+    groups: Mapping[VoteGroup, Sequence[StoredVote]], clicks: Mapping[VoteGroup, Sequence[Click]]
+) -> VoteChanges:
+    """Apply the vote rules to every group a commit touched: the rows and counts to write.
+
+    Args:
+        groups: every stored vote of each touched group, read in the commit's transaction
+            after its new events were inserted (new votes not counted).
+        clicks: of each group, its new email clicks in the order they arrived.
+    """
+    events: list[tuple[str, bytes, Held | None, bool]] = []
+    comments: list[tuple[str, str, bytes, str]] = []
+    deltas: collections.Counter[AggregateKey] = collections.Counter()
+    for group, votes in groups.items():
+        project, form, vote_key = group
+        held, carried, flips = settle(votes, clicks.get(group, ()))
+        for vote in flips:
+            hour = vote.ts_ms - vote.ts_ms % HOUR_MS
+            deltas[(project, vote.metric, form, hour, vote.score)] += -1 if vote.counted else 1
+            events.append((project, vote.key, vote.held, not vote.counted))
+        if held:
+            flipped = {vote.key for vote in flips}
+            events.extend(
+                (project, vote.key, held[vote.key], vote.counted)
+                for vote in votes
+                if vote.key in held and vote.key not in flipped
+            )
+        comments.extend((comment, project, key, vote_key) for key, comment in carried.items())
+    events.sort()
+    return VoteChanges(events, comments, deltas)

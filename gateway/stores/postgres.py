@@ -16,12 +16,11 @@ commits everything pending in ONE transaction, then answers each caller. Inside 
 2. One ``INSERT ... SELECT FROM unnest(...) ON CONFLICT (channel, project, key) DO NOTHING
    RETURNING`` of the rows sorted by key: the unique key is the final word on duplicates, whichever
    replica got there first.
-3. Clicks on email rating links (writes with a :class:`VoteRule`) are judged against the stored
-   votes of their group: past the edit window ``late``, a scanner's burst ``quarantined``; a
-   click that repeats the score of the vote it replaces takes that vote's comment along.
-4. The touched vote groups are re-ranked in one ``UPDATE ... RETURNING``: among the events of a
-   group that aren't held, only the greatest by ``(ts_ms, id or "", key)`` counts.
-5. The histogram deltas (the core's ``aggregate`` of the new events, plus -1/+1 for every vote
+3. The touched vote groups are read in one ``SELECT`` (every stored vote of each, the new ones
+   included), the vote rules of ``ingest.votes`` settle them (email clicks judged
+   ``late`` or ``quarantined``, a repeated click's comment carried, the winner ranked), and the
+   flags that change are written in one ``UPDATE``, sorted by key.
+4. The histogram deltas (the core's ``aggregate`` of the new events, plus -1/+1 for every vote
    whose ``counted`` flipped) are added in one additive upsert, sorted by primary key, and rows
    that reach 0 are removed. Replicas never coordinate: counts only add.
 
@@ -54,22 +53,25 @@ from typing import Any, Final
 import asyncpg  # type: ignore[import-untyped]
 
 import voxloop_core
-from voxloop_core import METRIC_RANGES, Record
+from voxloop_core import CHANNEL_PATTERN, METRIC_RANGES, Record
 
+from ..ingest.votes import Click, StoredVote
 from ._errors import StoreUnavailable
 from .base import (
     DEFAULT_MAX_PENDING,
+    AggregateKey,
     Body,
     HistogramKind,
     Pending,
     Row,
     Store,
-    VoteRule,
+    VoteGroup,
     encode_body,
+    settle_votes,
 )
 
 #: The version of this component's tables that this gateway reads and writes.
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 #: This component's row in ``voxloop_schema``.
 COMPONENT: Final = "store"
 #: The advisory lock every voxloop migration holds while it runs, whatever its component.
@@ -87,16 +89,15 @@ WRITERS: Final = 3
 ACQUIRE_TIMEOUT_S: Final = 10.0
 #: Seconds ``writable()`` may take before it answers False.
 WRITABLE_TIMEOUT_S: Final = 5.0
-HOUR_MS: Final = 3_600_000
-#: Channel names, as the registry allows them.
-CHANNEL_PATTERN: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+_CHANNEL_NAME: Final = re.compile(CHANNEL_PATTERN)
 #: PostgreSQL's longest identifier, in bytes.
 _MAX_IDENTIFIER: Final = 63
 
 
 def _hour(ts_column: str) -> str:
     """SQL for the start of the hour holding ``ts_column``, floored like Python's ``%``."""
-    return f"({ts_column} - (({ts_column} % {HOUR_MS}) + {HOUR_MS}) % {HOUR_MS})"
+    hour = voxloop_core.HOUR_MS
+    return f"({ts_column} - (({ts_column} % {hour}) + {hour}) % {hour})"
 
 
 _SCHEMA_TABLE: Final = """
@@ -148,6 +149,16 @@ CREATE TABLE heartbeat (
     PRIMARY KEY (channel, replica)
 );
 """,
+    # 1 -> 2: ``respondent`` (the keyed hash) moves out of ``body`` into an indexed column of its
+    # own, so that a person's events are found without reading every body. Columns and indexes
+    # of the partitioned table reach every channel's partition, and the partitions made later.
+    1: """
+ALTER TABLE events ADD COLUMN respondent text COLLATE "C";
+UPDATE events SET respondent = body ->> 'respondent', body = body - 'respondent'
+WHERE body ? 'respondent';
+CREATE INDEX events_by_respondent ON events (channel, project, respondent)
+    WHERE respondent IS NOT NULL;
+""",
 }
 
 _VERSION: Final = "SELECT version FROM voxloop_schema WHERE component = $1"
@@ -161,46 +172,28 @@ _PARTITION: Final = (
 _LOCK_GROUPS: Final = "SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k"
 _INSERT_EVENTS: Final = """
 INSERT INTO {events} AS e (channel, project, key, id, ts_ms, form, metric, score, vote_key,
-                           counted, received_ms, body)
+                           counted, received_ms, body, respondent)
 SELECT $1, r.project, r.key, r.id, r.ts_ms, r.form, r.metric, r.score, r.vote_key, r.counted,
-       r.received_ms, r.body::jsonb
+       r.received_ms, r.body::jsonb, r.respondent
 FROM unnest($2::text[], $3::bytea[], $4::text[], $5::bigint[], $6::text[], $7::text[],
-            $8::smallint[], $9::text[], $10::boolean[], $11::bigint[], $12::text[])
-    AS r(project, key, id, ts_ms, form, metric, score, vote_key, counted, received_ms, body)
+            $8::smallint[], $9::text[], $10::boolean[], $11::bigint[], $12::text[], $13::text[])
+    AS r(project, key, id, ts_ms, form, metric, score, vote_key, counted, received_ms, body,
+         respondent)
 ON CONFLICT (channel, project, key) DO NOTHING
 RETURNING e.project, e.key"""
-_VOTES_OF: Final = """
-SELECT e.project, e.form, e.vote_key, e.key, e.score, e.received_ms, e.held
-FROM unnest($1::text[], $2::text[], $3::text[]) AS g(project, form, vote_key)
+# Every stored vote of the groups a commit touches, named by the group's place in the arrays
+# (from 1), with comments only where the commit judges clicks.
+_TOUCHED_VOTES: Final = """
+SELECT g.place, e.key, e.id, e.ts_ms, e.metric, e.score, e.received_ms, e.held, e.counted,
+    CASE WHEN g.clicks THEN e.body ->> 'comment' END
+FROM unnest($1::text[], $2::text[], $3::text[], $4::boolean[])
+    WITH ORDINALITY AS g(project, form, vote_key, clicks, place)
 JOIN {events} AS e ON e.channel = {channel} AND e.project = g.project AND e.form = g.form
-    AND e.vote_key = g.vote_key
-ORDER BY e.project, e.form, e.vote_key, e.key"""
-_HOLD: Final = """
-UPDATE {events} AS e SET held = h.held
-FROM unnest($1::text[], $2::bytea[], $3::text[]) AS h(project, key, held)
-WHERE e.channel = {channel} AND e.project = h.project AND e.key = h.key"""
-# The groups a commit touched are re-ranked over all their stored events that aren't held (a
-# held one never counts); every event whose rank disagrees with its flag flips, and comes back
-# so that the aggregates move by -1 for one that stops counting, +1 for one that starts. New
-# vote events were inserted with counted = false.
-_RERANK: Final = """
-UPDATE {events} AS e SET counted = r.should
-FROM (
-    SELECT project, key, should FROM (
-        SELECT v.project, v.key, v.counted,
-            v.held IS NULL AND row_number() OVER (
-                PARTITION BY v.project, v.form, v.vote_key, v.held IS NULL
-                ORDER BY v.ts_ms DESC, coalesce(v.id, '') DESC, v.key DESC
-            ) = 1 AS should
-        FROM unnest($1::text[], $2::text[], $3::text[]) AS g(project, form, vote_key)
-        JOIN {events} AS v
-            ON v.channel = {channel} AND v.project = g.project AND v.form = g.form
-                AND v.vote_key = g.vote_key
-    ) AS ranked
-    WHERE should <> counted
-) AS r
-WHERE e.channel = {channel} AND e.project = r.project AND e.key = r.key
-RETURNING e.project, e.metric, e.form, e.ts_ms, e.score, e.counted"""
+    AND e.vote_key = g.vote_key"""
+_SET_FLAGS: Final = """
+UPDATE {events} AS e SET held = f.held, counted = f.counted
+FROM unnest($1::text[], $2::bytea[], $3::text[], $4::boolean[]) AS f(project, key, held, counted)
+WHERE e.channel = {channel} AND e.project = f.project AND e.key = f.key"""
 _ADD_COUNTS: Final = """
 INSERT INTO {aggregates} AS a (channel, project, metric, form, hour, score, count)
 SELECT $1, d.project, d.metric, d.form, d.hour, d.score, d.count
@@ -238,25 +231,6 @@ GROUP BY form, hour, score"""
 _ATTACH_COMMENT: Final = """
 UPDATE {events} SET body = jsonb_set(body, '{{comment}}', to_jsonb($1::text))
 WHERE channel = {channel} AND project = $2 AND key = $3 AND vote_key = $4"""
-# Of each group, the two events that rank highest among those not held: the counted one and the
-# one it replaced (by the re-ranking's order).
-_TOP_TWO: Final = """
-SELECT project, form, vote_key, key, score, comment FROM (
-    SELECT v.project, v.form, v.vote_key, v.key, v.score, v.body ->> 'comment' AS comment,
-        row_number() OVER (
-            PARTITION BY v.project, v.form, v.vote_key
-            ORDER BY v.ts_ms DESC, coalesce(v.id, '') DESC, v.key DESC
-        ) AS place
-    FROM unnest($1::text[], $2::text[], $3::text[]) AS g(project, form, vote_key)
-    JOIN {events} AS v ON v.channel = {channel} AND v.project = g.project AND v.form = g.form
-        AND v.vote_key = g.vote_key
-    WHERE v.held IS NULL
-) AS ranked
-WHERE place <= 2
-ORDER BY project, form, vote_key, place"""
-
-#: (project, metric, form, hour, score): one aggregate row's key.
-AggregateKey = tuple[str, str, str, int, int]
 _RETRYABLE: Final = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 #: A ``\u0000`` escape in JSON text: preceded by an even number of backslashes.
 _NUL_ESCAPE: Final = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
@@ -267,16 +241,14 @@ class _Statements:
     """The SQL of one channel's store, naming its partitions."""
 
     insert_events: str
-    votes_of: str
-    hold: str
-    rerank: str
+    touched_votes: str
+    set_flags: str
     add_counts: str
     remove_emptied: str
     hourly: str
     scan: str
     quarantined: str
     attach_comment: str
-    top_two: str
 
     @classmethod
     def of(cls, events: str, aggregates: str, channel: str) -> _Statements:
@@ -289,16 +261,14 @@ class _Statements:
 
         return cls(
             sql(_INSERT_EVENTS),
-            sql(_VOTES_OF),
-            sql(_HOLD),
-            sql(_RERANK),
+            sql(_TOUCHED_VOTES),
+            sql(_SET_FLAGS),
             sql(_ADD_COUNTS),
             sql(_REMOVE_EMPTIED),
             sql(_HOURLY),
             sql(_SCAN),
             sql(_QUARANTINED),
             sql(_ATTACH_COMMENT),
-            sql(_TOP_TWO),
         )
 
 
@@ -339,7 +309,7 @@ class PostgresStore(Store):
         Raises:
             ValueError: ``channel`` is not a channel name, or ``max_pending`` is below 1.
         """
-        if CHANNEL_PATTERN.fullmatch(channel) is None:
+        if _CHANNEL_NAME.fullmatch(channel) is None:
             raise ValueError(
                 f"channel must be 1-64 characters of a-z 0-9 _ -, starting with a letter or"
                 f" digit; got {channel!r}"
@@ -417,22 +387,21 @@ class PostgresStore(Store):
     async def _store_group(
         self, conn: asyncpg.Connection, group: list[Pending], plan: _Plan
     ) -> list[int]:
-        """The group's transaction: lock vote groups, insert, judge, re-rank, add the counts."""
+        """The group's transaction: lock vote groups, insert, settle the votes, add the counts."""
         sql = self._sql
         if plan.locks:
             await conn.execute(_LOCK_GROUPS, plan.locks)
         inserted: set[tuple[str, bytes]] = set()
         if plan.rows:
-            columns = _columns(plan.rows, 11)
+            columns = _columns(plan.rows, 12)
             found = await conn.fetch(sql.insert_events, self.channel, *columns)
             inserted = {(project, bytes(key)) for project, key in found}
         stored: list[int] = []
         fresh: dict[str, list[Record]] = collections.defaultdict(list)
-        touched: set[tuple[str, str, str]] = set()
-        judged: list[tuple[str, Record, int, VoteRule]] = []
+        touched: dict[VoteGroup, list[Click]] = {}
         for item in group:
             new = 0
-            for record, row in zip(item.records, item.rows, strict=True):
+            for record in item.records:
                 if (item.project, record.key) not in inserted:
                     continue
                 inserted.discard((item.project, record.key))  # later copies are duplicates
@@ -440,92 +409,40 @@ class PostgresStore(Store):
                 if record.vote_key is None:
                     fresh[item.project].append(record)
                 else:
-                    touched.add((item.project, record.form, record.vote_key))
+                    clicks = touched.setdefault((item.project, record.form, record.vote_key), [])
                     if item.rule is not None:
-                        received_ms = row[9]
-                        assert isinstance(received_ms, int)
-                        judged.append((item.project, record, received_ms, item.rule))
+                        clicks.append(Click(record.key, item.rule))
             stored.append(new)
-        if judged:
-            await self._judge(conn, judged)
-            await self._carry_comments(conn, judged)
         deltas = _count_deltas(fresh)
         if touched:
-            groups = sorted(touched)
-            flips = await conn.fetch(sql.rerank, *_columns(groups, 3))
-            for project, metric, form, ts_ms, score, counted in flips:
-                key = (project, metric, form, ts_ms - ts_ms % HOUR_MS, score)
-                deltas[key] += 1 if counted else -1
+            deltas.update(await self._settle(conn, touched))
         await self._add_counts(conn, deltas)
         return stored
 
-    async def _judge(
-        self, conn: asyncpg.Connection, judged: list[tuple[str, Record, int, VoteRule]]
-    ) -> None:
-        """Hold just-stored clicks as ``late`` or, with their burst, ``quarantined``.
+    async def _settle(
+        self, conn: asyncpg.Connection, touched: dict[VoteGroup, list[Click]]
+    ) -> collections.Counter[AggregateKey]:
+        """Read the touched vote groups, apply the vote rules, write the flags they change.
 
-        Runs after the insert and before the re-ranking, under the groups' locks, so it sees
-        every stored vote of each group and the re-ranking sees the held flags. The clicks are
-        judged one by one in the order they arrived, each seeing the flags the earlier ones set,
-        exactly as the SQLite store does, but with one read and one update for the whole group.
+        Runs after the insert, under the groups' advisory locks, so it reads every stored vote
+        of each group (READ COMMITTED: a statement sees what was committed before it started,
+        and no other transaction changes a locked group's votes meanwhile), with one read and
+        one update for the whole group commit.
+
+        Returns:
+            What the aggregate rows gain or lose as votes start or stop counting.
         """
-        groups = sorted({(project, r.form, r.vote_key or "") for project, r, _, _ in judged})
-        votes: dict[tuple[str, str, str], dict[bytes, list[Any]]] = collections.defaultdict(dict)
-        for project, form, vote_key, key, score, at_ms, held in await conn.fetch(
-            self._sql.votes_of, *_columns(groups, 3)
-        ):
-            votes[(project, form, vote_key)][bytes(key)] = [score, at_ms, held]
-        holds: dict[tuple[str, bytes], str] = {}
-        for project, record, received_ms, rule in judged:
-            group = votes[(project, record.form, record.vote_key or "")]
-            # The first click that counted or could have: a scanner's burst (quarantined)
-            # must not start the edit window of the person who clicks later.
-            first_ms = min(
-                (at for _, at, held in group.values() if held is None), default=received_ms
-            )
-            if received_ms - first_ms > rule.edit_window_ms:
-                hold: Iterable[bytes] = [record.key]
-                why = "late"
-            else:
-                burst = [
-                    (key, score)
-                    for key, (score, at, held) in group.items()
-                    if held != "late" and received_ms - at <= rule.burst_ms
-                ]
-                if len({score for _, score in burst}) < VoteRule.burst_scores(record.metric):
-                    continue
-                hold = [key for key, _ in burst]
-                why = "quarantined"
-            for key in hold:
-                group[key][2] = why
-                holds[(project, key)] = why
-        if holds:
-            changes = sorted((project, key, why) for (project, key), why in holds.items())
-            await conn.execute(self._sql.hold, *_columns(changes, 3))
-
-    async def _carry_comments(
-        self, conn: asyncpg.Connection, judged: list[tuple[str, Record, int, VoteRule]]
-    ) -> None:
-        """Give each just-counted click the comment of the vote it replaces, if of its score.
-
-        See :class:`VoteRule`; the same as the SQLite store, with one read for the whole group.
-        """
-        groups = sorted({(project, r.form, r.vote_key or "") for project, r, _, _ in judged})
-        top: dict[tuple[str, str, str], list[tuple[bytes, int, str | None]]] = {}
-        for project, form, vote_key, key, score, comment in await conn.fetch(
-            self._sql.top_two, *_columns(groups, 3)
-        ):
-            top.setdefault((project, form, vote_key), []).append((bytes(key), score, comment))
-        carried = []
-        for project, record, _, _ in judged:
-            ranked = top.get((project, record.form, record.vote_key or ""), [])
-            if record.comment is not None or len(ranked) != 2 or ranked[0][0] != record.key:
-                continue
-            _, score, comment = ranked[1]
-            if score == record.score and comment:
-                carried.append((comment, project, record.key, record.vote_key))
-        if carried:
-            await conn.executemany(self._sql.attach_comment, carried)
+        keys = sorted(touched)
+        votes: list[list[StoredVote]] = [[] for _ in range(len(keys) + 1)]
+        params = _columns([(*g, bool(touched[g])) for g in keys], 4)
+        for place, *vote in await conn.fetch(self._sql.touched_votes, *params):
+            votes[place].append(StoredVote(*vote))
+        changes = settle_votes(dict(zip(keys, votes[1:], strict=True)), touched)
+        if changes.events:
+            await conn.execute(self._sql.set_flags, *_columns(changes.events, 4))
+        if changes.comments:
+            await conn.executemany(self._sql.attach_comment, changes.comments)
+        return changes.deltas
 
     async def _add_counts(self, conn: asyncpg.Connection, deltas: dict[AggregateKey, int]) -> None:
         """Add ``deltas`` to the aggregate rows in primary-key order; remove rows emptied."""

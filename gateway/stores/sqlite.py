@@ -12,11 +12,11 @@ one ``executemany``, and their histogram deltas (the core's ``aggregate``) are a
 for every project, metric, form and hour, ``aggregates`` equals the histogram of the counted
 events in ``events`` (:meth:`SqliteStore.scan` recomputes it that way, for tests and audits).
 
-Votes (CONTRACT.md, ``vote_key``): among the events of one project and form sharing a
-``vote_key``, only the greatest by ``(ts_ms, id or "", key)`` is counted; the others stay stored
-with ``counted = 0`` as history. The groups a commit touches are re-ranked in the same
-transaction and the aggregates move with the winner, so the outcome depends only on which events
-are stored, never on the order they arrived in.
+Votes (CONTRACT.md, ``vote_key``) follow the rules of ``ingest.votes``. In the same
+transaction, after the insert, the store reads every stored vote of the groups the commit
+touches (one statement), the rules say which votes are held, which click takes a comment and
+which vote counts, and the store writes the flags that change and moves the aggregates with
+them. Events without a ``vote_key`` never take that path.
 
 Durability: the file is in WAL mode. With ``synchronous=FULL`` (the default) SQLite fsyncs the
 WAL at every commit, so a committed write survives a power loss or an OS crash: a caller that got
@@ -40,8 +40,9 @@ from typing import Final, Literal, TypeVar
 import aiosqlite
 
 import voxloop_core
-from voxloop_core import METRIC_RANGES, Record
+from voxloop_core import HOUR_MS, METRIC_RANGES, Record
 
+from ..ingest.votes import Click, StoredVote
 from ._errors import StoreUnavailable
 from .base import (
     DEFAULT_MAX_PENDING,
@@ -50,14 +51,14 @@ from .base import (
     Pending,
     Row,
     Store,
-    VoteRule,
+    VoteGroup,
     encode_body,
+    settle_votes,
 )
 
 #: How long a statement waits for another process's lock before failing with "locked".
 DEFAULT_BUSY_TIMEOUT_MS: Final = 5_000
-SCHEMA_VERSION: Final = 2
-HOUR_MS: Final = 3_600_000
+SCHEMA_VERSION: Final = 3
 
 _T = TypeVar("_T")
 
@@ -83,12 +84,15 @@ CREATE TABLE IF NOT EXISTS events (
     received_ms INTEGER NOT NULL,
     body TEXT NOT NULL,
     held TEXT,
+    respondent TEXT,
     UNIQUE (project, key)
 );
 CREATE INDEX IF NOT EXISTS events_by_vote
     ON events (project, form, vote_key) WHERE vote_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS events_held
     ON events (project, metric, held) WHERE held IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_by_respondent
+    ON events (project, respondent) WHERE respondent IS NOT NULL;
 CREATE TABLE IF NOT EXISTS aggregates (
     project TEXT NOT NULL,
     metric TEXT NOT NULL,
@@ -118,21 +122,31 @@ CREATE INDEX IF NOT EXISTS events_held
 PRAGMA user_version = 2;
 COMMIT;
 """,
+    # 3: ``respondent`` (the keyed hash) moves out of ``body`` into an indexed column of its own,
+    # so that a person's events are found without reading every body.
+    2: """
+BEGIN IMMEDIATE;
+ALTER TABLE events ADD COLUMN respondent TEXT;
+UPDATE events SET respondent = body ->> '$.respondent', body = json_remove(body, '$.respondent')
+WHERE body ->> '$.respondent' IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_by_respondent
+    ON events (project, respondent) WHERE respondent IS NOT NULL;
+PRAGMA user_version = 3;
+COMMIT;
+""",
 }
 
-# Per connection, in memory (temp_store = MEMORY): the vote groups a commit touches, and the
-# (project, key) of the events whose ``counted`` flips.
+# Per connection, in memory (temp_store = MEMORY): the vote groups a commit touches, each with
+# its place in the commit's list (rows come back naming it, cheaper than three texts) and
+# whether the commit judges clicks in it (only then are the votes' comments read).
 _TEMP_SCHEMA: Final = """
 CREATE TEMP TABLE IF NOT EXISTS touched (
     project TEXT NOT NULL,
     form TEXT NOT NULL,
     vote_key TEXT NOT NULL,
+    place INTEGER NOT NULL,
+    clicks INTEGER NOT NULL,
     PRIMARY KEY (project, form, vote_key)
-) WITHOUT ROWID;
-CREATE TEMP TABLE IF NOT EXISTS vote_change (
-    project TEXT NOT NULL,
-    key BLOB NOT NULL,
-    PRIMARY KEY (project, key)
 ) WITHOUT ROWID;
 """
 
@@ -140,55 +154,24 @@ CREATE TEMP TABLE IF NOT EXISTS vote_change (
 _KEYS_PER_LOOKUP: Final = 500
 _INSERT_EVENT: Final = """
 INSERT INTO main.events (project, key, id, ts_ms, form, metric, score, vote_key, counted,
-                         received_ms, body)
-VALUES (?,?,?,?,?,?,?,?,?,?,?)"""
+                         received_ms, body, respondent)
+VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"""
 _ADD_COUNTS: Final = """
 INSERT INTO main.aggregates (project, metric, form, hour, score, count) VALUES (?,?,?,?,?,?)
 ON CONFLICT (project, metric, form, hour, score) DO UPDATE SET count = count + excluded.count"""
-_TOUCH: Final = "INSERT OR IGNORE INTO temp.touched VALUES (?,?,?)"
-
-# Vote groups touched by this commit are re-ranked over all their stored events that aren't held
-# (a held one never counts); an event whose rank disagrees with its flag flips, and the
-# aggregates move by -1 for an event that stops counting, +1 for one that starts. New vote events
-# were inserted with counted = 0. CROSS JOIN keeps the touched groups as the outer loop, so each
-# is one index search, not a scan of all votes.
-_VOTE_STATEMENTS: Final = (
-    "DELETE FROM temp.vote_change",
-    """
-INSERT INTO temp.vote_change (project, key)
-SELECT project, key FROM (
-    SELECT e.project, e.key, e.counted,
-        row_number() OVER (
-            PARTITION BY e.project, e.form, e.vote_key, e.held IS NULL
-            ORDER BY e.ts_ms DESC, coalesce(e.id, '') DESC, e.key DESC
-        ) AS place,
-        e.held
-    FROM temp.touched AS g
-    CROSS JOIN main.events AS e
-        ON e.project = g.project AND e.form = g.form AND e.vote_key = g.vote_key
-    WHERE e.vote_key IS NOT NULL
-)
-WHERE (place = 1 AND held IS NULL) <> (counted = 1)""",
-    f"""
-INSERT INTO main.aggregates (project, metric, form, hour, score, count)
-SELECT e.project, e.metric, e.form, {_hour("e.ts_ms")}, e.score, sum(1 - 2 * e.counted)
-FROM temp.vote_change AS v CROSS JOIN main.events AS e
-    ON e.project = v.project AND e.key = v.key
-WHERE true
-GROUP BY 1, 2, 3, 4, 5
-ON CONFLICT (project, metric, form, hour, score) DO UPDATE SET count = count + excluded.count""",
-    """
-UPDATE main.events SET counted = 1 - counted
-WHERE (project, key) IN (SELECT project, key FROM temp.vote_change)""",
-    f"""
+_TOUCH: Final = "INSERT INTO temp.touched VALUES (?,?,?,?,?)"
+# Every stored vote of the touched groups; CROSS JOIN keeps the groups as the outer loop, so
+# each is one search of events_by_vote, not a scan of all votes.
+_TOUCHED_VOTES: Final = """
+SELECT g.place, e.key, e.id, e.ts_ms, e.metric, e.score, e.received_ms, e.held, e.counted,
+    CASE WHEN g.clicks THEN e.body ->> '$.comment' END
+FROM temp.touched AS g CROSS JOIN main.events AS e
+    ON e.project = g.project AND e.form = g.form AND e.vote_key = g.vote_key
+WHERE e.vote_key IS NOT NULL"""
+_SET_FLAGS: Final = "UPDATE main.events SET held = ?, counted = ? WHERE project = ? AND key = ?"
+_REMOVE_EMPTIED: Final = """
 DELETE FROM main.aggregates
-WHERE count = 0 AND (project, metric, form, hour, score) IN (
-    SELECT e.project, e.metric, e.form, {_hour("e.ts_ms")}, e.score
-    FROM temp.vote_change AS v CROSS JOIN main.events AS e
-        ON e.project = v.project AND e.key = v.key
-)""",
-    "DELETE FROM temp.touched",
-)
+WHERE project = ? AND metric = ? AND form = ? AND hour = ? AND score = ? AND count = 0"""
 _HEARTBEAT: Final = """
 INSERT INTO heartbeat (id, at_ms) VALUES (1, ?)
 ON CONFLICT (id) DO UPDATE SET at_ms = excluded.at_ms"""
@@ -211,19 +194,9 @@ SELECT form, hour, score, count(*) FROM (
 ) WHERE true{{filters}}
 GROUP BY form, hour, score
 ORDER BY form, hour, score"""
-_VOTES_OF: Final = """
-SELECT key, score, received_ms, held FROM main.events
-WHERE project = ? AND form = ? AND vote_key = ?"""
 _ATTACH_COMMENT: Final = """
 UPDATE main.events SET body = json_set(body, '$.comment', ?)
 WHERE project = ? AND key = ? AND vote_key = ?"""
-# The two events of a vote group that rank highest among those not held: the counted one and
-# the one it replaced.
-_TOP_TWO: Final = """
-SELECT key, score, body ->> '$.comment' FROM main.events
-WHERE project = ? AND form = ? AND vote_key = ? AND held IS NULL
-ORDER BY ts_ms DESC, coalesce(id, '') DESC, key DESC
-LIMIT 2"""
 
 
 class SqliteStore(Store):
@@ -492,15 +465,15 @@ def _store_group(conn: sqlite3.Connection, group: list[Pending]) -> list[int]:
     The unique ``(project, key)`` is the final word on duplicates: the keys the file holds are
     looked up first (inside the write lock, so no other writer can add one meanwhile), and of
     the rest the first record in the group wins. The histogram deltas of the new events are
-    the core's ``aggregate``; vote events are counted by re-ranking their groups afterwards.
+    the core's ``aggregate``; vote events are inserted not counted, and their groups settled
+    afterwards.
     """
     conn.execute("BEGIN IMMEDIATE")
     try:
         taken = _known_keys(conn, group)
         rows: list[Row] = []
         fresh: dict[str, list[Record]] = collections.defaultdict(list)
-        touched: set[tuple[str, str, str]] = set()
-        judged: list[tuple[str, Record, Row, VoteRule]] = []
+        touched: dict[VoteGroup, list[Click]] = {}
         stored: list[int] = []
         for item in group:
             new = 0
@@ -513,20 +486,14 @@ def _store_group(conn: sqlite3.Connection, group: list[Pending]) -> list[int]:
                 if record.vote_key is None:
                     fresh[item.project].append(record)
                 else:
-                    touched.add((item.project, record.form, record.vote_key))
+                    clicks = touched.setdefault((item.project, record.form, record.vote_key), [])
                     if item.rule is not None:
-                        judged.append((item.project, record, row, item.rule))
+                        clicks.append(Click(record.key, item.rule))
             stored.append(new)
         conn.executemany(_INSERT_EVENT, rows)
-        for project, record, row, rule in judged:
-            _judge_click(conn, project, record, row, rule)
-        for project, record, _, _ in judged:
-            _carry_comment(conn, project, record)
         conn.executemany(_ADD_COUNTS, _count_rows(fresh))
         if touched:
-            conn.executemany(_TOUCH, touched)
-            for statement in _VOTE_STATEMENTS:
-                conn.execute(statement)
+            _settle(conn, touched)
         conn.execute("COMMIT")
     except BaseException:
         _rollback(conn)
@@ -534,50 +501,28 @@ def _store_group(conn: sqlite3.Connection, group: list[Pending]) -> list[int]:
     return stored
 
 
-def _judge_click(
-    conn: sqlite3.Connection, project: str, record: Record, row: Row, rule: VoteRule
-) -> None:
-    """Hold a just-stored click as ``late`` or, with its burst, ``quarantined`` (see VoteRule).
+def _settle(conn: sqlite3.Connection, touched: dict[VoteGroup, list[Click]]) -> None:
+    """Read the touched vote groups, apply the vote rules, write the flags and counts they change.
 
-    Runs inside the group's transaction, after the insert and before the re-ranking, so the
-    re-ranking sees the held flags and the aggregates move with them.
+    Runs inside the group's transaction, after the insert: the rules see every stored vote of
+    each group, the new ones included. Temp tables roll back with the transaction too.
     """
-    received_ms = row[9]
-    assert isinstance(received_ms, int)
-    votes = conn.execute(_VOTES_OF, (project, record.form, record.vote_key)).fetchall()
-    # The first click that counted or could have: a scanner's burst (quarantined) must not start
-    # the edit window of the person who clicks later.
-    first_ms = min((r for _, _, r, held in votes if held is None), default=received_ms)
-    if received_ms - first_ms > rule.edit_window_ms:
-        _hold(conn, project, [record.key], "late")
-        return
-    burst = [
-        (key, score)
-        for key, score, at_ms, held in votes
-        if held != "late" and received_ms - at_ms <= rule.burst_ms
-    ]
-    if len({score for _, score in burst}) >= VoteRule.burst_scores(record.metric):
-        _hold(conn, project, [key for key, _ in burst], "quarantined")
-
-
-def _carry_comment(conn: sqlite3.Connection, project: str, record: Record) -> None:
-    """Give a just-counted click the comment of the vote it replaces, if of the same score.
-
-    See :class:`VoteRule`: clicking the score already counted again keeps the answer, comment
-    included; a click on another score, or one that brings its own comment, carries nothing.
-    """
-    if record.comment is not None:
-        return
-    top = conn.execute(_TOP_TWO, (project, record.form, record.vote_key)).fetchall()
-    if len(top) == 2 and top[0][0] == record.key and top[1][1] == record.score and top[1][2]:
-        conn.execute(_ATTACH_COMMENT, (top[1][2], project, record.key, record.vote_key))
-
-
-def _hold(conn: sqlite3.Connection, project: str, keys: list[bytes], why: str) -> None:
-    conn.executemany(
-        "UPDATE main.events SET held = ? WHERE project = ? AND key = ?",
-        [(why, project, key) for key in keys],
-    )
+    keys = list(touched)
+    conn.executemany(_TOUCH, [(*g, n, bool(touched[g])) for n, g in enumerate(keys)])
+    votes: list[list[StoredVote]] = [[] for _ in keys]
+    for n, key, id_, ts_ms, metric, score, received_ms, held, counted, comment in conn.execute(
+        _TOUCHED_VOTES
+    ):
+        votes[n].append(
+            StoredVote(key, id_, ts_ms, metric, score, received_ms, held, counted == 1, comment)
+        )
+    conn.execute("DELETE FROM temp.touched")
+    changes = settle_votes(dict(zip(keys, votes, strict=True)), touched)
+    conn.executemany(_SET_FLAGS, [(held, c, p, key) for p, key, held, c in changes.events])
+    conn.executemany(_ATTACH_COMMENT, changes.comments)
+    deltas = [(*key, delta) for key, delta in changes.deltas.items() if delta]
+    conn.executemany(_ADD_COUNTS, deltas)
+    conn.executemany(_REMOVE_EMPTIED, [row[:5] for row in deltas if row[5] < 0])
 
 
 def _known_keys(conn: sqlite3.Connection, group: list[Pending]) -> set[tuple[str, bytes]]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from voxloop_gateway.app import redacted_path, redacted_query
+from voxloop_gateway.http.access_log import redacted_path, redacted_query
 
 from .conftest import Spawn, free_port, make_project, spawn, wait_ready
 

@@ -23,8 +23,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from voxloop_gateway import body as body_module
-from voxloop_gateway.body import BodyRefused, read_body
+from voxloop_gateway.http import body as body_module
+from voxloop_gateway.http.body import BodyRefused, read_body
 
 MIB = 1_048_576
 LIMIT = MIB  # the contract's limit, the default of the test endpoint

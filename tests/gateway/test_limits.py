@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from voxloop_gateway.limits import IPNetwork, RateLimiter, client_address, parse_trusted
+from voxloop_gateway.http.limits import IPNetwork, RateLimiter, client_address, parse_trusted
 
 # --- RateLimiter -------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from collections import defaultdict
 from prometheus_client.parser import text_string_to_metric_families
 
 from voxloop import new_id
-from voxloop_gateway.metrics import OTHER, Metrics
+from voxloop_gateway.http.metrics import OTHER, Metrics
 
 from .conftest import Gateway, clean_environ
 

@@ -15,7 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import voxloop_core
-from voxloop_gateway.stats import _bucket
+from voxloop_core import DAY_MS
+from voxloop_gateway.routes.stats import _bucket
 from voxloop_gateway.stores import SqliteStore
 
 from .conftest import Gateway, make_project, start_gateway
@@ -63,7 +64,7 @@ def random_ratings(rng: random.Random, n: int) -> list[dict[str, Any]]:
                 rng.randint(low, high),
                 channel=rng.choice(["web", "app", "email"]),
                 form=rng.choice(["checkout", "support-ticket"]),
-                ts=NOW_MS - rng.randint(0, 20 * 86_400_000),
+                ts=NOW_MS - rng.randint(0, 20 * DAY_MS),
             )
         )
     return out
@@ -93,7 +94,7 @@ def test_stats_equal_a_scan_of_the_stored_events(tmp_path: Path) -> None:
 
 
 def test_stats_filter_by_channel_form_and_window(gateway: Gateway) -> None:
-    day = 86_400_000
+    day = DAY_MS
     gateway.post(
         [
             rating("csat", 5, channel="web", ts=NOW_MS - 3 * day),

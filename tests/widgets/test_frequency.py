@@ -9,8 +9,8 @@ from playwright.sync_api import BrowserContext, Page
 
 from tests.gateway.conftest import Gateway
 from tests.widgets.conftest import Host, count, embed, radio, rows, shown, visit
+from voxloop_core import DAY_MS
 
-DAY_MS = 86_400_000
 THANKS = "Thank you for your feedback!"
 
 

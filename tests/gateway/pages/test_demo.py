@@ -12,7 +12,6 @@ from markupsafe import escape
 from starlette.requests import Request
 
 from voxloop.email import rating_html, rating_links
-from voxloop_gateway.demo import WIDGETS
 from voxloop_gateway.pages.demo import (
     DEMO_HEADERS,
     SampleEmail,
@@ -20,6 +19,7 @@ from voxloop_gateway.pages.demo import (
     Widget,
     demo_response,
 )
+from voxloop_gateway.routes.demo import WIDGETS
 
 from .conftest import HOSTILE, assert_shown_as_text, parse
 

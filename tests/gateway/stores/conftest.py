@@ -24,12 +24,11 @@ import pytest
 
 import voxloop_core
 from tests.postgres import PG_URL, require_postgres
-from voxloop_core import Record
+from voxloop_core import HOUR_MS, Record
 from voxloop_gateway.stores import SqliteStore, Store
 from voxloop_gateway.stores.postgres import PostgresStore, migrate
 
 NOW_MS = 1_795_435_200_000  # 2026-11-23T12:00:00Z, an hour start
-HOUR_MS = 3_600_000
 SECRET = b"project-secret-0123456789abcdef!"
 PROJECT = "acme"
 PG_DSN = PG_URL
@@ -51,6 +50,61 @@ def make_records(*events: dict[str, Any]) -> list[Record]:
     records, refused = voxloop_core.validate(decoded, voxloop_core.DEFAULT_POLICY, NOW_MS, SECRET)
     assert refused == []
     return records
+
+
+def body_before_v3(record: Record) -> str:
+    """The ``body`` column as stores wrote it before ``respondent`` became a column of its own
+    (SQLite schema 2, PostgreSQL schema 1): the respondent's keyed hash inside it."""
+    fields = {
+        "comment": record.comment,
+        "respondent": record.respondent,
+        "locale": record.locale,
+        "tags": record.tags,
+        "meta": record.meta,
+    }
+    return msgspec.json.encode({k: v for k, v in fields.items() if v is not None}).decode()
+
+
+def stored_before_v3() -> list[tuple[str, Record, bool, str | None]]:
+    """Events a store held before the respondent column: (project, record, counted, held).
+
+    Two projects, events with and without a respondent, a vote group with its history and a
+    late click, text of several scripts, tags and meta: what a migration must keep.
+    """
+    plain = make_records(
+        event(id="p1", respondent="user-1", comment="Très bien 👍", locale="fr", tags=["a"]),
+        event(id="p2", score=3, meta={"plan": "pro", "n": 2, "ok": True, "x": 1.5}),
+        event(id="p3", score=0, respondent="user-2", ts=NOW_MS - 3 * HOUR_MS),
+        event(id="p4", metric="csat", score=4, respondent='quote " and \\ backslash'),
+    )
+    votes = make_records(
+        event(id="v1", score=2, vote_key="email:x", respondent="user-1", ts=NOW_MS - 2000),
+        event(id="v2", score=8, vote_key="email:x", respondent="user-1", ts=NOW_MS - 1000),
+        event(id="v3", score=5, vote_key="email:x", respondent="user-1", comment="later"),
+    )
+    return [
+        (PROJECT, plain[0], True, None),
+        (PROJECT, plain[1], True, None),
+        (PROJECT, plain[2], True, None),
+        ("globex", plain[0], True, None),
+        ("globex", plain[3], True, None),
+        (PROJECT, votes[0], False, None),
+        (PROJECT, votes[1], True, None),
+        (PROJECT, votes[2], False, "late"),
+    ]
+
+
+def aggregates_of(
+    stored: list[tuple[str, Record, bool, str | None]],
+) -> list[tuple[str, str, str, int, int, int]]:
+    """The aggregate rows of the counted events of ``stored``, sorted."""
+    counts: dict[tuple[str, str, str, int, int], int] = {}
+    for project, record, counted, _ in stored:
+        if counted:
+            hour = record.ts_ms - record.ts_ms % HOUR_MS
+            row = (project, record.metric, record.form, hour, record.score)
+            counts[row] = counts.get(row, 0) + 1
+    return sorted((*row, count) for row, count in counts.items())
 
 
 def query_file(path: pathlib.Path, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:

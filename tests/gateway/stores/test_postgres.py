@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections.abc import AsyncIterator, Iterator
 
@@ -10,8 +11,8 @@ import asyncpg  # type: ignore[import-untyped]
 import msgspec
 import pytest
 
-from voxloop_core import Record
-from voxloop_gateway.stores import StoreUnavailable, VoteRule, WriteResult
+from voxloop_core import HOUR_MS, Record
+from voxloop_gateway.stores import StoreUnavailable, VoteRule, WriteResult, postgres
 from voxloop_gateway.stores.postgres import (
     SCHEMA_VERSION,
     PostgresStore,
@@ -25,10 +26,13 @@ from .conftest import (
     PROJECT,
     PostgresBackend,
     Proxy,
+    aggregates_of,
+    body_before_v3,
     event,
     make_records,
     postgres_schema,
     proxied_dsn,
+    stored_before_v3,
 )
 
 METRICS = ("nps", "csat", "ces", "likert", "thumbs")
@@ -117,12 +121,111 @@ async def test_concurrent_migrations_dont_race(unmigrated: PostgresBackend) -> N
     conns = [await unmigrated.connect() for _ in range(3)]
     try:
         results = await asyncio.gather(*(migrate(conn) for conn in conns))
-        assert sorted(results) == [(0, 1), (1, 1), (1, 1)]
+        # Each step is a transaction of its own: a run may find the steps before it done.
+        assert [found for found, _ in results].count(0) == 1
+        assert {left for _, left in results} == {SCHEMA_VERSION}
         assert await schema_version(conns[0]) == SCHEMA_VERSION
         assert await migrate(conns[0]) == (SCHEMA_VERSION, SCHEMA_VERSION)
     finally:
         for conn in conns:
             await conn.close()
+
+
+async def test_a_version_1_schema_migrates_the_respondent_into_its_own_column(
+    unmigrated: PostgresBackend,
+) -> None:
+    before = stored_before_v3()
+    admin = await unmigrated.connect()
+    try:
+        # Version 1 exactly as its step made it, with the web channel's partitions.
+        await admin.execute(postgres._SCHEMA_TABLE)
+        await admin.execute(postgres._STEPS[0])
+        await admin.execute("INSERT INTO voxloop_schema VALUES ('store', 1)")
+        for table in ("events", "aggregates"):
+            await admin.execute(
+                f"CREATE TABLE {table}_web PARTITION OF {table} FOR VALUES IN ('web')"
+            )
+        await admin.executemany(
+            "INSERT INTO events (channel, project, key, id, ts_ms, form, metric, score, vote_key,"
+            " counted, held, received_ms, body)"
+            " VALUES ('web', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb)",
+            [
+                (p, r.key, r.id, r.ts_ms, r.form, r.metric, r.score, r.vote_key, counted, held)
+                + (NOW_MS, body_before_v3(r))
+                for p, r, counted, held in before
+            ],
+        )
+        await admin.executemany(
+            "INSERT INTO aggregates VALUES ('web', $1, $2, $3, $4, $5, $6)", aggregates_of(before)
+        )
+        columns = "project, key, id, ts_ms, form, metric, score, vote_key, counted, held"
+        order = "ORDER BY project, id"
+        events = await admin.fetch(f"SELECT {columns} FROM events {order}")
+        bodies = await admin.fetch(f"SELECT project, id, body::text FROM events {order}")
+
+        assert await migrate(admin) == (1, SCHEMA_VERSION)
+
+        assert await admin.fetch(f"SELECT {columns} FROM events {order}") == events
+        aggregates = await admin.fetch(
+            "SELECT project, metric, form, hour, score, count FROM aggregates"
+            " ORDER BY project, metric, form, hour, score"
+        )
+        assert [tuple(row) for row in aggregates] == aggregates_of(before)
+        hashes = {(p, r.id): r.respondent for p, r, _, _ in before}
+        moved = await admin.fetch(f"SELECT project, id, respondent, body::text FROM events {order}")
+        for (project, id_, respondent, body), (_, _, old) in zip(moved, bodies, strict=True):
+            assert respondent == hashes[(project, id_)]
+            kept = json.loads(old)
+            kept.pop("respondent", None)
+            assert json.loads(body) == kept and "respondent" not in body
+
+        # A scan by respondent uses the channel partition's index.
+        async with admin.transaction():
+            await admin.execute("SET LOCAL enable_seqscan = off")
+            plan = "\n".join(
+                row[0]
+                for row in await admin.fetch(
+                    "EXPLAIN SELECT key FROM events"
+                    " WHERE channel = 'web' AND project = $1 AND respondent = $2",
+                    PROJECT,
+                    "x",
+                )
+            )
+        assert "Index" in plan and "events_web_channel_project_respondent_idx" in plan, plan
+
+        pool = await unmigrated.pool()
+        web, app = PostgresStore(pool, "web"), PostgresStore(pool, "app")
+        try:
+            await web.open()
+            await app.open()  # a partition made after the migration gets the index too
+            indexes = await admin.fetch(
+                "SELECT tablename FROM pg_indexes WHERE indexdef LIKE '%respondent%'"
+                " AND schemaname = current_schema()"
+            )
+            assert {row[0] for row in indexes} == {"events", "events_web", "events_app"}
+            for project in (PROJECT, "globex"):
+                for metric in ("nps", "csat"):
+                    assert await web.hourly(project, metric) == await web.scan(project, metric)
+            # New rows write the column; a vote changed after the migration moves the aggregates.
+            new, vote = make_records(
+                event(id="new", respondent="user-9", comment="ok"),
+                event(id="v4", score=10, vote_key="email:x", ts=NOW_MS + 1000),
+            )
+            assert await web.write(PROJECT, [new, vote]) == WriteResult(2, 0)
+            row = await admin.fetchrow("SELECT respondent, body::text FROM events WHERE id = 'new'")
+            assert tuple(row) == (new.respondent, '{"comment": "ok"}')
+            counted = await admin.fetch(
+                "SELECT id FROM events WHERE vote_key IS NOT NULL AND counted"
+            )
+            assert [row[0] for row in counted] == ["v4"]
+            await assert_consistent(web, (PROJECT, "globex"))
+        finally:
+            await web.close()
+            await app.close()
+            await pool.close()
+        assert await migrate(admin) == (SCHEMA_VERSION, SCHEMA_VERSION)
+    finally:
+        await admin.close()
 
 
 # --- partitions -----------------------------------------------------------------------------
@@ -213,7 +316,7 @@ async def test_two_replicas_store_every_event_once(
                 event(
                     id=f"r{round_}-{i}",
                     score=rng.randint(0, 10),
-                    ts=NOW_MS - rng.randrange(0, 4) * 3_600_000 - rng.randrange(1000),
+                    ts=NOW_MS - rng.randrange(0, 4) * HOUR_MS - rng.randrange(1000),
                     vote_key=rng.choice([None, None, "alice", "bob"]),
                 )
                 for i in range(120)

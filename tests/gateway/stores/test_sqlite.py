@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import pathlib
 import sqlite3
 from collections.abc import Callable
@@ -14,7 +15,16 @@ import pytest
 import voxloop_gateway.stores as stores
 from voxloop_gateway.stores import SqliteStore, StoreUnavailable, WriteResult
 
-from .conftest import NOW_MS, PROJECT, event, make_records, query_file
+from .conftest import (
+    NOW_MS,
+    PROJECT,
+    aggregates_of,
+    body_before_v3,
+    event,
+    make_records,
+    query_file,
+    stored_before_v3,
+)
 
 
 @pytest.fixture
@@ -128,7 +138,8 @@ async def test_a_version_1_file_is_refused_until_migrated_in_place(
             "INSERT INTO events VALUES (1, 'acme', x'00112233445566778899aabbccddeeff', 'old',"
             f" {NOW_MS}, 'checkout', 'nps', 9, NULL, 1, {NOW_MS}, '{{}}')"
         )
-    with pytest.raises(StoreUnavailable, match="version 1, this gateway needs 2: run `voxloop"):
+    needs = f"version 1, this gateway needs {stores.sqlite.SCHEMA_VERSION}: run `voxloop"
+    with pytest.raises(StoreUnavailable, match=needs):
         await SqliteStore(store_path, "web").open()
 
     assert stores.sqlite.migrate_file(store_path) == (1, stores.sqlite.SCHEMA_VERSION)
@@ -136,11 +147,83 @@ async def test_a_version_1_file_is_refused_until_migrated_in_place(
     await upgraded.open()
     try:
         assert query_file(store_path, "PRAGMA user_version") == [(stores.sqlite.SCHEMA_VERSION,)]
-        assert query_file(store_path, "SELECT id, held FROM events") == [("old", None)]
+        assert query_file(store_path, "SELECT id, held, respondent FROM events") == [
+            ("old", None, None)
+        ]
         (vote,) = make_records(event(id="new", score=3))
         assert await upgraded.write(PROJECT, [vote]) == WriteResult(1, 0)
     finally:
         await upgraded.close()
+
+
+async def test_a_version_2_file_migrates_the_respondent_into_its_own_column(
+    store_path: pathlib.Path,
+) -> None:
+    before = stored_before_v3()
+    store_path.parent.mkdir(parents=True)
+    with contextlib.closing(sqlite3.connect(store_path, isolation_level=None)) as db:
+        db.executescript(V2_SCHEMA)
+        db.executemany(
+            "INSERT INTO events (project, key, id, ts_ms, form, metric, score, vote_key, counted,"
+            " received_ms, body, held) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            [
+                (p, r.key, r.id, r.ts_ms, r.form, r.metric, r.score, r.vote_key, counted, NOW_MS)
+                + (body_before_v3(r), held)
+                for p, r, counted, held in before
+            ],
+        )
+        db.executemany("INSERT INTO aggregates VALUES (?,?,?,?,?,?)", aggregates_of(before))
+    columns = "seq, project, key, id, ts_ms, form, metric, score, vote_key, counted, held"
+    events = query_file(store_path, f"SELECT {columns} FROM events ORDER BY seq")
+    bodies = query_file(store_path, "SELECT body FROM events ORDER BY seq")
+    with pytest.raises(StoreUnavailable, match="version 2, this gateway needs 3: run `voxloop"):
+        await SqliteStore(store_path, "web").open()
+
+    assert stores.sqlite.migrate_file(store_path) == (2, 3)
+
+    assert query_file(store_path, f"SELECT {columns} FROM events ORDER BY seq") == events
+    assert query_file(store_path, "SELECT * FROM aggregates ORDER BY 1, 2, 3, 4, 5") == (
+        aggregates_of(before)
+    )
+    moved = query_file(store_path, "SELECT respondent, body FROM events ORDER BY seq")
+    for (respondent, body), (old,), (_, record, _, _) in zip(moved, bodies, before, strict=True):
+        assert respondent == record.respondent  # the keyed hash, as body held it
+        kept = json.loads(old)
+        kept.pop("respondent", None)
+        assert json.loads(body) == kept and "respondent" not in body
+    plan = query_file(
+        store_path,
+        "EXPLAIN QUERY PLAN SELECT key FROM events WHERE project = ? AND respondent = ?",
+        (PROJECT, "x"),
+    )
+    assert "USING INDEX events_by_respondent (project=? AND respondent=?)" in plan[0][3]
+    assert query_file(store_path, "PRAGMA integrity_check") == [("ok",)]
+
+    upgraded = SqliteStore(store_path, "web")
+    await upgraded.open()
+    try:
+        for project in (PROJECT, "globex"):
+            for metric in ("nps", "csat"):
+                assert await upgraded.hourly(project, metric) == await upgraded.scan(
+                    project, metric
+                )
+        # New rows write the column; a vote changed after the migration moves the aggregates.
+        new, vote = make_records(
+            event(id="new", respondent="user-9", comment="ok"),
+            event(id="v4", score=10, vote_key="email:x", ts=NOW_MS + 1000),
+        )
+        assert await upgraded.write(PROJECT, [new, vote]) == WriteResult(2, 0)
+        assert query_file(store_path, "SELECT respondent, body FROM events WHERE id = 'new'") == [
+            (new.respondent, '{"comment":"ok"}')
+        ]
+        counted = query_file(
+            store_path, "SELECT id FROM events WHERE vote_key IS NOT NULL AND counted"
+        )
+        assert counted == [("v4",)]
+        assert await upgraded.hourly(PROJECT, "nps") == await upgraded.scan(PROJECT, "nps")
+    finally:
+        await upgraded.close()
+    assert stores.sqlite.migrate_file(store_path) == (3, 3)
 
 
 async def test_a_file_of_a_newer_version_is_refused(store_path: pathlib.Path) -> None:
@@ -166,4 +249,37 @@ CREATE TABLE aggregates (
 ) WITHOUT ROWID;
 CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at_ms INTEGER NOT NULL);
 PRAGMA user_version = 1;
+"""
+
+# The whole schema as version 2 made it (held, no respondent column), to prove the upgrade.
+V2_SCHEMA = """
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY,
+    project TEXT NOT NULL,
+    key BLOB NOT NULL,
+    id TEXT,
+    ts_ms INTEGER NOT NULL,
+    form TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    score INTEGER NOT NULL,
+    vote_key TEXT,
+    counted INTEGER NOT NULL,
+    received_ms INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    held TEXT,
+    UNIQUE (project, key)
+);
+CREATE INDEX events_by_vote ON events (project, form, vote_key) WHERE vote_key IS NOT NULL;
+CREATE INDEX events_held ON events (project, metric, held) WHERE held IS NOT NULL;
+CREATE TABLE aggregates (
+    project TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    form TEXT NOT NULL,
+    hour INTEGER NOT NULL,
+    score INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (project, metric, form, hour, score)
+) WITHOUT ROWID;
+CREATE TABLE heartbeat (id INTEGER PRIMARY KEY CHECK (id = 1), at_ms INTEGER NOT NULL);
+PRAGMA user_version = 2;
 """

@@ -20,10 +20,10 @@ from starlette.responses import Response
 import voxloop_core
 from voxloop_core import HOUR_MS, INTERVALS, METRIC_RANGES, Interval
 
-from .auth import authenticate
-from .errors import ApiError
-from .ingest import json_response
-from .service import Service
+from ..errors import ApiError
+from ..http.auth import authenticate
+from ..http.responses import json_response
+from ..service import Service
 
 _FORM = re.compile(voxloop_core.FORM_PATTERN)
 

@@ -16,9 +16,10 @@ from voxloop_core import (
     Batch,
 )
 
-from .control.registry import NAME_RULE
-from .ingest import ErrorAnswer, IngestAnswer
-from .rating import Confirmation, Recorded
+from ..control.registry import NAME_RULE
+from ..http.responses import ErrorAnswer
+from .email_links import Confirmation, Recorded
+from .events import IngestAnswer
 from .stats import StatsAnswer
 
 _REF = "#/components/schemas/{name}"

@@ -16,7 +16,7 @@ import zlib
 
 from starlette.requests import Request
 
-from .errors import BodyRefused
+from ..errors import BodyRefused
 
 __all__ = ["BodyRefused", "media_type", "read_body"]
 

@@ -28,8 +28,8 @@ from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .control.db import Database
-from .control.tables import rate_usage
+from ..control.db import Database
+from ..control.tables import rate_usage
 
 #: How often a replica adds its counts and reads the names over their limit.
 SYNC_SECONDS: Final = 1.0

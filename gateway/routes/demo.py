@@ -17,8 +17,8 @@ from starlette.responses import HTMLResponse
 from voxloop.email import rating_html, rating_links
 from voxloop_core import METRIC_RANGES
 
-from .pages.demo import SampleEmail, StatsRow, Widget, demo_response
-from .service import Service
+from ..pages.demo import SampleEmail, StatsRow, Widget, demo_response
+from ..service import Service
 from .stats import StatsQuery, compute
 
 DEMO_PROJECT: Final = "demo"

@@ -1,4 +1,5 @@
-"""``POST /v1/events``: check, decode, validate, deduplicate, commit, and only then answer 202.
+"""``POST /v1/events``: check, decode, validate, deduplicate, commit, and only then answer 202;
+``OPTIONS /v1/events``, the CORS preflight of a browser about to post.
 
 The order of the checks is the contract's and also the cheapest first: the key and the limits
 before the body is read, the size before it is inflated, the whole body before any event.
@@ -17,12 +18,14 @@ from starlette.responses import Response
 import voxloop_core
 from voxloop_core import Policy, Record, Rejection
 
-from .auth import authenticate, cors_headers
-from .body import media_type, read_body
-from .control.registry import Key, Project
-from .errors import ApiError
-from .service import Service
-from .stores import VoteRule, WriteResult
+from ..control.registry import Key, Project
+from ..errors import ApiError
+from ..http.auth import authenticate
+from ..http.body import media_type, read_body
+from ..http.cors import cors_headers, preflight_headers
+from ..http.responses import json_response
+from ..ingest.pipeline import commit
+from ..service import Service
 
 
 class IngestAnswer(msgspec.Struct, kw_only=True):
@@ -31,25 +34,6 @@ class IngestAnswer(msgspec.Struct, kw_only=True):
     accepted: int
     duplicates: int
     rejected: list[Rejection]
-
-
-class ErrorAnswer(msgspec.Struct):
-    """The body of every other refusal: what was wrong and where."""
-
-    error: str
-
-
-_encode = msgspec.json.Encoder().encode
-
-
-def json_response(status: int, body: msgspec.Struct, headers: dict[str, str]) -> Response:
-    """A JSON answer encoded with msgspec."""
-    return Response(_encode(body), status, headers, media_type="application/json")
-
-
-def error_response(exc: ApiError, headers: dict[str, str]) -> Response:
-    """The contract's ``{"error": ...}`` answer for ``exc``."""
-    return json_response(exc.status, ErrorAnswer(exc.message), {**headers, **exc.headers})
 
 
 async def post_events(request: Request) -> Response:
@@ -97,28 +81,7 @@ async def _ingest(request: Request, service: Service, key: Key, project: Project
     return IngestAnswer(accepted=accepted, duplicates=duplicates, rejected=rejected)
 
 
-async def commit(
-    service: Service,
-    project: str,
-    channel: str,
-    records: list[Record],
-    now_ms: int,
-    *,
-    rule: VoteRule | None = None,
-) -> tuple[int, int]:
-    """Store ``records`` of one channel; (stored, duplicates). Raises StoreError (503).
-
-    ``rule`` judges clicks on email rating links (see the store's ``write``).
-    """
-    window = service.window(project, channel)
-    fresh, seen = window.split(records, now_ms)
-    result = WriteResult(0, 0)
-    if fresh:
-        started = time.perf_counter()
-        store = await service.store(channel)  # opened on first use: may fail like a write
-        result = await store.write(project, fresh, rule=rule)  # StoreError: 503
-        service.metrics.commit(channel, time.perf_counter() - started)
-        window.remember(fresh, now_ms)
-    service.metrics.outcome(channel, "accepted", result.stored)
-    service.metrics.outcome(channel, "duplicate", seen + result.duplicates)
-    return result.stored, seen + result.duplicates
+async def events_preflight(request: Request) -> Response:
+    """CORS preflight for browsers posting events with a site key."""
+    service: Service = request.app.state.service
+    return Response(status_code=204, headers=preflight_headers(request, service))

@@ -30,14 +30,15 @@ from voxloop import new_id
 from voxloop.email import ExpiredToken, ForgedToken, Vote, token_project, verify
 from voxloop_core import DAY_MS, Policy, Record
 
-from .auth import check_limit
-from .body import media_type, read_body
-from .errors import ApiError
-from .ingest import commit, error_response, json_response
-from .limits import client_address
-from .pages.rating import PAGE_HEADERS, comment_page, pick_language, problem_page, vote_page
-from .service import Service
-from .stores import VoteRule
+from ..errors import ApiError
+from ..http.auth import check_limit
+from ..http.body import media_type, read_body
+from ..http.limits import client_address
+from ..http.responses import error_response, json_response
+from ..ingest.pipeline import commit
+from ..pages.rating import PAGE_HEADERS, comment_page, pick_language, problem_page, vote_page
+from ..service import Service
+from ..stores import VoteRule
 
 #: The largest confirmation a page posts: a view id and a comment of 4,000 characters, which a
 #: form post without JavaScript sends percent-encoded (up to 12 bytes a character).

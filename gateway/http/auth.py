@@ -1,4 +1,4 @@
-"""Who is asking: the key (header, or ``?key=`` for site keys), its origin rules, CORS, limits."""
+"""Who is asking: the key (header, or ``?key=`` for site keys), its origin rules, its limits."""
 
 from __future__ import annotations
 
@@ -6,12 +6,11 @@ import time
 
 from starlette.requests import Request
 
-from .control.registry import Key, Project
-from .errors import ApiError
+from ..control.registry import Key, Project
+from ..errors import ApiError
+from ..service import Service
 from .limits import client_address
-from .service import Service
 
-CORS_ALLOW_HEADERS = "authorization, content-type, content-encoding"
 #: Why a server key with an ``Origin`` header is refused: browsers send that header, and a key
 #: a browser holds is in a web page, where anyone can read it.
 SERVER_KEY_IN_BROWSER = (
@@ -80,44 +79,7 @@ def check_limit(service: Service, what: str, name: str, now: float) -> None:
         )
 
 
-def cors_headers(request: Request, service: Service, key: Key | None = None) -> dict[str, str]:
-    """CORS answer headers when the request's origin is allowed for some site key.
-
-    ``key`` is the request's key when :func:`authenticate` already found it, which spares
-    looking it up again.
-    """
-    origin = request.headers.get("origin")
-    if origin is None:
-        return {}
-    lowered = origin.lower()
-    if key is None:
-        raw, _ = _quiet_key(request)
-        found = service.registry.authenticate(raw) if raw else None
-        key = None if found is None else found[0]
-    if key is not None:
-        allowed = key.kind == "site" and lowered in key.origins
-    else:
-        allowed = service.registry.site_origin_allowed(lowered)
-    if not allowed:
-        return {"Vary": "Origin"}
-    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
-
-
-def preflight_headers(request: Request, service: Service) -> dict[str, str]:
-    """The answer to ``OPTIONS`` from a browser about to post events."""
-    headers = cors_headers(request, service)
-    if "Access-Control-Allow-Origin" in headers:
-        headers.update(
-            {
-                "Access-Control-Allow-Methods": "POST, OPTIONS",
-                "Access-Control-Allow-Headers": CORS_ALLOW_HEADERS,
-                "Access-Control-Max-Age": "600",
-            }
-        )
-    return headers
-
-
-def _quiet_key(request: Request) -> tuple[str | None, bool]:
+def quiet_key(request: Request) -> tuple[str | None, bool]:
     try:
         return bearer_or_query_key(request)
     except ApiError:
