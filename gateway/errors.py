@@ -81,6 +81,11 @@ class StoreBusy(StoreError):
         self.retry_after = retry_after
 
 
+def retry_after(seconds: float) -> dict[str, str]:
+    """The ``Retry-After`` header for a wait of ``seconds``: whole seconds, rounded up, >= 1."""
+    return {"Retry-After": str(max(1, math.ceil(seconds)))}
+
+
 def as_api_error(exc: Exception) -> ApiError:
     """The HTTP answer to ``exc``: itself for an ``ApiError``, else its status by kind.
 
@@ -90,9 +95,9 @@ def as_api_error(exc: Exception) -> ApiError:
     if isinstance(exc, ApiError):
         return exc
     if isinstance(exc, StoreBusy):
-        return ApiError(503, str(exc), {"Retry-After": str(max(1, math.ceil(exc.retry_after)))})
+        return ApiError(503, str(exc), retry_after(exc.retry_after))
     if isinstance(exc, StoreError):
-        return ApiError(503, str(exc), {"Retry-After": "1"})
+        return ApiError(503, str(exc), retry_after(1))
     if isinstance(exc, voxloop_core.LimitError):
         return ApiError(413, str(exc))
     if isinstance(exc, voxloop_core.BodyError):

@@ -20,6 +20,7 @@ import voxloop_core
 
 from .control.db import REGISTRY_FILE, private_dir, private_file
 from .control.registry import Registry
+from .errors import ApiError, retry_after
 from .http.limits import RateLimiter
 from .http.metrics import Metrics
 from .http.shared_limits import SharedLimits
@@ -179,6 +180,11 @@ class Service:
     async def ready(self) -> dict[str, bool]:
         """Whether each open store accepts writes now."""
         return {name: await store.writable() for name, store in sorted(self.stores.items())}
+
+    def check_taking_writes(self) -> None:
+        """ApiError 503 while the gateway drains: clients send their writes elsewhere."""
+        if self.draining:
+            raise ApiError(503, "the gateway is shutting down; retry", retry_after(1))
 
     async def close(self) -> None:
         """Stop taking work and let every queued commit land."""

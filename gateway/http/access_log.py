@@ -52,7 +52,8 @@ def redacted_query(query: bytes) -> bytes:
 
 def redacted_path(path: str) -> str:
     """``path`` with a rating link's token left out and every key cut to its public id."""
-    path = _TOKEN_PATH.sub("/r/...", path)
+    if "/r/" in path:
+        path = _TOKEN_PATH.sub("/r/...", path)
     if "k_" not in path and "k%" not in path:
         return path
     return _KEY_IN_URL.sub(rb"\1...", path.encode()).decode()

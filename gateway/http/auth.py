@@ -7,7 +7,7 @@ import time
 from starlette.requests import Request
 
 from ..control.registry import Key, Project
-from ..errors import ApiError
+from ..errors import ApiError, retry_after
 from ..service import Service
 from .limits import client_address
 
@@ -31,13 +31,18 @@ def bearer_or_query_key(request: Request) -> tuple[str | None, bool]:
     return (query, True) if query else (None, False)
 
 
-def authenticate(request: Request, service: Service) -> tuple[Key, Project]:
-    """The key and project of ``request``; 401/403 per CONTRACT.md, 429 past the limits."""
-    address = client_address(
+def request_address(request: Request, service: Service) -> str:
+    """The client's address: the peer's, or ``X-Forwarded-For``'s behind a trusted proxy."""
+    return client_address(
         request.client.host if request.client else None,
         request.headers.get("x-forwarded-for"),
         service.settings.trusted_proxies,
     )
+
+
+def authenticate(request: Request, service: Service) -> tuple[Key, Project]:
+    """The key and project of ``request``; 401/403 per CONTRACT.md, 429 past the limits."""
+    address = request_address(request, service)
     raw, from_query = bearer_or_query_key(request)
     now = time.monotonic()
     kind = service.registry.kind_of(raw) if raw else None
@@ -72,11 +77,7 @@ def check_limit(service: Service, what: str, name: str, now: float) -> None:
         else:
             shared.count(what, name)
     if wait > 0:
-        raise ApiError(
-            429,
-            f"rate limited per {what}: retry after {wait:.1f} s",
-            {"Retry-After": str(max(1, int(wait + 0.999)))},
-        )
+        raise ApiError(429, f"rate limited per {what}: retry after {wait:.1f} s", retry_after(wait))
 
 
 def quiet_key(request: Request) -> tuple[str | None, bool]:

@@ -31,9 +31,8 @@ from voxloop.email import ExpiredToken, ForgedToken, Vote, token_project, verify
 from voxloop_core import DAY_MS, Policy, Record
 
 from ..errors import ApiError
-from ..http.auth import check_limit
+from ..http.auth import check_limit, request_address
 from ..http.body import media_type, read_body
-from ..http.limits import client_address
 from ..http.responses import error_response, json_response
 from ..ingest.pipeline import commit
 from ..pages.rating import PAGE_HEADERS, comment_page, pick_language, problem_page, vote_page
@@ -117,7 +116,7 @@ async def confirm_vote(request: Request) -> Response:
     service: Service = request.app.state.service
     language = _language(request)
     as_form = media_type(request) == FORM
-    check_limit(service, "address", _address(request, service), time.monotonic())
+    check_limit(service, "address", request_address(request, service), time.monotonic())
     vote, project_id = check_token(service, request.path_params["token"])
     confirmation = await _confirmation(request, as_form)
     commented = await _record(service, project_id, vote, confirmation, language)
@@ -146,14 +145,6 @@ class RatingLinkEndpoint(HTTPEndpoint):
     async def options(self, request: Request) -> Response:
         """What the link takes; no CORS: only the page itself, on this origin, posts."""
         return Response(status_code=204, headers={**PAGE_HEADERS, "Allow": ALLOW})
-
-
-def _address(request: Request, service: Service) -> str:
-    return client_address(
-        request.client.host if request.client else None,
-        request.headers.get("x-forwarded-for"),
-        service.settings.trusted_proxies,
-    )
 
 
 async def _confirmation(request: Request, as_form: bool) -> Confirmation:
@@ -212,8 +203,7 @@ async def _record(
     service: Service, project_id: str, vote: Vote, confirmation: Confirmation, language: str
 ) -> bool:
     """Store the vote (a repeat of one view is a duplicate); attach the comment; commented?"""
-    if service.draining:
-        raise ApiError(503, "the gateway is shutting down; retry", {"Retry-After": "1"})
+    service.check_taking_writes()
     record = _record_of(service, project_id, vote, confirmation, language)
     settings = service.settings
     rule = VoteRule(

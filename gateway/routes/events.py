@@ -39,8 +39,7 @@ class IngestAnswer(msgspec.Struct, kw_only=True):
 async def post_events(request: Request) -> Response:
     """Take a batch of events in; see CONTRACT.md, "Ingest". Refusals raise (``errors``)."""
     service: Service = request.app.state.service
-    if service.draining:
-        raise ApiError(503, "the gateway is shutting down; retry", {"Retry-After": "1"})
+    service.check_taking_writes()
     key, project = authenticate(request, service)
     answer = await _ingest(request, service, key, project)
     status = 202 if answer.accepted + answer.duplicates else 422
