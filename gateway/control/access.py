@@ -20,6 +20,8 @@ from typing import Final, Literal, get_args
 
 import msgspec
 
+from ..errors import ApiError
+
 Section = Literal["dashboard", "responses", "exports", "inbox", "alerts", "settings", "users"]
 Level = Literal["none", "view", "edit"]
 
@@ -77,8 +79,11 @@ class Grant(msgspec.Struct, frozen=True):
         return None
 
 
-class Denied(Exception):
-    """The asker may not do this; ``str()`` says what was missing, for a 403 or a 404."""
+class Denied(ApiError):
+    """The asker may not do this (403); the message says what was missing, never what is there."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(403, message)
 
 
 class Access(msgspec.Struct, frozen=True):

@@ -11,6 +11,14 @@ from ..errors import ApiError, retry_after
 from ..service import Service
 from .limits import client_address
 
+#: The cookie holding a person's session token (``HttpOnly``, ``SameSite=Lax``, ``Secure`` over
+#: HTTPS); the session itself is a row of the control plane, shared by every replica.
+SESSION_COOKIE = "voxloop_session"
+#: The form field, and the header (``X-CSRF-Token``) of a script's request, carrying the session's
+#: CSRF token on every state-changing request.
+CSRF_FIELD = "csrf"
+CSRF_HEADER = "x-csrf-token"
+
 #: Why a server key with an ``Origin`` header is refused: browsers send that header, and a key
 #: a browser holds is in a web page, where anyone can read it.
 SERVER_KEY_IN_BROWSER = (
