@@ -19,6 +19,7 @@ import asyncpg  # type: ignore[import-untyped]
 import voxloop_core
 
 from .control.db import REGISTRY_FILE, private_dir, private_file
+from .control.people import People
 from .control.registry import Registry
 from .errors import ApiError, retry_after
 from .http.limits import RateLimiter
@@ -52,6 +53,8 @@ class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.registry = Registry(settings.data_dir, settings.store)
+        #: The people who log in, their groups and sessions, in the registry's database.
+        self.people = People(self.registry.db)
         self.stores: dict[str, Store] = {}
         self.pool: Any = None  # asyncpg's pool, on PostgreSQL
         #: The rate limits the replicas share, on PostgreSQL.

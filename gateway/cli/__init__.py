@@ -1,9 +1,18 @@
-"""The ``voxloop-gateway`` command line: set up projects and keys, serve, read stats.
+"""The ``voxloop-gateway`` command line: set up projects, keys and people, serve, read stats.
 
-    voxloop-gateway init [--project demo] [--origin URL]...   a data dir, a project, two keys
+    voxloop-gateway init [--project demo] [--origin URL]... [--owner EMAIL]
+                                       a data dir, a project, two keys, the first owner
     voxloop-gateway projects create NAME [--channel C]... | list
-    voxloop-gateway keys create PROJECT --kind site|server [--channel C]... [--origin URL]...
+    voxloop-gateway keys create PROJECT --kind site|server|read [--channel C]... [--origin URL]...
+                                       [--form F]...
     voxloop-gateway keys list [PROJECT] | revoke KEY_ID
+    voxloop-gateway users create EMAIL --group NAME... | list | disable EMAIL
+                          | reset-password EMAIL
+    voxloop-gateway groups create NAME --project P [--channel C]... [--form F]...
+                                       [--level SECTION=LEVEL]...
+    voxloop-gateway groups list | grant NAME SECTION LEVEL | add-user NAME EMAIL
+                           | remove-user NAME EMAIL
+    voxloop-gateway groups scope NAME PROJECT [--channel C]... [--form F]... [--remove]
     voxloop-gateway email-secret create PROJECT | list [PROJECT] | revoke ID   rating-link secrets
     voxloop-gateway serve [--host H] [--port P] [--drain-seconds S] ...   every setting a flag
     voxloop-gateway demo                                      what `make run` does
@@ -16,8 +25,9 @@ Commands are click commands of the group :data:`base.cli`, a module per group of
 one is a function in one of these modules (or a new module imported here). Every error is one
 line on stderr and an exit status: 2 for what the command was given (a usage error, a bad
 setting or name, a port in use), 1 for what went wrong while it ran (a store that can't be
-read). Tables (``projects list``, ``keys list``, ``email-secret list``, ``stats``) are drawn
-with rich on a terminal and printed as aligned plain columns elsewhere.
+read). Tables (``projects list``, ``keys list``, ``email-secret list``, ``users list``,
+``groups list``, ``stats``) are drawn with rich on a terminal and printed as aligned plain
+columns elsewhere.
 """
 
 from __future__ import annotations
@@ -28,11 +38,12 @@ from collections.abc import Sequence
 import click
 
 from ..errors import ConfigError
-from . import email_secrets, keys, ops, projects, serve, stats
+from . import email_secrets, groups, keys, ops, projects, serve, stats, users
 from .base import PROG, cli, one_line, usage_line, without_secrets
 
 __all__ = ["cli", "main"]
-_COMMANDS = (email_secrets, keys, ops, projects, serve, stats)  # each adds its commands to cli
+# each adds its commands to cli
+_COMMANDS = (email_secrets, groups, keys, ops, projects, serve, stats, users)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -10,12 +10,21 @@ import click
 from .base import Choice, Key, KeyKind, cli, print_table, registry, settings
 
 
+def forms_of(key: Key) -> str:
+    """A key's forms as lists show them: ``*`` for all of them, ``-`` for a writing key."""
+    if key.kind != "read":
+        return "-"
+    return "*" if key.forms is None else ",".join(sorted(key.forms))
+
+
 def describe(key: Key) -> str:
     """A key in one line, by its public id: what ``create`` and ``revoke`` say of it."""
     state = "revoked" if key.revoked else "active"
     rules = f"channels={','.join(sorted(key.channels))}"
     if key.kind == "site":
         rules += f" origins={','.join(sorted(key.origins)) or '-'}"
+    if key.kind == "read":
+        rules += f" forms={forms_of(key)}"
     return f"{key.id}…  {key.project:<16} {key.kind:<6} {state:<7} {rules}"
 
 
@@ -23,27 +32,45 @@ def describe(key: Key) -> str:
 def keys() -> None:
     """Create, list or revoke keys. A site key (pk_...) is public: web pages and apps post
     with it, on its channels, from its origins. A server key (sk_...) is secret: it writes
-    every channel and reads stats, from servers only. Keys are stored as SHA-256 digests."""
+    every channel and reads stats, from servers only. A read key (rk_...) is secret too: BI
+    tools and scripts read responses, stats and exports with it, within its channels and
+    forms, and it never writes. Keys are stored as SHA-256 digests."""
 
 
 @keys.command(short_help="create a key and print it, once")
 @click.argument("project")
-@click.option("--kind", required=True, type=Choice(["site", "server"]), help="site or server")
-@click.option("--channel", multiple=True, help="a channel the site key writes (repeatable)")
+@click.option(
+    "--kind", required=True, type=Choice(["site", "server", "read"]), help="site, server or read"
+)
+@click.option(
+    "--channel",
+    multiple=True,
+    help="a channel the site key writes or the read key reads (repeatable)",
+)
 @click.option(
     "--origin",
     multiple=True,
     metavar="URL",
     help="an origin the site key allows, as https://shop.example.com[:port] (repeatable)",
 )
-def create(project: str, kind: str, channel: tuple[str, ...], origin: tuple[str, ...]) -> None:
+@click.option(
+    "--form", multiple=True, help="a form the read key reads (repeatable; default: all forms)"
+)
+def create(
+    project: str,
+    kind: str,
+    channel: tuple[str, ...],
+    origin: tuple[str, ...],
+    form: tuple[str, ...],
+) -> None:
     """Create a key of PROJECT and print it on stdout, once; its description goes to stderr.
 
     A site key writes the channels given (web when none is) from the origins given; a server
-    key takes no --channel or --origin.
+    key takes no --channel or --origin; a read key reads the channels given (all when none
+    is) and the forms given (all when none is), and takes no --origin.
     """
     with registry(settings(), needed=True) as found:
-        raw, key = found.create_key(project, cast(KeyKind, kind), channel, origin)
+        raw, key = found.create_key(project, cast(KeyKind, kind), channel, origin, form)
     print(raw)
     print(describe(key), file=sys.stderr)
 
@@ -54,8 +81,8 @@ def list_(project: str | None) -> None:
     """List the keys, of PROJECT or of every project, by their public ids (never the keys).
 
     On a terminal the table has a header; piped, each line is "ID…  PROJECT  KIND  STATE
-    CHANNELS  ORIGINS" (STATE: active or revoked; CHANNELS and ORIGINS comma-separated, "-"
-    for none), columns aligned.
+    CHANNELS  ORIGINS  FORMS" (STATE: active or revoked; CHANNELS, ORIGINS and a read key's
+    FORMS comma-separated, "-" for none, FORMS "*" for all), columns aligned.
     """
     with registry(settings(), needed=True) as found:
         if project:
@@ -68,10 +95,12 @@ def list_(project: str | None) -> None:
                 "revoked" if key.revoked else "active",
                 ",".join(sorted(key.channels)) or "-",
                 ",".join(sorted(key.origins)) or "-",
+                forms_of(key),
             )
             for key in found.keys(project)
         ]
-    print_table(["key", "project", "kind", "state", "channels", "origins"], rows, header=False)
+    columns = ["key", "project", "kind", "state", "channels", "origins", "forms"]
+    print_table(columns, rows, header=False)
 
 
 @keys.command(short_help="revoke a key, at once")

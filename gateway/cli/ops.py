@@ -1,4 +1,5 @@
-"""``core``, ``init`` and ``migrate``: what the gateway runs, its first project, its schema."""
+"""``core``, ``init`` and ``migrate``: what the gateway runs, its first project and owner, its
+schema."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 import voxloop_core
 
 from .. import migrate as schema
+from ..control.people import People, check_email
+from ..errors import ConfigError
 from ..routes.demo import DEMO_PROJECT
 from .base import cli, print_keys, registry, settings
+from .users import print_one_time
 
 
 def core_banner() -> str:
@@ -37,7 +41,7 @@ def core() -> None:
     print(core_banner(), file=sys.stderr)
 
 
-@cli.command(short_help="create a data dir, a project and its two keys")
+@cli.command(short_help="create a data dir, a project, its two keys and the first owner")
 @click.option("--project", default=DEMO_PROJECT, show_default=True, help="the project's name")
 @click.option(
     "--origin",
@@ -45,17 +49,54 @@ def core() -> None:
     metavar="URL",
     help="an origin the site key allows, as https://shop.example.com[:port] (repeatable)",
 )
-def init(project: str, origin: tuple[str, ...]) -> None:
-    """Create a data dir (or the registry on PostgreSQL), a project and its two keys.
+@click.option(
+    "--owner",
+    metavar="EMAIL",
+    default=None,
+    help="the first owner, made with a one-time password printed once (on a terminal, asked"
+    " for when not given)",
+)
+def init(project: str, origin: tuple[str, ...], owner: str | None) -> None:
+    """Create a data dir (or the registry on PostgreSQL), a project, its two keys, and the
+    first owner of the dashboard.
 
     Prints the site key (public: web pages and apps, channel web, from each --origin) and the
-    server key (secret: servers only). Keys are shown once and stored hashed.
+    server key (secret: servers only). Keys are shown once and stored hashed. With --owner, or
+    when the answer to the question asked on a terminal is not empty, it makes that user, in
+    the owner group, and prints their one-time password, once: they change it at first login.
     """
+    if owner is not None:
+        owner = check_email(owner)  # before anything is made
     with registry(settings(), needed=False) as found:
         found.create_project(project)
         site, _ = found.create_key(project, "site", ["web"], origin)
         server, _ = found.create_key(project, "server")
-    print_keys(project, site, server)
+        print_keys(project, site, server)
+        if owner is None and sys.stdin.isatty():
+            owner = ask_owner()
+        if owner is not None:
+            user, password = People(found.db).create_user(owner, ["owner"])
+            print_one_time(user, password)
+
+
+def ask_owner() -> str | None:
+    """The first owner's email, asked on the terminal until valid; None for an empty answer."""
+
+    def valid(answer: str) -> str | None:
+        if not answer.strip():
+            return None
+        try:
+            return check_email(answer)
+        except ConfigError as exc:
+            raise click.UsageError(str(exc)) from None  # click asks again
+
+    answer: str | None = click.prompt(
+        "the first owner's email, for the dashboard (empty: none for now)",
+        default="",
+        show_default=False,
+        value_proc=valid,
+    )
+    return answer
 
 
 @cli.command(short_help="bring the registry's and the stores' schema to this version")

@@ -5,7 +5,9 @@ The registry is the control plane's ``projects``, ``keys`` and ``email_secrets``
 replica shares (:mod:`.db`), written only by ``voxloop-gateway init | projects | keys |
 email-secret`` and read by the gateway. Keys are 32
 random bytes, so one SHA-256 of the key is a safe stored form (nothing to brute-force) and a
-cheap lookup.
+cheap lookup. Three kinds: a site key (``pk_``) writes from web pages and apps, a server key
+(``sk_``) writes and reads stats from servers, a read key (``rk_``) reads within its channels
+and forms (:meth:`Key.scope`) and never writes.
 
 A running gateway keeps the registry in memory and reloads it whenever the file has changed (one
 ``stat`` a request), so keys created or revoked with the CLI take effect at once, no restart; and
@@ -33,21 +35,25 @@ from sqlalchemy import Insert, Table, Update, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from voxloop_core import BUILTIN_CHANNELS, CHANNEL_PATTERN
+from voxloop_core import BUILTIN_CHANNELS, CHANNEL_PATTERN, FORM_PATTERN, MAX_FORM_CHARS
 
 from ..errors import ConfigError
 from . import schema
+from .access import Scope
 from .db import Database
 from .tables import email_secrets, keys, projects
 
-KeyKind = Literal["site", "server"]
+KeyKind = Literal["site", "server", "read"]
 RELOAD_SECONDS: Final = 5.0
 #: How often a gateway on PostgreSQL rereads the registry (it can't stat a file).
 PG_RELOAD_SECONDS: Final = 1.0
-_PREFIX: Final[dict[str, KeyKind]] = {"pk_": "site", "sk_": "server"}
-#: What a project or channel name is made of.
+_PREFIX: Final[dict[str, KeyKind]] = {"pk_": "site", "sk_": "server", "rk_": "read"}
+#: What each kind of key begins with: it says the kind before any lookup.
+PREFIXES: Final[dict[KeyKind, str]] = {kind: prefix for prefix, kind in _PREFIX.items()}
 #: Project and channel names: the core's channel rule (they name files, partitions, URL parts).
 NAME_RULE: Final = re.compile(CHANNEL_PATTERN)
+#: Form names, as the core takes them in events.
+FORM_RULE: Final = re.compile(FORM_PATTERN)
 #: The length of a key's public id (``pk_`` and 8 characters) and of an email secret's id.
 ID_LENGTH: Final = 11
 
@@ -76,7 +82,10 @@ class EmailSecret(msgspec.Struct, frozen=True):
 
 
 class Key(msgspec.Struct, frozen=True):
-    """What a key may do. ``id`` is the public part shown by ``keys list`` (never the key)."""
+    """What a key may do. ``id`` is the public part shown by ``keys list`` (never the key).
+
+    ``forms`` narrows a read key to some forms (None: all of them); other kinds have None.
+    """
 
     id: str
     project: str
@@ -84,6 +93,11 @@ class Key(msgspec.Struct, frozen=True):
     channels: frozenset[str]
     origins: frozenset[str]
     revoked: bool = False
+    forms: frozenset[str] | None = None
+
+    def scope(self) -> Scope:
+        """The part of its project the key reaches: its channels, and its forms if narrowed."""
+        return Scope(self.project, self.channels, self.forms)
 
 
 def shown(text: str) -> str:
@@ -108,6 +122,15 @@ def check_name(what: str, name: str) -> str:
             " starting with a letter or digit"
         )
     return name
+
+
+def check_form(form: str) -> str:
+    """Refuse a form name no event can carry (the core's form rule)."""
+    if not FORM_RULE.fullmatch(form):
+        raise ConfigError(
+            f"form {form!r} must be 1-{MAX_FORM_CHARS} characters of A-Z a-z 0-9 . _ -"
+        )
+    return form
 
 
 def check_origin(origin: str) -> str:
@@ -170,17 +193,24 @@ class Registry:
         kind: KeyKind,
         channels: Sequence[str] = (),
         origins: Sequence[str] = (),
+        forms: Sequence[str] = (),
     ) -> tuple[str, Key]:
         """Make a key; returns it (shown once, never stored) and what it may do.
 
         A site key names its channels (default: ``web``) and the origins allowed to use it.
         A server key may write every channel of its project and read stats; it takes neither.
+        A read key reads the channels given (default: all) and the forms given (default: all),
+        from servers and BI tools: it takes no origin.
         """
         project = self.project(project_id, reload=True)
         if kind == "server" and (channels or origins):
             raise ConfigError(
                 "a server key writes every channel from anywhere: no --channel/--origin"
             )
+        if kind == "read" and origins:
+            raise ConfigError("a read key is for servers and BI tools, not web pages: no --origin")
+        if kind != "read" and forms:
+            raise ConfigError("only a read key is narrowed to forms: --form needs --kind read")
         allowed = frozenset(channels or (["web"] if kind == "site" else project.channels))
         unknown = sorted(allowed - project.channels)
         if unknown:
@@ -189,9 +219,9 @@ class Registry:
                 f" its channels: {', '.join(sorted(project.channels))}"
             )
         allowed_origins = frozenset(check_origin(o) for o in origins)
-        prefix = "pk_" if kind == "site" else "sk_"
-        raw = prefix + secrets.token_urlsafe(32)
-        key = Key(raw[:ID_LENGTH], project_id, kind, allowed, allowed_origins)
+        allowed_forms = frozenset(check_form(f) for f in forms) or None
+        raw = PREFIXES[kind] + secrets.token_urlsafe(32)
+        key = Key(raw[:ID_LENGTH], project_id, kind, allowed, allowed_origins, forms=allowed_forms)
         self._write(
             insert(keys).values(
                 id=key.id,
@@ -200,13 +230,14 @@ class Registry:
                 kind=kind,
                 channels=json.dumps(sorted(allowed)),
                 origins=json.dumps(sorted(allowed_origins)),
+                forms=None if allowed_forms is None else json.dumps(sorted(allowed_forms)),
                 created_ms=_now_ms(),
             )
         )
         return raw, key
 
     def revoke_key(self, key_id: str) -> Key:
-        """Revoke the key whose public id (``pk_…``/``sk_…`` prefix shown by list) is given.
+        """Revoke the key whose public id (``pk_…``/``sk_…``/``rk_…`` shown by list) is given.
 
         The whole key does as well (a leaked key pasted as it was found); messages show only
         its id.
@@ -328,10 +359,8 @@ class Registry:
         return self._projects.get(project_id)
 
     def _check_schema(self) -> None:
-        # Once: a new SQLite file is made at the current version; any other database at another
-        # version is refused until `migrate` (or a newer gateway) deals with it.
         if not self._checked:
-            (schema.ensure if self.db.dialect == "sqlite" else schema.check)(self.db)
+            schema.prepare(self.db)
             self._checked = True
 
     def _change(self) -> object:
@@ -394,7 +423,7 @@ class Registry:
 
     @staticmethod
     def kind_of(key: str) -> KeyKind | None:
-        """``site`` or ``server`` from a key's prefix, None for anything else."""
+        """``site``, ``server`` or ``read`` from a key's prefix, None for anything else."""
         return _PREFIX.get(key[:3])
 
 
@@ -414,6 +443,7 @@ async def _read(conn: AsyncConnection) -> _Snapshot:
             keys.c.channels,
             keys.c.origins,
             keys.c.revoked_ms,
+            keys.c.forms,
         )
     )
     read_keys = {
@@ -424,8 +454,9 @@ async def _read(conn: AsyncConnection) -> _Snapshot:
             frozenset(json.loads(chans)),
             frozenset(json.loads(origins)),
             revoked is not None,
+            None if forms is None else frozenset(json.loads(forms)),
         )
-        for kid, digest, project, kind, chans, origins, revoked in found_keys
+        for kid, digest, project, kind, chans, origins, revoked, forms in found_keys
     }
     signing: dict[str, list[EmailSecret]] = {}
     found_secrets = await conn.execute(

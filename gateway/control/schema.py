@@ -99,6 +99,12 @@ def ensure(db: Database) -> None:
         compare("the registry", db.where, found, head())
 
 
+def prepare(db: Database) -> None:
+    """Before a first statement: :func:`ensure` on SQLite (a new file is made at the current
+    version), :func:`check` elsewhere (another version waits for ``migrate`` or an upgrade)."""
+    (ensure if db.dialect == "sqlite" else check)(db)
+
+
 def migrate(db: Database) -> tuple[int, int]:
     """Bring ``db`` to :func:`head` in one transaction; (version before, version after)."""
 

@@ -42,6 +42,13 @@ def test_the_commands_are_the_documented_ones() -> None:
         "email-secret create",
         "email-secret list",
         "email-secret revoke",
+        "groups",
+        "groups add-user",
+        "groups create",
+        "groups grant",
+        "groups list",
+        "groups remove-user",
+        "groups scope",
         "init",
         "keys",
         "keys create",
@@ -53,6 +60,11 @@ def test_the_commands_are_the_documented_ones() -> None:
         "projects list",
         "serve",
         "stats",
+        "users",
+        "users create",
+        "users disable",
+        "users list",
+        "users reset-password",
     ]
 
 
@@ -134,7 +146,7 @@ UNKNOWN: dict[str, tuple[list[str], str]] = {
     "bad-kind": (
         ["keys", "create", "shop", "--kind", "admin"],
         "voxloop-gateway keys create: argument --kind: invalid choice: 'admin'"
-        " (choose from 'site', 'server')",
+        " (choose from 'site', 'server', 'read')",
     ),
 }
 
@@ -178,7 +190,7 @@ def test_lists_piped_are_plain_aligned_columns(
     assert len(lines) == 3 and "\x1b" not in out and "─" not in out
     assert all(line == line.rstrip() for line in lines)
     rows = [line.split() for line in lines]
-    assert all(len(row) == 6 for row in rows), rows
+    assert all(len(row) == 7 for row in rows), rows
     assert sorted(row[1] for row in rows) == ["a-much-longer-name", "shop", "shop"]
     assert len({tuple(_starts(line)) for line in lines}) == 1, lines  # the columns align
 

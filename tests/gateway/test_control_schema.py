@@ -1,5 +1,6 @@
-"""The control plane's schema on both databases: Alembic's migrations from nothing and from a
-registry the gateway made before them, and the start-up check of the version.
+"""The control plane's schema on both databases: Alembic's migrations from nothing, from a
+registry the gateway made before them and from the revision before people and read keys, and
+the start-up check of the version.
 
 Real ``voxloop-gateway`` processes on real SQLite files and a real PostgreSQL.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import sqlite3
 import subprocess
 import sys
@@ -17,12 +19,16 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import httpx
 import pytest
+from alembic import command as alembic_command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from voxloop_gateway.control import schema
+from voxloop_gateway.control.access import BUILTIN_LEVELS
 from voxloop_gateway.control.db import Database
 from voxloop_gateway.control.registry import Registry, key_hash
 from voxloop_gateway.control.tables import metadata
@@ -131,6 +137,61 @@ def differences(db: Database) -> list[Any]:
     return db.run(run)
 
 
+def check_constraints(db: Database) -> dict[str, list[str]]:
+    """The names of the CHECK constraints of every table that has one, as the database has them."""
+
+    def read(conn: Connection) -> dict[str, list[str]]:
+        found = inspect(conn)
+        names = {
+            table: sorted(str(c["name"]) for c in found.get_check_constraints(table))
+            for table in metadata.tables
+        }
+        return {table: checks for table, checks in names.items() if checks}
+
+    async def run(conn: AsyncConnection) -> dict[str, list[str]]:
+        return await conn.run_sync(read)
+
+    return db.run(run)
+
+
+#: The CHECK constraints tables.py names, by its naming convention.
+CHECKS = {"keys": ["keys_kind_check"], "login_failures": ["login_failures_what_check"]}
+
+
+def builtin_groups(db: Database) -> dict[str, tuple[bool, dict[str, str]]]:
+    async def read(conn: AsyncConnection) -> dict[str, tuple[bool, dict[str, str]]]:
+        found = await conn.exec_driver_sql("SELECT name, builtin, levels FROM groups")
+        return {name: (bool(builtin), json.loads(levels)) for name, builtin, levels in found}
+
+    return db.run(read)
+
+
+def upgrade_to(db: Database, target: str) -> None:
+    """Run Alembic's migrations on ``db`` up (or down) to revision ``target``, as of then."""
+
+    def move(conn: Connection) -> None:
+        config = schema.alembic_config(conn)
+        current = MigrationContext.configure(conn).get_current_revision()
+        if current is not None and int(current) > int(target):
+            alembic_command.downgrade(config, target)
+        else:
+            alembic_command.upgrade(config, target)
+
+    async def run(conn: AsyncConnection) -> None:
+        await conn.run_sync(move)
+
+    db.run(run, write=True)
+
+
+def execute(db: Database, sql: str, *rows: dict[str, Any]) -> None:
+    """One statement of ``sql`` with ``:name`` parameters, for each of ``rows``."""
+
+    async def run(conn: AsyncConnection) -> None:
+        await conn.execute(text(sql), list(rows) if rows else None)
+
+    db.run(run, write=True)
+
+
 def revision(db: Database) -> str | None:
     def read(conn: Connection) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
@@ -192,10 +253,15 @@ def test_a_registry_made_before_alembic_is_refused_then_migrated_with_every_row_
         migrated = cli(data_dir, *on(where), "migrate")
         assert migrated.returncode == 0, migrated.stderr
         assert f"registry         1 -> {schema.head()}" in migrated.stdout
-        assert rows(db) == before
+        db.close()  # PostgreSQL's cached plans of SELECT * know the tables as they were
+        # Every row as it was; keys gained forms, NULL (every form) for the keys of before.
+        assert rows(db) == {**before, "keys": [(*row, None) for row in before["keys"]]}
         assert revision(db) == f"{schema.head():04d}"
         assert old_mark(db) == schema.HANDED_OVER  # a gateway of before refuses it now
-        assert differences(db) == (SQLITE_READS_OLD_DDL if where == "sqlite" else [])
+        # keys was rebuilt on SQLite (to change its CHECK), so its DDL is tables.py's now.
+        old_ddl = [d for d in SQLITE_READS_OLD_DDL if d[0] != "keys"]
+        assert differences(db) == (old_ddl if where == "sqlite" else [])
+        assert check_constraints(db) == CHECKS
         again = cli(data_dir, *on(where), "migrate")
         assert f"registry         at {schema.head()}, nothing to do" in again.stdout
     finally:
@@ -258,8 +324,87 @@ def test_a_new_database_is_made_at_the_head_revision(where: str, tmp_path: Path)
         assert revision(db) == f"{schema.head():04d}"
         assert old_mark(db) == schema.HANDED_OVER
         assert differences(db) == []
+        assert check_constraints(db) == CHECKS
+        assert builtin_groups(db) == {n: (True, dict(BUILTIN_LEVELS[n])) for n in BUILTIN_LEVELS}
     finally:
         db.close()
+
+
+def test_a_registry_at_revision_2_gains_people_and_read_keys_with_every_key_kept(
+    where: str, tmp_path: Path
+) -> None:
+    db = database(where, tmp_path)
+    try:
+        upgrade_to(db, "0002")
+        execute(
+            db,
+            "INSERT INTO projects VALUES (:id, :secret, :channels, 1)",
+            {"id": "shop", "secret": bytes(32), "channels": '["app", "web"]'},
+        )
+        execute(
+            db,
+            "INSERT INTO keys VALUES (:id, :hash, 'shop', :kind, :channels, '[]', 2, NULL)",
+            {"id": SERVER[:11], "hash": key_hash(SERVER), "kind": "server", "channels": "[]"},
+            {"id": SITE[:11], "hash": key_hash(SITE), "kind": "site", "channels": '["web"]'},
+        )
+        before = rows(db)
+
+        migrated = cli(tmp_path, *on(where), "migrate")
+        assert migrated.returncode == 0, migrated.stderr
+        assert f"registry         2 -> {schema.head()}" in migrated.stdout
+        db.close()  # PostgreSQL's cached plans of SELECT * know the tables as they were
+        assert rows(db) == {**before, "keys": [(*row, None) for row in before["keys"]]}
+        assert differences(db) == []
+        assert check_constraints(db) == CHECKS
+        assert builtin_groups(db) == {n: (True, dict(BUILTIN_LEVELS[n])) for n in BUILTIN_LEVELS}
+        bogus = {"id": "xk_bogus", "hash": b"x", "kind": "bogus"}
+        with pytest.raises(IntegrityError):  # the CHECK is still there, with read in it
+            execute(db, KEY_OF_KIND, bogus)
+        with pytest.raises(IntegrityError):  # and so is the unique hash
+            execute(db, KEY_OF_KIND, {"id": "rk_again", "hash": key_hash(SITE), "kind": "read"})
+    finally:
+        db.close()
+
+    registry = Registry(tmp_path, where)
+    try:
+        raw, _ = registry.create_key("shop", "read", ["app"], forms=["checkout"])
+        registry.load()  # on PostgreSQL a gateway's reload comes within a second; here at once
+        found = registry.authenticate(raw)
+        assert found is not None and found[0].kind == "read"
+        assert found[0].forms == frozenset({"checkout"})
+        server = registry.authenticate(SERVER)
+        assert server is not None and server[0].kind == "server" and server[0].forms is None
+    finally:
+        registry.close()
+
+
+#: A key of a given kind, every other column filled.
+KEY_OF_KIND = (
+    "INSERT INTO keys (id, hash, project, kind, channels, origins, created_ms)"
+    " VALUES (:id, :hash, 'shop', :kind, '[]', '[]', 3)"
+)
+
+
+def test_people_and_read_keys_migrate_down_to_revision_2_and_up_again(
+    where: str, tmp_path: Path
+) -> None:
+    registry = Registry(tmp_path, where)
+    db = database(where, tmp_path)
+    try:
+        if where != "sqlite":
+            assert cli(tmp_path, *on(where), "migrate").returncode == 0
+        registry.create_project("shop")
+        registry.create_key("shop", "server")
+        registry.create_key("shop", "read", forms=["checkout"])
+        upgrade_to(db, "0002")
+        assert revision(db) == "0002"
+        db.close()  # PostgreSQL's cached plans of SELECT * know the tables as they were
+        assert [row[3] for row in rows(db)["keys"]] == ["server"]  # 0002 knew no read key
+        upgrade_to(db, f"{schema.head():04d}")
+        assert differences(db) == [] and check_constraints(db) == CHECKS
+    finally:
+        db.close()
+        registry.close()
 
 
 def test_a_registry_newer_than_the_gateway_is_refused(where: str, tmp_path: Path) -> None:
