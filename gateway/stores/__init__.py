@@ -2,7 +2,8 @@
 
 Each channel has its own store. A store deduplicates on its primary key, commits writes in
 groups, and keeps hourly histograms that always equal a scan of its counted events. SQLite (one
-file per channel) is the embedded default.
+file per channel) is the embedded default. The read side pages through a channel's responses by
+a :class:`ResponseFilter` after a :class:`Position` (see ``reads``).
 """
 
 from __future__ import annotations
@@ -11,16 +12,21 @@ from ..ingest.votes import VoteRule
 from ._errors import StoreBusy, StoreError, StoreUnavailable
 from .base import Histograms, Store, WriteResult
 from .postgres import PostgresStore
+from .reads import Position, ResponseFilter, StoredResponse, merge
 from .sqlite import SqliteStore
 
 __all__ = [
     "Histograms",
+    "Position",
     "PostgresStore",
+    "ResponseFilter",
     "SqliteStore",
     "Store",
     "StoreBusy",
     "StoreError",
     "StoreUnavailable",
+    "StoredResponse",
     "VoteRule",
     "WriteResult",
+    "merge",
 ]

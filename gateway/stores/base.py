@@ -10,6 +10,11 @@ equal a scan of the counted events; the vote rules of ``ingest.votes`` (which vo
 of a ``vote_key`` counts, which email clicks are held, which comment a repeated click keeps)
 decide every vote group a commit touches: each store reads the group's votes in the commit's
 transaction, and :func:`settle_votes` says what to write.
+
+The read side (``reads``): a store pages through its channel's responses by a filter and a
+position (:meth:`Store.responses`), finds one by key, and reads a vote group's history; the
+SQL of each is written once in ``_queries``, and every row becomes a
+:class:`~.reads.StoredResponse` here.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from voxloop_core import HOUR_MS, METRIC_RANGES, Record
 
 from ..ingest.votes import Click, Held, StoredVote, VoteRule, settle
 from ._errors import StoreBusy, StoreUnavailable
+from ._queries import Dialect
+from .reads import Position, ResponseFilter, StoredResponse, includes_tie
 
 Histograms = dict[tuple[str, int], list[int]]
 """(form, hour start in epoch ms) -> counts per score of one metric; index i counts score low+i."""
@@ -59,7 +66,7 @@ VoteGroup = tuple[str, str, str]
 AggregateKey = tuple[str, str, str, int, int]
 #: The histograms a store reads: from the aggregates, from a scan of the counted events, or of
 #: the votes held as quarantined.
-HistogramKind = Literal["hourly", "scan", "quarantined"]
+HistogramKind = Literal["hourly", "daily", "scan", "quarantined"]
 
 
 class Body(msgspec.Struct, omit_defaults=True, gc=False):
@@ -82,6 +89,33 @@ class Body(msgspec.Struct, omit_defaults=True, gc=False):
 
 
 encode_body = msgspec.json.Encoder().encode
+_decode_body = msgspec.json.Decoder(Body).decode
+
+
+def stored_response(channel: str, row: Sequence[Any]) -> StoredResponse:
+    """A row of the read side's SELECTs (``_queries``) as a reader sees it."""
+    (key, id_, ts_ms, received_ms, form, metric, score, counted, held, body, respondent) = row[:11]
+    vote_key, revised = row[11:]
+    fields = _decode_body(body)
+    return StoredResponse(
+        channel=channel,
+        key=bytes(key),
+        id=id_,
+        ts_ms=ts_ms,
+        received_ms=received_ms,
+        form=form,
+        metric=metric,
+        score=score,
+        counted=bool(counted),
+        held=held,
+        comment=fields.comment,
+        locale=fields.locale,
+        tags=fields.tags,
+        meta=fields.meta,
+        respondent=respondent,
+        vote_key=vote_key,
+        revised=bool(revised),
+    )
 
 
 @dataclass(slots=True)
@@ -112,6 +146,8 @@ class Store(abc.ABC):
 
     channel: str
     max_pending: int
+    #: How this store's database is asked for responses; set by each store.
+    _dialect: Dialect
 
     def __init__(self, channel: str, max_pending: int) -> None:
         if max_pending < 1:
@@ -155,6 +191,73 @@ class Store(abc.ABC):
         """Let queued writes commit, then release everything; closing twice does nothing."""
 
     @abc.abstractmethod
+    async def _select(self, sql: tuple[str, list[object]]) -> Iterable[Sequence[Any]]:
+        """The rows of one read-side SELECT (``_queries``); StoreUnavailable if unreadable."""
+
+    async def responses(
+        self,
+        filter: ResponseFilter,
+        *,
+        after: Position | None,
+        limit: int,
+        oldest_first: bool = False,
+    ) -> list[StoredResponse]:
+        """One page of this channel's responses of ``filter.project`` that pass ``filter``.
+
+        Pages are keyset pages (see ``reads``): pass the last row's ``position`` as ``after``
+        to get the next one. Rows stored meanwhile never make a page repeat or skip a row that
+        was stored when the first page was read.
+
+        Args:
+            filter: the project and the conditions every row must pass.
+            after: the page starts strictly after this position; None for the first page.
+            limit: most rows returned.
+            oldest_first: ascending order instead of newest first.
+
+        Returns:
+            At most ``limit`` responses in ``(ts_ms, key, channel)`` order, newest first
+            unless ``oldest_first``.
+
+        Raises:
+            ValueError: ``limit`` is below 1.
+            StoreUnavailable: the store is not open, or the read failed.
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        tie = after is not None and includes_tie(self.channel, after, oldest_first=oldest_first)
+        rows = await self._page(filter, after, tie, limit, oldest_first)
+        return [stored_response(self.channel, row) for row in rows]
+
+    async def _page(
+        self,
+        filter: ResponseFilter,
+        after: Position | None,
+        tie: bool,
+        limit: int,
+        oldest_first: bool,
+    ) -> Iterable[Sequence[Any]]:
+        """The rows of one page (see :meth:`.Dialect.page`); a store may plan it first."""
+        return await self._select(self._dialect.page(filter, after, tie, limit, oldest_first))
+
+    async def response(self, project: str, key: bytes) -> StoredResponse | None:
+        """The response ``key`` of ``project`` in this channel, or None.
+
+        Raises:
+            StoreUnavailable: the store is not open, or the read failed.
+        """
+        rows = await self._select(self._dialect.one(project, key))
+        return next((stored_response(self.channel, row) for row in rows), None)
+
+    async def vote_history(self, project: str, form: str, vote_key: str) -> list[StoredResponse]:
+        """Every vote of one vote group, the held and replaced ones too, oldest first.
+
+        Raises:
+            StoreUnavailable: the store is not open, or the read failed.
+        """
+        rows = await self._select(self._dialect.votes(project, form, vote_key))
+        return [stored_response(self.channel, row) for row in rows]
+
+    @abc.abstractmethod
     async def _transact(self, group: list[Pending]) -> list[int]:
         """Commit ``group`` in one transaction; how many records each write stored."""
 
@@ -182,10 +285,13 @@ class Store(abc.ABC):
         forms: Sequence[str] | None = None,
         start_ms: int | None = None,
         end_ms: int | None = None,
+        by_day: bool = False,
     ) -> Histograms:
         """Hourly histograms of ``metric`` for ``project``, read from the aggregate rows.
 
         This is the fast path of the stats API: it reads one row per form, hour and score.
+        ``by_day``: the window's hours added up by UTC day in the database (keys are day
+        starts), for totals and series of a day or longer.
 
         Args:
             project: the project asked about.
@@ -201,7 +307,8 @@ class Store(abc.ABC):
             ValueError: ``metric`` is not one of the contract's metrics.
             StoreUnavailable: the store is not open, or the read failed.
         """
-        return await self._histograms("hourly", project, metric, forms, start_ms, end_ms)
+        kind: HistogramKind = "daily" if by_day else "hourly"
+        return await self._histograms(kind, project, metric, forms, start_ms, end_ms)
 
     async def scan(
         self,

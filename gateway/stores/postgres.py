@@ -30,6 +30,9 @@ transaction is tried again a few times. A write returns only after its COMMIT; a
 failed, or whose answer was lost with the connection, raises StoreUnavailable, and since retries
 are deduplicated by the unique key, sending the write again is always safe.
 
+Reads (``reads``) walk the index on ``(channel, project, ts_ms, key)`` of the channel's partition;
+comments are searched with ``ILIKE`` through a ``pg_trgm`` GIN index on ``body ->> 'comment'``.
+
 Durability is PostgreSQL's: with ``synchronous_commit`` on (its default) a committed write
 survives a crash of the database server.
 """
@@ -53,10 +56,11 @@ from typing import Any, Final
 import asyncpg  # type: ignore[import-untyped]
 
 import voxloop_core
-from voxloop_core import CHANNEL_PATTERN, METRIC_RANGES, Record
+from voxloop_core import CHANNEL_PATTERN, DAY_MS, METRIC_RANGES, Record
 
 from ..ingest.votes import Click, StoredVote
 from ._errors import StoreUnavailable
+from ._queries import PostgresDialect
 from .base import (
     DEFAULT_MAX_PENDING,
     AggregateKey,
@@ -71,7 +75,7 @@ from .base import (
 )
 
 #: The version of this component's tables that this gateway reads and writes.
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 #: This component's row in ``voxloop_schema``.
 COMPONENT: Final = "store"
 #: The advisory lock every voxloop migration holds while it runs, whatever its component.
@@ -98,6 +102,11 @@ def _hour(ts_column: str) -> str:
     """SQL for the start of the hour holding ``ts_column``, floored like Python's ``%``."""
     hour = voxloop_core.HOUR_MS
     return f"({ts_column} - (({ts_column} % {hour}) + {hour}) % {hour})"
+
+
+def _day(column: str) -> str:
+    """SQL for the start of the UTC day holding ``column``, floored like Python's ``%``."""
+    return f"({column} - (({column} % {DAY_MS}) + {DAY_MS}) % {DAY_MS})"
 
 
 _SCHEMA_TABLE: Final = """
@@ -159,6 +168,24 @@ WHERE body ? 'respondent';
 CREATE INDEX events_by_respondent ON events (channel, project, respondent)
     WHERE respondent IS NOT NULL;
 """,
+    # 2 -> 3: the read side: responses in time order, and a trigram index of the comments for
+    # ILIKE. pg_trgm may already be installed in another schema: its operator class is named
+    # with the schema it is in.
+    2: """
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+CREATE INDEX events_by_time ON events (channel, project, ts_ms, key);
+CREATE INDEX events_held_by_time ON events (channel, project, ts_ms, key) WHERE held IS NOT NULL;
+DO $$
+BEGIN
+    EXECUTE format(
+        'CREATE INDEX events_comment_trigrams ON events'
+        ' USING gin ((body ->> %L) %s.gin_trgm_ops)',
+        'comment',
+        (SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'pg_trgm')
+    );
+END
+$$;
+""",
 }
 
 _VERSION: Final = "SELECT version FROM voxloop_schema WHERE component = $1"
@@ -216,6 +243,11 @@ ON CONFLICT (channel, replica) DO UPDATE SET at_ms = excluded.at_ms"""
 _HOURLY: Final = """
 SELECT form, hour, score, count FROM {aggregates}
 WHERE channel = {channel} AND project = $1 AND metric = $2{filters}"""
+# The same rows added up by UTC day, in SQL: a year is 365 rows per form and score, not 8,760.
+_DAILY: Final = f"""
+SELECT form, {_day("hour")} AS day, score, sum(count)::bigint FROM {{aggregates}}
+WHERE channel = {{channel}} AND project = $1 AND metric = $2{{filters}}
+GROUP BY form, day, score"""
 _SCAN: Final = f"""
 SELECT form, hour, score, count(*) FROM (
     SELECT form, {_hour("ts_ms")} AS hour, score FROM {{events}}
@@ -246,6 +278,7 @@ class _Statements:
     add_counts: str
     remove_emptied: str
     hourly: str
+    daily: str
     scan: str
     quarantined: str
     attach_comment: str
@@ -266,6 +299,7 @@ class _Statements:
             sql(_ADD_COUNTS),
             sql(_REMOVE_EMPTIED),
             sql(_HOURLY),
+            sql(_DAILY),
             sql(_SCAN),
             sql(_QUARANTINED),
             sql(_ATTACH_COMMENT),
@@ -320,6 +354,7 @@ class PostgresStore(Store):
         self._events = _quote_identifier(partition_name("events", channel))
         self._aggregates = _quote_identifier(partition_name("aggregates", channel))
         self._sql = _Statements.of(self._events, self._aggregates, _quote_literal(channel))
+        self._dialect = PostgresDialect(self._events, _quote_literal(channel))
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.channel!r}, replica={self.replica!r})"
@@ -493,7 +528,6 @@ class PostgresStore(Store):
         start_ms: int | None,
         end_ms: int | None,
     ) -> Iterable[Sequence[Any]]:
-        self._check_open()
         select: str = getattr(self._sql, kind)
         filters: list[str] = []
         params: list[object] = [project, metric]
@@ -506,11 +540,17 @@ class PostgresStore(Store):
         if end_ms is not None:
             params.append(end_ms)
             filters.append(f" AND hour < ${len(params)}")
+        return await self._fetch(select.format(filters="".join(filters)), params)
+
+    async def _select(self, sql: tuple[str, list[object]]) -> Iterable[Sequence[Any]]:
+        return await self._fetch(*sql)
+
+    async def _fetch(self, sql: str, params: Sequence[object]) -> list[Sequence[Any]]:
+        """The rows of ``sql``, on a connection of the pool; StoreUnavailable if unreadable."""
+        self._check_open()
         try:
             async with self._connection() as conn:
-                rows: list[Sequence[Any]] = await conn.fetch(
-                    select.format(filters="".join(filters)), *params
-                )
+                rows: list[Sequence[Any]] = await conn.fetch(sql, *params)
         except _DATABASE_ERRORS as exc:
             raise StoreUnavailable(
                 f"the store of channel {self.channel!r} could not be read: {_describe(exc)}"

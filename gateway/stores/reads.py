@@ -25,9 +25,22 @@ HeldFilter = Literal["quarantined", "late", "any", "none"]
 class ResponseFilter(msgspec.Struct, frozen=True, kw_only=True):
     """What a reader asks for within one project. Every field given must hold (AND).
 
-    ``text`` is a case-insensitive substring of the comment, in any script; ``tags`` must all be
-    on the response; ``meta`` pairs compare the meta value's text (``true``, ``3``, ``pro``);
-    ``respondent`` is the pseudonym stored in the ``respondent`` column, never the client's id.
+    Attributes:
+        project: the project read; the only field always required.
+        forms, metrics: one of these (an empty tuple keeps nothing); None for any.
+        score_min, score_max: the score lies within them, both included.
+        has_comment: whether the response has a comment.
+        text: a substring of the comment in any script, case-insensitive (see
+            ``stores._search`` for the exact rule); it may span words.
+        tags: every one of them is on the response.
+        meta: ``(KEY, VALUE)`` pairs; the meta value's text equals VALUE: a string as
+            written, a number or a bool in JSON (``pro``, ``3``, ``1.5``, ``true``).
+        locale: a BCP 47 language range, case-insensitive: ``ar`` keeps ``ar`` and ``ar-EG``.
+        start_ms, end_ms: the response's ``ts`` is at or after ``start_ms`` and before
+            ``end_ms``, epoch ms.
+        held: ``quarantined`` or ``late`` for votes held so, ``any`` for both, ``none`` for
+            responses not held; None for all.
+        respondent: the pseudonym stored in the ``respondent`` column, never the client's id.
     """
 
     project: str
@@ -83,6 +96,18 @@ class StoredResponse(msgspec.Struct, kw_only=True):
     @property
     def position(self) -> Position:
         return Position(self.ts_ms, self.key, self.channel)
+
+
+def includes_tie(channel: str, after: Position, *, oldest_first: bool = False) -> bool:
+    """Whether the row of ``channel`` at ``after``'s ``(ts_ms, key)`` comes after ``after``.
+
+    A key is unique within a channel, not across channels: another channel may hold a row at
+    the same ``(ts_ms, key)``, and the channel decides which comes first. A store of ``channel``
+    asks for rows strictly after ``(ts_ms, key)``, or from it on when this is True.
+    """
+    if oldest_first:
+        return channel > after.channel
+    return channel < after.channel
 
 
 def merge(

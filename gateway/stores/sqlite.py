@@ -18,6 +18,13 @@ touches (one statement), the rules say which votes are held, which click takes a
 which vote counts, and the store writes the flags that change and moves the aggregates with
 them. Events without a ``vote_key`` never take that path.
 
+Reads (``reads``) go through connections of their own, so a page being read never holds up a
+commit, nor a commit a read (WAL lets readers and the writer work at once). Responses are
+walked by ``events_by_time`` (project, ts_ms, key); comments are searched through
+``comment_text``, an FTS5 table under the trigram tokenizer keyed by ``events.seq``, which
+triggers keep equal to the comments: on insert, when a comment is attached later
+(:meth:`SqliteStore.attach_comment`), and on delete.
+
 Durability: the file is in WAL mode. With ``synchronous=FULL`` (the default) SQLite fsyncs the
 WAL at every commit, so a committed write survives a power loss or an OS crash: a caller that got
 its :class:`WriteResult` can answer 202. With ``synchronous=NORMAL`` the WAL is fsynced only at
@@ -40,10 +47,12 @@ from typing import Final, Literal, TypeVar
 import aiosqlite
 
 import voxloop_core
-from voxloop_core import HOUR_MS, METRIC_RANGES, Record
+from voxloop_core import DAY_MS, HOUR_MS, METRIC_RANGES, Record
 
 from ..ingest.votes import Click, StoredVote
+from . import _search
 from ._errors import StoreUnavailable
+from ._queries import TEXT_FIRST, SqliteDialect
 from .base import (
     DEFAULT_MAX_PENDING,
     Body,
@@ -55,10 +64,13 @@ from .base import (
     encode_body,
     settle_votes,
 )
+from .reads import Position, ResponseFilter
 
 #: How long a statement waits for another process's lock before failing with "locked".
 DEFAULT_BUSY_TIMEOUT_MS: Final = 5_000
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
+#: Connections that read, besides the writer's: two pages (or a page and the stats) at once.
+READERS: Final = 2
 
 _T = TypeVar("_T")
 
@@ -67,6 +79,38 @@ def _hour(ts_column: str) -> str:
     """SQL for the start of the hour holding ``ts_column``, floored like Python's ``%``."""
     return f"({ts_column} - (({ts_column} % {HOUR_MS}) + {HOUR_MS}) % {HOUR_MS})"
 
+
+def _day(column: str) -> str:
+    """SQL for the start of the UTC day holding ``column``, floored like Python's ``%``."""
+    return f"({column} - (({column} % {DAY_MS}) + {DAY_MS}) % {DAY_MS})"
+
+
+# The read side (version 4): responses in time order, and the comments' trigram index with the
+# triggers that keep it. ``body ->> '$.comment'`` is the comment wherever it is read.
+_READ_SIDE: Final = """
+CREATE INDEX IF NOT EXISTS events_by_time ON events (project, ts_ms, key);
+CREATE INDEX IF NOT EXISTS events_held_by_time ON events (project, ts_ms, key)
+    WHERE held IS NOT NULL;
+CREATE VIRTUAL TABLE IF NOT EXISTS comment_text
+    USING fts5(comment, tokenize = 'trigram', columnsize = 0);
+CREATE TRIGGER IF NOT EXISTS comment_text_insert AFTER INSERT ON events
+    WHEN new.body ->> '$.comment' IS NOT NULL
+BEGIN
+    INSERT INTO comment_text (rowid, comment) VALUES (new.seq, new.body ->> '$.comment');
+END;
+CREATE TRIGGER IF NOT EXISTS comment_text_update AFTER UPDATE OF body ON events
+    WHEN (old.body ->> '$.comment') IS NOT (new.body ->> '$.comment')
+BEGIN
+    DELETE FROM comment_text WHERE rowid = old.seq;
+    INSERT INTO comment_text (rowid, comment)
+        SELECT new.seq, new.body ->> '$.comment' WHERE new.body ->> '$.comment' IS NOT NULL;
+END;
+CREATE TRIGGER IF NOT EXISTS comment_text_delete AFTER DELETE ON events
+    WHEN old.body ->> '$.comment' IS NOT NULL
+BEGIN
+    DELETE FROM comment_text WHERE rowid = old.seq;
+END;
+"""
 
 _SCHEMA: Final = f"""
 BEGIN IMMEDIATE;
@@ -106,6 +150,7 @@ CREATE TABLE IF NOT EXISTS heartbeat (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     at_ms INTEGER NOT NULL
 );
+{_READ_SIDE}
 PRAGMA user_version = {SCHEMA_VERSION};
 COMMIT;
 """
@@ -132,6 +177,16 @@ WHERE body ->> '$.respondent' IS NOT NULL;
 CREATE INDEX IF NOT EXISTS events_by_respondent
     ON events (project, respondent) WHERE respondent IS NOT NULL;
 PRAGMA user_version = 3;
+COMMIT;
+""",
+    # 4: the read side: the time-order index, and the comments' trigram index filled from the
+    # comments already stored.
+    3: f"""
+BEGIN IMMEDIATE;
+{_READ_SIDE}
+INSERT INTO comment_text (rowid, comment)
+    SELECT seq, body ->> '$.comment' FROM events WHERE body ->> '$.comment' IS NOT NULL;
+PRAGMA user_version = 4;
 COMMIT;
 """,
 }
@@ -180,6 +235,11 @@ _HOURLY: Final = """
 SELECT form, hour, score, count FROM aggregates
 WHERE project = ? AND metric = ?{filters}
 ORDER BY form, hour, score"""
+# The same rows added up by UTC day, in SQL: a year is 365 rows per form and score, not 8,760.
+_DAILY: Final = f"""
+SELECT form, {_day("hour")} AS day, score, sum(count) FROM aggregates
+WHERE project = ? AND metric = ?{{filters}}
+GROUP BY form, day, score"""
 _SCAN: Final = f"""
 SELECT form, hour, score, count(*) FROM (
     SELECT form, {_hour("ts_ms")} AS hour, score FROM events
@@ -214,6 +274,7 @@ class SqliteStore(Store):
     channel: str
     path: pathlib.Path
     max_pending: int
+    _dialect: SqliteDialect
 
     def __init__(
         self,
@@ -247,6 +308,9 @@ class SqliteStore(Store):
         self._synchronous = synchronous
         self._busy_timeout_ms = busy_timeout_ms
         self._db: aiosqlite.Connection | None = None
+        self._readers: list[aiosqlite.Connection] = []
+        self._next_reader = 0
+        self._dialect = SqliteDialect("events")
         # Serialises transactions on the one connection: a read or a heartbeat must never run
         # inside the writer's open transaction.
         self._lock = asyncio.Lock()
@@ -267,18 +331,21 @@ class SqliteStore(Store):
         if self._db is not None:
             return
         where = f"the store of channel {self.channel!r} at {self.path}"
-        db: aiosqlite.Connection | None = None
+        opened: list[aiosqlite.Connection] = []
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = await _connect(self.path)
-            await self._prepare(db, where)
+            opened.append(await _connect(self.path))
+            await self._prepare(opened[0], where)
+            for _ in range(READERS):
+                opened.append(await _connect(self.path))
+                await self._prepare_reader(opened[-1])
         except BaseException as exc:
-            if db is not None:
+            for db in opened:
                 await db.close()
             if isinstance(exc, sqlite3.Error | OSError):
                 raise StoreUnavailable(f"can't open {where}: {_describe(exc)}") from exc
             raise
-        self._db = db
+        self._db, *self._readers = opened
         self._start_writer()
 
     async def _prepare(self, db: aiosqlite.Connection, where: str) -> None:
@@ -295,6 +362,13 @@ class SqliteStore(Store):
         else:
             check_version(version, where)
         await db.executescript(_TEMP_SCHEMA)
+
+    async def _prepare_reader(self, db: aiosqlite.Connection) -> None:
+        await db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+        await db.execute("PRAGMA query_only = 1")
+        await db.execute("PRAGMA temp_store = MEMORY")
+        await db.create_function(_search.CONTAINS_FUNCTION, 2, _search.contains, deterministic=True)
+        await asyncio.to_thread(_search.prepare)
 
     async def _transact(self, group: list[Pending]) -> list[int]:
         """Run the group's transaction on the connection's thread; the records each write stored.
@@ -347,7 +421,12 @@ class SqliteStore(Store):
         start_ms: int | None,
         end_ms: int | None,
     ) -> Iterable[sqlite3.Row]:
-        select = {"hourly": _HOURLY, "scan": _SCAN, "quarantined": _QUARANTINED}[kind]
+        select = {
+            "hourly": _HOURLY,
+            "daily": _DAILY,
+            "scan": _SCAN,
+            "quarantined": _QUARANTINED,
+        }[kind]
         filters: list[str] = []
         params: list[object] = [project, metric]
         if forms is not None:
@@ -361,10 +440,34 @@ class SqliteStore(Store):
             params.append(end_ms)
         return await self._read(select.format(filters="".join(filters)), params)
 
+    async def _select(self, sql: tuple[str, list[object]]) -> Iterable[sqlite3.Row]:
+        return await self._read(*sql)
+
+    async def _page(
+        self,
+        filter: ResponseFilter,
+        after: Position | None,
+        tie: bool,
+        limit: int,
+        oldest_first: bool,
+    ) -> Iterable[sqlite3.Row]:
+        """A page searched by text starts from the comments holding it when they are few
+        (see ``SqliteDialect``): looking them up first costs less than a wrong plan."""
+        candidates = None
+        if filter.text is not None and "\x00" not in filter.text:
+            found = [seq for (seq,) in await self._read(*self._dialect.candidates(filter.text))]
+            candidates = found if len(found) < TEXT_FIRST else None
+        page = self._dialect.page(filter, after, tie, limit, oldest_first, candidates=candidates)
+        return await self._read(*page)
+
     async def _read(self, sql: str, params: Sequence[object]) -> Iterable[sqlite3.Row]:
+        """The rows of ``sql`` read on one of the reader connections, in turn."""
+        if not self._readers:
+            raise StoreUnavailable(f"the store of channel {self.channel!r} is not open")
+        reader = self._readers[self._next_reader % len(self._readers)]
+        self._next_reader += 1
         try:
-            async with self._lock:
-                return await self._connection().execute_fetchall(sql, params)
+            return await reader.execute_fetchall(sql, params)
         except sqlite3.Error as exc:
             raise StoreUnavailable(
                 f"the store of channel {self.channel!r} could not be read: {_describe(exc)}"
@@ -384,6 +487,9 @@ class SqliteStore(Store):
         await self._stop_writer()
         async with self._lock:
             db, self._db = self._db, None
+            readers, self._readers = self._readers, []
+            for each in readers:
+                await each.close()
             if db is not None:
                 await db.close()
 

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import voxloop_gateway.stores as stores
-from voxloop_core import METRIC_RANGES, Record
+from voxloop_core import DAY_MS, METRIC_RANGES, Record
 from voxloop_gateway.stores import (
     Histograms,
     Store,
@@ -52,7 +52,19 @@ Written = list[tuple[str, Record]]
 async def assert_aggregates_equal_scan(store: Store, projects: Sequence[str]) -> None:
     for project in projects:
         for metric in METRICS:
-            assert await store.hourly(project, metric) == await store.scan(project, metric)
+            hourly = await store.hourly(project, metric)
+            assert hourly == await store.scan(project, metric)
+            assert await store.hourly(project, metric, by_day=True) == by_day(hourly)
+
+
+def by_day(hourly: dict[tuple[str, int], list[int]]) -> dict[tuple[str, int], list[int]]:
+    """``hourly`` added up by UTC day, in Python: what the store's ``by_day`` read must give."""
+    days: dict[tuple[str, int], list[int]] = {}
+    for (form, hour), counts in hourly.items():
+        into = days.setdefault((form, hour - hour % DAY_MS), [0] * len(counts))
+        for i, n in enumerate(counts):
+            into[i] += n
+    return days
 
 
 async def counted_keys(session: Session, store: Store) -> set[tuple[str, bytes]]:
@@ -197,6 +209,23 @@ async def test_same_records_written_many_times_concurrently_are_stored_once(
     assert await store.hourly(PROJECT, "nps") == await store.scan(PROJECT, "nps")
     assert sum(map(sum, (await store.hourly(PROJECT, "nps")).values())) == 300
     assert store.pending == 0
+
+
+async def test_a_read_by_day_adds_up_only_the_windows_hours(store: Store) -> None:
+    # Events every 50 minutes over four days; a window from 7 o'clock of the second day to
+    # 5 o'clock of the fourth: its first and last days hold only the hours inside it.
+    day0 = NOW_MS - NOW_MS % DAY_MS - 4 * DAY_MS
+    records = make_records(
+        *(event(id=f"d{i:03d}", score=i % 11, ts=day0 + i * 50 * 60_000) for i in range(110))
+    )
+    await store.write(PROJECT, records)
+    start, end = day0 + DAY_MS + 7 * HOUR_MS, day0 + 3 * DAY_MS + 5 * HOUR_MS
+    hourly = await store.hourly(PROJECT, "nps", start_ms=start, end_ms=end)
+    daily = await store.hourly(PROJECT, "nps", start_ms=start, end_ms=end, by_day=True)
+    assert daily == by_day(hourly)
+    assert sorted(day for _, day in daily) == [day0 + DAY_MS, day0 + 2 * DAY_MS, day0 + 3 * DAY_MS]
+    inside = sum(1 for r in records if start <= r.ts_ms - r.ts_ms % HOUR_MS < end)
+    assert sum(map(sum, daily.values())) == inside > 0
 
 
 async def test_duplicates_are_recognised_after_close_and_reopen(session: Session) -> None:

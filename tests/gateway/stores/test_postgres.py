@@ -179,7 +179,9 @@ async def test_a_version_1_schema_migrates_the_respondent_into_its_own_column(
             kept.pop("respondent", None)
             assert json.loads(body) == kept and "respondent" not in body
 
-        # A scan by respondent uses the channel partition's index.
+        # A scan by respondent uses the channel partition's index (with the table's statistics:
+        # without them, later versions' indexes on (channel, project, ...) look as good).
+        await admin.execute("ANALYZE events")
         async with admin.transaction():
             await admin.execute("SET LOCAL enable_seqscan = off")
             plan = "\n".join(

@@ -176,10 +176,11 @@ async def test_a_version_2_file_migrates_the_respondent_into_its_own_column(
     columns = "seq, project, key, id, ts_ms, form, metric, score, vote_key, counted, held"
     events = query_file(store_path, f"SELECT {columns} FROM events ORDER BY seq")
     bodies = query_file(store_path, "SELECT body FROM events ORDER BY seq")
-    with pytest.raises(StoreUnavailable, match="version 2, this gateway needs 3: run `voxloop"):
+    needs = f"version 2, this gateway needs {stores.sqlite.SCHEMA_VERSION}: run `voxloop"
+    with pytest.raises(StoreUnavailable, match=needs):
         await SqliteStore(store_path, "web").open()
 
-    assert stores.sqlite.migrate_file(store_path) == (2, 3)
+    assert stores.sqlite.migrate_file(store_path) == (2, stores.sqlite.SCHEMA_VERSION)
 
     assert query_file(store_path, f"SELECT {columns} FROM events ORDER BY seq") == events
     assert query_file(store_path, "SELECT * FROM aggregates ORDER BY 1, 2, 3, 4, 5") == (
@@ -223,7 +224,8 @@ async def test_a_version_2_file_migrates_the_respondent_into_its_own_column(
         assert await upgraded.hourly(PROJECT, "nps") == await upgraded.scan(PROJECT, "nps")
     finally:
         await upgraded.close()
-    assert stores.sqlite.migrate_file(store_path) == (3, 3)
+    current = stores.sqlite.SCHEMA_VERSION
+    assert stores.sqlite.migrate_file(store_path) == (current, current)
 
 
 async def test_a_file_of_a_newer_version_is_refused(store_path: pathlib.Path) -> None:
