@@ -9,19 +9,33 @@ LOCK := requirements/lock.txt
 
 .PHONY: run test wheel-test wheels lock bench loadtest cluster-test lint clean
 
+# The Node packages, from the npm registry at package-lock.json's versions, into node_modules/
+# when missing or older than the lock: uPlot, whose built files the dashboard serves, and
+# axe-core, which the browser tests run on every page.
+NODE_PACKAGES := node_modules/.package-lock.json
+$(NODE_PACKAGES): package-lock.json
+	@test -f node_modules/axe-core/axe.min.js && test -f node_modules/uplot/dist/uPlot.min.css && \
+		test $@ -nt package-lock.json || \
+		{ echo "installing uPlot and axe-core from package-lock.json"; npm ci --no-audit --no-fund; }
+	@touch $@
+
+# The dashboard's charts: uPlot's built script and stylesheet, copied into the gateway's static
+# files (ignored by git; the wheel ships them, and setup.py refuses to build a wheel without).
+VENDOR := gateway/static/vendor
+VENDORED := $(VENDOR)/uPlot.iife.min.js $(VENDOR)/uPlot.min.css
+$(VENDORED): $(NODE_PACKAGES)
+	@mkdir -p $(VENDOR)
+	cp node_modules/uplot/dist/$(@F) $@
+
 # The browser tests drive Debian's chromium, installed here if missing (Playwright's own browser
-# download is not used), and check every page with axe-core, installed by npm from
-# package-lock.json into node_modules/ when missing or older than the lock. Every package at the
-# lock's version; the core is compiled by the lock's setuptools and Cython (no build isolation,
-# which would fetch the newest ones).
-$(STAMP): pyproject.toml setup.py sdk/pyproject.toml core/_pipeline_c.pyx $(LOCK) package-lock.json
+# download is not used). Every package at the lock's version; the core is compiled by the lock's
+# setuptools and Cython (no build isolation, which would fetch the newest ones). The Node
+# packages and the vendored files come first (order only: a fresh copy reinstalls nothing).
+$(STAMP): pyproject.toml setup.py sdk/pyproject.toml core/_pipeline_c.pyx $(LOCK) | $(VENDORED)
 	@command -v chromium >/dev/null || ! command -v apt-get >/dev/null || \
 		{ echo "installing chromium for the browser tests"; \
 		  apt-get install -y -qq chromium >/dev/null 2>&1 || \
 		  { apt-get update -qq && apt-get install -y -qq chromium; }; }
-	@test -f node_modules/axe-core/axe.min.js && \
-		test node_modules/.package-lock.json -nt package-lock.json || \
-		{ echo "installing axe-core for the browser tests"; npm ci --no-audit --no-fund; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --constraint $(LOCK) pip setuptools Cython wheel
 	$(BIN)/python -m pip install --quiet --no-build-isolation --constraint $(LOCK) \

@@ -21,6 +21,7 @@ from ._histograms import (
     rollup,
     score,
 )
+from ._keys import KeyMaker, key_maker
 from ._models import (
     BUILTIN_CHANNELS,
     CHANNEL_PATTERN,
@@ -67,6 +68,7 @@ __all__ = [
     "FORM_PATTERN",
     "HOUR_MS",
     "IMPLEMENTATION",
+    "KeyMaker",
     "INTERVALS",
     "LOCALE_PATTERN",
     "MAX_COMMENT_CHARS",
@@ -94,6 +96,7 @@ __all__ = [
     "decode_batch",
     "empty_histogram",
     "histogram_size",
+    "key_maker",
     "merge",
     "rollup",
     "score",

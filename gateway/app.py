@@ -28,12 +28,18 @@ from .errors import GatewayError, as_api_error
 from .http.access_log import KeepSecretsOutOfLogs
 from .http.cors import cors_headers
 from .http.responses import error_response
+from .pages import dashboard as dashboard_pages
+from .pages import login as login_pages
+from .pages.app_layout import refusal as app_refusal
 from .routes.demo import Demo, demo_page
 from .routes.email_links import RatingLinkEndpoint
 from .routes.email_links import refusal as rating_refusal
 from .routes.events import events_preflight, post_events
+from .routes.exports import export_csv, export_ndjson
 from .routes.openapi import build_openapi
 from .routes.ops import healthz, metrics, openapi, readyz
+from .routes.respondents import RESPONDENTS_PATH, respondent_responses
+from .routes.responses import get_response, list_responses
 from .routes.stats import get_stats
 from .service import Service
 from .settings import Settings
@@ -55,6 +61,8 @@ async def refused(request: Request, exc: Exception) -> Response:
     service.metrics.request(route, answer.status)
     if route == "rating":
         return rating_refusal(request, answer)
+    if route.startswith("app."):
+        return app_refusal(request, answer)
     headers = cors_headers(request, service) if route == "events" else {}
     return error_response(answer, headers)
 
@@ -76,6 +84,18 @@ def create_app(settings: Settings | None = None, demo: Demo | None = None) -> St
             Route("/v1/events", post_events, methods=["POST"], name="events"),
             Route("/v1/events", events_preflight, methods=["OPTIONS"]),
             Route("/v1/stats", get_stats, methods=["GET"], name="stats"),
+            Route("/v1/responses", list_responses, methods=["GET"], name="responses"),
+            Route("/v1/responses/{ref}", get_response, methods=["GET"], name="response"),
+            Route(
+                RESPONDENTS_PATH,
+                respondent_responses,
+                methods=["GET"],
+                name="respondents",
+            ),
+            Route("/v1/exports/responses.csv", export_csv, methods=["GET"], name="exports"),
+            Route("/v1/exports/responses.ndjson", export_ndjson, methods=["GET"], name="exports"),
+            *login_pages.routes(),
+            *dashboard_pages.routes(),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),

@@ -13,6 +13,7 @@
     voxloop-gateway groups list | grant NAME SECTION LEVEL | add-user NAME EMAIL
                            | remove-user NAME EMAIL
     voxloop-gateway groups scope NAME PROJECT [--channel C]... [--form F]... [--remove]
+    voxloop-gateway export PROJECT --format csv|ndjson [filters] [-o FILE]   responses, streamed
     voxloop-gateway email-secret create PROJECT | list [PROJECT] | revoke ID   rating-link secrets
     voxloop-gateway serve [--host H] [--port P] [--drain-seconds S] ...   every setting a flag
     voxloop-gateway demo                                      what `make run` does
@@ -38,12 +39,12 @@ from collections.abc import Sequence
 import click
 
 from ..errors import ConfigError
-from . import email_secrets, groups, keys, ops, projects, serve, stats, users
+from . import email_secrets, export, groups, keys, ops, projects, serve, stats, users
 from .base import PROG, cli, one_line, usage_line, without_secrets
 
 __all__ = ["cli", "main"]
 # each adds its commands to cli
-_COMMANDS = (email_secrets, groups, keys, ops, projects, serve, stats, users)
+_COMMANDS = (email_secrets, export, groups, keys, ops, projects, serve, stats, users)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -22,8 +22,9 @@ import uvicorn
 
 from .. import migrate
 from ..app import create_app
+from ..control.people import People
 from ..errors import ConfigError
-from ..routes.demo import DEMO_PROJECT, Demo
+from ..routes.demo import DEMO_OWNER, DEMO_PROJECT, SAMPLE_PROJECT, Demo, seed_sample
 from ..service import Service
 from ..settings import Settings
 from ..stores import StoreUnavailable
@@ -71,6 +72,10 @@ def demo(**flags: str | None) -> None:
     prints them, with curl lines that post a rating and read the score, then serves as `serve`
     does, with /demo (every widget and a sample email). Its own SQLite files are migrated
     without asking.
+
+    The dashboard at /app/ opens on the sample project: two months of feedback stored the first
+    time. The demo owner (owner@demo.example) gets a new one-time password at each start,
+    printed here, to be changed at the first login.
     """
     _start("demo", flags)
 
@@ -99,7 +104,10 @@ def _serve(
         raise no_registry(registry)
     asyncio.run(_try_open(settings))
     print(core_banner(), file=sys.stderr)
-    demo = _demo(registry, settings) if command == "demo" else None
+    demo = None
+    if command == "demo":
+        _sample(registry, settings)
+        demo = _demo(registry, settings)
     app = create_app(settings, demo)
     config = uvicorn.Config(
         app,
@@ -196,8 +204,40 @@ def _demo(registry: Registry, settings: Settings) -> Demo:
     print(
         f"  curl -s '{base}/v1/stats?metric=nps&interval=day' -H 'Authorization: Bearer {server}'"
     )
+    _owner(registry, base)
     print(f"more: {base}/openapi.json  {base}/metrics  {base}/readyz\n", flush=True)
     return Demo(site, secret.secret)
+
+
+def _sample(registry: Registry, settings: Settings) -> None:
+    """Make the sample project and store its feedback, the first time only."""
+    registry.load()
+    if SAMPLE_PROJECT in {p.id for p in registry.projects()}:
+        return
+    registry.create_project(SAMPLE_PROJECT)
+    stored = asyncio.run(_seed(settings))
+    print(f"created the sample project, with {stored} answers of the last two months")
+
+
+async def _seed(settings: Settings) -> int:
+    service = Service(settings)
+    try:
+        await service.connect()
+        return await seed_sample(service, int(time.time() * 1000))
+    finally:
+        await service.close()
+
+
+def _owner(registry: Registry, base: str) -> None:
+    """Give the demo owner a fresh one-time password (making them the first time); print it."""
+    people = People(registry.db)
+    if DEMO_OWNER in {user.email for user in people.users()}:
+        password = people.reset_password(DEMO_OWNER)
+    else:
+        _, password = people.create_user(DEMO_OWNER, ["owner"])
+    print(f"\nthe dashboard, on the sample project's feedback: {base}/app/")
+    print(f"  log in as {DEMO_OWNER} with the one-time password {password}")
+    print("  (shown once; you choose your own password at the first login)")
 
 
 async def _try_open(settings: Settings) -> None:

@@ -96,7 +96,7 @@ def _stats(
     end_text: str | None,
     interval: str | None,
 ) -> None:
-    from ..routes.stats import StatsQuery, compute
+    from ..reading.stats import StatsQuery, compute
 
     start = _instant(start_text, "--from")
     end = _instant(end_text, "--to")

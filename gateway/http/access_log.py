@@ -12,6 +12,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 _KEY_IN_URL: Final = re.compile(rb"([a-z]k(?:_|%5[fF])[A-Za-z0-9_-]{8})[A-Za-z0-9_%-]+")
 #: A rating link's path, however many slashes lead to it: the token names its recipient.
 _TOKEN_PATH: Final = re.compile(r"/r/.*", re.DOTALL)
+#: A respondent's id as the client knows it: personal data, never logged.
+_RESPONDENT_PATH: Final = re.compile(r"(/v1/respondents/).*(/responses)", re.DOTALL)
 
 
 class KeepSecretsOutOfLogs:
@@ -54,6 +56,8 @@ def redacted_path(path: str) -> str:
     """``path`` with a rating link's token left out and every key cut to its public id."""
     if "/r/" in path:
         path = _TOKEN_PATH.sub("/r/...", path)
+    if "/v1/respondents/" in path:
+        path = _RESPONDENT_PATH.sub(r"\1...\2", path)
     if "k_" not in path and "k%" not in path:
         return path
     return _KEY_IN_URL.sub(rb"\1...", path.encode()).decode()

@@ -1,12 +1,23 @@
-"""Who is asking: the key (header, or ``?key=`` for site keys), its origin rules, its limits."""
+"""Who is asking: the key (header, or ``?key=`` for site keys), its origin rules, its limits.
+
+Two principals, one for each side of the API. A writer (:func:`authenticate`) is a site or a
+server key. A reader (:func:`reader`) is a server key (all of its project), a read key (its
+channels and forms) or a person's session (their groups' grants), and what it may see is an
+:class:`~..control.access.Access` that every read cuts its query with.
+"""
 
 from __future__ import annotations
 
 import time
+from typing import Final
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 
-from ..control.registry import Key, Project
+from ..control.access import SECTION_TITLES, Access, Denied, Scope, Section, read_key_access
+from ..control.registry import NAME_RULE, Key, Project
+from ..control.tables import projects
 from ..errors import ApiError, retry_after
 from ..service import Service
 from .limits import client_address
@@ -25,6 +36,19 @@ SERVER_KEY_IN_BROWSER = (
     "a server key must never be used from a browser: this request carries an Origin header;"
     " use a site key (pk_...) in web pages"
 )
+#: Why a read key is refused on a write.
+READ_KEY_WRITES: Final = "a read key (rk_…) only reads; use a site or server key to write"
+#: Why a read key with an ``Origin`` header is refused: like a server key, it is a secret.
+READ_KEY_IN_BROWSER: Final = (
+    "a read key must never be used from a browser: this request carries an Origin header;"
+    " log in to the dashboard instead"
+)
+#: Why a site key is refused on a read: it is public, in every web page that sends events.
+SITE_KEY_READS: Final = (
+    "a site key (pk_…) only writes events; read with a server key (sk_…) or a read key (rk_…)"
+)
+#: The keys that are secrets, and so are never taken from a URL.
+SECRET_KINDS: Final = frozenset({"server", "read"})
 
 
 def bearer_or_query_key(request: Request) -> tuple[str | None, bool]:
@@ -49,7 +73,8 @@ def request_address(request: Request, service: Service) -> str:
 
 
 def authenticate(request: Request, service: Service) -> tuple[Key, Project]:
-    """The key and project of ``request``; 401/403 per CONTRACT.md, 429 past the limits."""
+    """The writer of ``request``: its key and project; 401/403 per CONTRACT.md, 429 past the
+    limits. A read key is refused (403): it never writes."""
     address = request_address(request, service)
     raw, from_query = bearer_or_query_key(request)
     now = time.monotonic()
@@ -58,8 +83,8 @@ def authenticate(request: Request, service: Service) -> tuple[Key, Project]:
         check_limit(service, "address", address, now)
     if raw is None:
         raise ApiError(401, "missing key: send `Authorization: Bearer <key>`")
-    if from_query and kind == "server":
-        raise ApiError(401, "a server key must never be sent in the URL; use the header")
+    if from_query and kind in SECRET_KINDS:
+        raise ApiError(401, f"a {kind} key must never be sent in the URL; use the header")
     origin = request.headers.get("origin")
     if kind == "server" and origin is not None:
         raise ApiError(403, SERVER_KEY_IN_BROWSER)
@@ -68,10 +93,114 @@ def authenticate(request: Request, service: Service) -> tuple[Key, Project]:
         raise ApiError(401, "unknown or revoked key")
     key, project = found
     check_limit(service, "key", key.id, now)
+    if key.kind == "read":
+        raise ApiError(403, READ_KEY_WRITES)
     if key.kind == "site" and origin is not None and origin.lower() not in key.origins:
         allowed = ", ".join(sorted(key.origins)) or "none"
         raise ApiError(403, f"origin {origin} is not allowed for this site key; allowed: {allowed}")
     return key, project
+
+
+async def reader(request: Request, service: Service, section: Section) -> tuple[Access, Project]:
+    """The reader of ``request``: what it may see, and the project it reads ``section`` of.
+
+    ``Authorization: Bearer sk_…`` reads everything of the server key's project; ``Bearer rk_…``
+    the read key's channels and forms; without the header, the session cookie
+    (:data:`SESSION_COOKIE`) reads what the person's groups grant, in the project named by
+    ``?project=`` (needed when they see more than one). Keys are never taken from the URL here.
+
+    Raises:
+        ApiError: 401 without credentials, with an unknown or revoked key, or an expired
+            session; 403 for a site key, a secret key sent from a browser, or a project the
+            key doesn't belong to; 400 for a ``project`` missing or malformed; 404 for a
+            project that doesn't exist (only to whom may see every project); 429 past the
+            limits (per key or person, and per address for all but server and read keys).
+        Denied: 403 when ``section`` of the project is not granted.
+    """
+    address = request_address(request, service)
+    now = time.monotonic()
+    if "key" in request.query_params:
+        check_limit(service, "address", address, now)
+        raise ApiError(401, "a key is never sent in the URL to read; use the Authorization header")
+    if "authorization" in request.headers:
+        access, project = _key_reader(request, service, address, now)
+        wanted = _project_param(request)
+        if wanted is not None and wanted != project.id:
+            raise Denied(f"this key reads project {project.id!r} only")
+    else:
+        check_limit(service, "address", address, now)
+        access, project = await _session_reader(request, service, section, now)
+    access.require(section, "view", project.id)
+    return access, project
+
+
+def _project_param(request: Request) -> str | None:
+    asked = request.query_params.getlist("project")
+    if len(asked) > 1 or (asked and not NAME_RULE.fullmatch(asked[0])):
+        raise ApiError(400, "project must be given once, as a project's name")
+    return asked[0] if asked else None
+
+
+def _key_reader(
+    request: Request, service: Service, address: str, now: float
+) -> tuple[Access, Project]:
+    """A server or read key's reader; the header is there."""
+    raw, _ = bearer_or_query_key(request)
+    kind = service.registry.kind_of(raw or "")
+    if kind not in SECRET_KINDS:  # a visitor's key, or a stranger's: limited by address first
+        check_limit(service, "address", address, now)
+    if kind in SECRET_KINDS and request.headers.get("origin") is not None:
+        raise ApiError(403, SERVER_KEY_IN_BROWSER if kind == "server" else READ_KEY_IN_BROWSER)
+    found = service.registry.authenticate(raw or "")
+    if found is None:
+        raise ApiError(401, "unknown or revoked key")
+    key, project = found
+    check_limit(service, "key", key.id, now)
+    if key.kind == "site":
+        raise ApiError(403, SITE_KEY_READS)
+    # A server key reads all of its project, as a read key of the whole project would.
+    scope = key.scope() if key.kind == "read" else Scope(project.id)
+    return read_key_access(key.id, scope), project
+
+
+async def _session_reader(
+    request: Request, service: Service, section: Section, now: float
+) -> tuple[Access, Project]:
+    """A person's reader, from their session cookie; the project asked, or their only one."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise ApiError(
+            401,
+            "missing credentials: send `Authorization: Bearer <server or read key>`,"
+            " or log in at /app/login",
+        )
+    session = await service.people.session(token)
+    if session is None:
+        raise ApiError(401, "the session has expired or was closed: log in again at /app/login")
+    access = session.access
+    check_limit(service, "key", access.who, now)
+    wanted = _project_param(request)
+    if wanted is None:
+        seen = access.projects(await project_ids(service), section)
+        if not seen:
+            raise Denied(f"{SECTION_TITLES[section]} needs view access")
+        if len(seen) != 1:
+            raise ApiError(400, f"project is required: you can see {', '.join(seen)}")
+        wanted = seen[0]
+    access.require(section, "view", wanted)  # before the lookup: says nothing of what exists
+    project = service.registry.project_of(wanted)
+    if project is None:
+        raise ApiError(404, f"no project {wanted!r}")
+    return access, project
+
+
+async def project_ids(service: Service) -> list[str]:
+    """Every project's name, read without blocking the gateway's loop."""
+
+    async def read(conn: AsyncConnection) -> list[str]:
+        return list((await conn.execute(select(projects.c.id))).scalars())
+
+    return await service.registry.db.arun(read)
 
 
 def check_limit(service: Service, what: str, name: str, now: float) -> None:

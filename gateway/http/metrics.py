@@ -25,7 +25,9 @@ __all__ = ["CONTENT_TYPE_LATEST", "OTHER", "Metrics"]
 
 #: The label value of whatever is outside a label's known set.
 OTHER: Final = "_other"
-ROUTES: Final = frozenset({"events", "stats", "rating"})
+ROUTES: Final = frozenset(
+    {"events", "stats", "rating", "responses", "response", "respondents", "exports"}
+)
 OUTCOMES: Final = frozenset({"accepted", "duplicate", "rejected"})
 
 

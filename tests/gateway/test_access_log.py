@@ -47,9 +47,11 @@ def test_a_key_anywhere_in_the_query_is_cut_to_its_public_id(query: str) -> None
         ("//r/v1.payload.mac", "//r/..."),
         ("/x/r/v1.payload.mac", "/x/r/..."),
         ("/v1/events", "/v1/events"),
+        ("/v1/respondents/ana@example.com/responses", "/v1/respondents/.../responses"),
+        ("/v1/respondents/a/b%0Ac/responses", "/v1/respondents/.../responses"),
     ],
 )
-def test_a_key_or_a_token_in_the_path_is_left_out(path: str, shown: str) -> None:
+def test_a_key_a_token_or_a_respondent_in_the_path_is_left_out(path: str, shown: str) -> None:
     assert redacted_path(path) == shown
 
 

@@ -42,6 +42,7 @@ def test_the_commands_are_the_documented_ones() -> None:
         "email-secret create",
         "email-secret list",
         "email-secret revoke",
+        "export",
         "groups",
         "groups add-user",
         "groups create",

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import voxloop_core
 from voxloop_core import DAY_MS
-from voxloop_gateway.routes.stats import _bucket
+from voxloop_gateway.reading.stats import bucket as _bucket
 from voxloop_gateway.stores import SqliteStore
 
 from .conftest import Gateway, make_project, start_gateway

@@ -1,7 +1,8 @@
 """Fixtures of the packaging tests: both wheels, built from a copy of the source tree.
 
 The wheels are built as a release would be: from the files git tracks or would track (nothing
-ignored, no stale ``build/`` folder), with the build tools the lock pins that the test's own
+ignored, no stale ``build/`` folder) and the files the build makes copies of (uPlot's, from
+``node_modules/``: :data:`VENDORED`), with the build tools the lock pins that the test's own
 environment carries (``--no-build-isolation``), and the pip cache reused.
 """
 
@@ -35,6 +36,25 @@ SDK_PACKAGES = {"voxloop": "sdk/voxloop"}
 BUILD_INPUTS = ("pyproject.toml", "setup.py", "README.md", "sdk/pyproject.toml")
 #: files of a package folder that no wheel carries on purpose: the folder's notes for developers
 NOT_SHIPPED = ("README.md",)
+#: what `make` copies from the npm registry's packages (node_modules/) into the server's
+#: folders: ignored by git, shipped in the wheel (setup.py refuses to build without them)
+VENDORED = {
+    "gateway/static/vendor/uPlot.iife.min.js": "node_modules/uplot/dist/uPlot.iife.min.js",
+    "gateway/static/vendor/uPlot.min.css": "node_modules/uplot/dist/uPlot.min.css",
+}
+
+
+def copy_tree(source: Path, *, vendored: bool = True) -> None:
+    """The files a release builds from, copied into ``source``; ``vendored``: with uPlot's."""
+    folders = [*SERVER_PACKAGES.values(), *SDK_PACKAGES.values()]
+    names = source_files(*BUILD_INPUTS, *folders)
+    if vendored:
+        missing = [name for name in VENDORED if not (ROOT / name).is_file()]
+        assert not missing, f"{missing} missing: `make` copies them from node_modules/"
+        names += list(VENDORED)
+    for name in names:
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, source / name)
 
 
 def source_files(*paths: str) -> list[str]:
@@ -72,10 +92,7 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> Wheels:
     """``voxloop`` and ``voxloop-server`` wheels, built from a copy of the source tree."""
     work = tmp_path_factory.mktemp("wheels")
     source, out = work / "source", work / "dist"
-    folders = [*SERVER_PACKAGES.values(), *SDK_PACKAGES.values()]
-    for name in source_files(*BUILD_INPUTS, *folders):
-        (source / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, source / name)
+    copy_tree(source)
     command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation"]
     done = subprocess.run(
         [*command, "--wheel-dir", str(out), "./sdk", "."],

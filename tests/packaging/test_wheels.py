@@ -6,6 +6,8 @@ regular install meets it as a ``ModuleNotFoundError`` or a 404.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import zipfile
 from pathlib import Path, PurePosixPath
 
@@ -13,18 +15,23 @@ import pytest
 
 from tests.packaging.conftest import (
     NOT_SHIPPED,
+    ROOT,
     SDK_PACKAGES,
     SERVER_PACKAGES,
+    VENDORED,
     Wheels,
+    clean_env,
+    copy_tree,
     source_files,
 )
 
 
 def shipped(packages: dict[str, str]) -> set[str]:
-    """The wheel paths that the source folders of ``packages`` call for."""
+    """The wheel paths that the source folders of ``packages`` (and what make copies into
+    them) call for."""
     expected = set()
     for name, folder in packages.items():
-        for path in source_files(folder):
+        for path in [*source_files(folder), *(v for v in VENDORED if v.startswith(f"{folder}/"))]:
             relative = PurePosixPath(path).relative_to(folder)
             if relative.name not in NOT_SHIPPED:
                 expected.add(f"{name}/{relative}")
@@ -83,3 +90,29 @@ def test_the_wheels_are_named_after_the_packages_versions(wheels: Wheels) -> Non
 
     assert wheels.server.name.startswith(f"voxloop_server-{voxloop_core.__version__}-")
     assert wheels.sdk.name == f"voxloop-{voxloop.__version__}-py3-none-any.whl"
+
+
+def test_the_server_wheel_ships_the_charts_from_the_npm_registry(wheels: Wheels) -> None:
+    """uPlot's built files, as package-lock.json's version installed them, in the wheel."""
+    with zipfile.ZipFile(wheels.server) as archive:
+        for vendored, installed in VENDORED.items():
+            inside = "voxloop_gateway/" + vendored.removeprefix("gateway/")
+            assert archive.read(inside) == (ROOT / installed).read_bytes(), inside
+
+
+def test_a_build_without_the_charts_fails_saying_how_to_get_them(tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    copy_tree(source, vendored=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "."],
+        cwd=source,
+        env=clean_env(VOXLOOP_NO_EXTENSIONS="1"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode != 0
+    said = done.stdout + done.stderr
+    assert "gateway/static/vendor/uPlot.iife.min.js" in said and "missing" in said
+    assert "run `npm ci` then `make wheels`" in said
+    assert not list(source.glob("*.whl"))

@@ -17,6 +17,18 @@ KNOWN = {
     "rating/vote.html": "pages.rating.vote_page",
     "rating/comment.html": "pages.rating.comment_page",
     "rating/problem.html": "pages.rating.problem_page",
+    "app/layout.html": "every dashboard page extends it (test_dashboard.py)",
+    "app/login.html": "pages.login: test_login.py",
+    "app/password.html": "pages.login: test_login.py",
+    "app/projects.html": "pages.dashboard: test_dashboard.py",
+    "app/overview.html": "pages.dashboard: test_dashboard.py",
+    "app/_stats.html": "the overview includes it",
+    "app/responses.html": "pages.inbox: test_dashboard.py",
+    "app/response.html": "pages.inbox: test_dashboard.py",
+    "app/exports.html": "pages.inbox: test_dashboard.py",
+    "app/_filters.html": "the feedback inbox and exports include it",
+    "app/_response.html": "the inbox and a response's page include it",
+    "app/error.html": "pages.app_layout.refusal: test_login.py",
 }
 
 
