@@ -8,6 +8,8 @@ Run with ``make bench``. Sections:
   own stages alone, on events decoded beforehand.
 - ``sdk``: what the SDK's ``capture()`` costs the calling thread, and how fast it enqueues.
 - ``http``: the gateway and its peers under wrk (see ``http_bench``).
+- ``read``: a year of stored events read over HTTP: responses, search, deep pages, the
+  dashboard, stats and the whole export, beside the naive peer (see ``read_bench``).
 
 Machines are noisy: every figure is the median of several rounds, and the goals are ratios of
 figures taken side by side.
@@ -176,10 +178,13 @@ def print_core(rates: dict[str, list[float]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Imported here: the read section's data is made by realistic_batch, from this module.
+    from .read_bench import DEFAULT_EVENTS, DEFAULT_REQUESTS, read_section
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=200, help="request bodies per round")
     parser.add_argument("--rounds", type=int, default=9, help="rounds per figure (median)")
-    parser.add_argument("--section", choices=["all", "core", "sdk", "http"], default="all")
+    parser.add_argument("--section", choices=["all", "core", "sdk", "http", "read"], default="all")
     parser.add_argument("--seconds", type=int, default=5, help="length of each wrk run")
     parser.add_argument("--http-rounds", type=int, default=3, help="interleaved rounds of wrk runs")
     parser.add_argument(
@@ -194,14 +199,28 @@ def main(argv: list[str] | None = None) -> int:
         default=Path(os.environ.get("VOXLOOP_BENCH_PEERS", DEFAULT_PEERS)),
         help="folder of the peer apps (bare_starlette.py, naive_fastapi.py)",
     )
+    parser.add_argument(
+        "--read-events", type=int, default=DEFAULT_EVENTS, help="events stored for the read section"
+    )
+    parser.add_argument(
+        "--read-requests",
+        type=int,
+        default=DEFAULT_REQUESTS,
+        help="timed requests of each read (after a few warm-ups)",
+    )
     args = parser.parse_args(argv)
     if args.section in ("all", "core"):
         print_core(core_section(args.batches, args.rounds))
     if args.section in ("all", "sdk"):
         print_sdk(sdk_section())
+    status = 0
     if args.section in ("all", "http"):
-        return http_section(args.seconds, args.http_rounds, args.peers.resolve(), args.pg)
-    return 0
+        status = http_section(args.seconds, args.http_rounds, args.peers.resolve(), args.pg)
+    if args.section in ("all", "read"):
+        status = max(
+            status, read_section(args.read_events, args.read_requests, args.peers.resolve())
+        )
+    return status
 
 
 if __name__ == "__main__":

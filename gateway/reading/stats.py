@@ -177,9 +177,12 @@ async def read(
         if not await service.has_store(channel):
             continue
         store = await service.store(channel)
-        window = {"forms": forms, "start_ms": start_ms, "end_ms": end_ms}
-        found.counted[channel] = await store.hourly(project, metric, by_day=by_day, **window)
-        found.held[channel] = await store.quarantined(project, metric, **window)
+        found.counted[channel] = await store.hourly(
+            project, metric, forms=forms, start_ms=start_ms, end_ms=end_ms, by_day=by_day
+        )
+        found.held[channel] = await store.quarantined(
+            project, metric, forms=forms, start_ms=start_ms, end_ms=end_ms
+        )
     return found
 
 
