@@ -201,6 +201,7 @@ def answer(
     wanted_forms = None if forms is None else frozenset(forms)
     total = voxloop_core.empty_histogram(metric)
     by_start: dict[int, list[int]] = {}
+    starts: dict[int, int] = {}  # a row's start -> its interval's: each worked out once
     quarantined = 0
     for channel, rows in readings.counted.items():
         if wanted_channels is not None and channel not in wanted_channels:
@@ -210,7 +211,9 @@ def answer(
                 continue
             _add(total, counts)
             if interval is not None:
-                at = voxloop_core.bucket_start(start, interval)
+                at = starts.get(start)
+                if at is None:
+                    at = starts[start] = voxloop_core.bucket_start(start, interval)
                 _add(by_start.setdefault(at, voxloop_core.empty_histogram(metric)), counts)
         for (form, _), counts in readings.held[channel].items():
             if wanted_forms is None or form in wanted_forms:
