@@ -74,11 +74,13 @@ lock:
 		--output-file $(LOCK) requirements/lock.in
 
 # The HTTP section drives the servers with wrk, from Debian's packages, installed here if missing.
+# The read section's machinery is checked first, against the same peers (loadtests/test_read_bench.py).
 bench: $(STAMP)
 	@command -v wrk >/dev/null || ! command -v apt-get >/dev/null || \
 		{ echo "installing wrk for the HTTP benchmark"; \
 		  apt-get install -y -qq wrk >/dev/null 2>&1 || \
 		  { apt-get update -qq && apt-get install -y -qq wrk; }; }
+	$(BIN)/python -m pytest -q -p no:cacheprovider loadtests/test_read_bench.py
 	$(BIN)/python -m loadtests.bench
 
 # Locust against a fresh local gateway for LOADTEST_SECONDS; fails on any failed request or on

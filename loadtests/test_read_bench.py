@@ -3,7 +3,9 @@ agreement fail when the answers differ.
 
 One bench for the module (2,000 events, 3 timed requests a read): the real gateway served by
 ``voxloop-gateway serve`` and the naive peer under uvicorn, both on the seeded data. The peers
-are found as ``make bench`` finds them (``VOXLOOP_BENCH_PEERS``, else beside the project).
+are found as ``make bench`` finds them (``VOXLOOP_BENCH_PEERS``, else beside the project), so
+this check runs with the benchmark, first (``make bench``), not in ``make test``: the peers are
+the benchmark's, kept beside the project rather than in it.
 """
 
 from __future__ import annotations
