@@ -90,7 +90,7 @@ class Access(msgspec.Struct, frozen=True):
     """Everything one person or read key may see and do; ``who`` names them in the audit log.
 
     Attributes:
-        who: ``user:EMAIL`` or ``key:rk_XXXXXXXX`` (the key's public id).
+        who: ``user:EMAIL``, or ``key:`` and a read key's public id (``key:rk_AbCdEfGh``).
         grants: one per group (a read key has one).
     """
 
@@ -120,9 +120,10 @@ class Access(msgspec.Struct, frozen=True):
         """The channels (among the project's ``channels``) and forms visible on ``section``.
 
         Forms None means every form. Channels and forms come from the grants with at least
-        ``view`` on the section, united; a grant narrowed to forms narrows only its own
-        channels, so the union keeps, per channel, every form some grant shows: when two grants
-        disagree on forms for one channel the narrower is dropped for it (the wider shows them).
+        ``view`` on the section, united separately: one grant of every form widens the forms on
+        all the channels the others show. The answer is one set of channels and one of forms,
+        not forms per channel, so a person in two groups that scope one project differently
+        (``app`` for form ``checkout`` only, ``web`` for every form) sees every form of ``app``.
         Raises Denied when nothing is visible.
         """
         all_channels = frozenset(channels)
