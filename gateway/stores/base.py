@@ -30,7 +30,7 @@ from typing import Any, Final, Literal, NamedTuple
 
 import msgspec
 
-from voxloop_core import HOUR_MS, METRIC_RANGES, Record
+from voxloop_core import DAY_MS, HOUR_MS, METRIC_RANGES, Record
 
 from ..ingest.votes import Click, Held, StoredVote, VoteRule, settle
 from ._errors import StoreBusy, StoreUnavailable
@@ -64,9 +64,48 @@ Row = tuple[object, ...]
 VoteGroup = tuple[str, str, str]
 #: (project, metric, form, hour, score): one aggregate row's key.
 AggregateKey = tuple[str, str, str, int, int]
-#: The histograms a store reads: from the aggregates, from a scan of the counted events, or of
-#: the votes held as quarantined.
-HistogramKind = Literal["hourly", "daily", "scan", "quarantined"]
+#: (project, metric, form, hour or day, score, delta): what a commit adds to one aggregate row.
+AggregateChange = tuple[str, str, str, int, int, int]
+#: The histograms a store reads: from the hourly aggregates ("hourly", or "hours_by_day" added
+#: up by UTC day in SQL), from the daily aggregates ("daily"), from a scan of the counted events,
+#: or of the votes held as quarantined.
+HistogramKind = Literal["hourly", "hours_by_day", "daily", "scan", "quarantined"]
+
+
+def _day_parts(
+    start_ms: int | None, end_ms: int | None
+) -> tuple[tuple[HistogramKind, int | None, int | None], ...]:
+    """How to read a window by day: its whole days from the daily aggregates, and the hours of a
+    day it cuts (before its first midnight, after its last) from the hourly ones, added up in SQL.
+
+    The parts hold different days, so their rows never share a key.
+    """
+    first = None if start_ms is None else start_ms + (-start_ms) % DAY_MS  # the first midnight
+    last = None if end_ms is None else end_ms - end_ms % DAY_MS  # the last
+    if first is not None and last is not None and first >= last:
+        return (("hours_by_day", start_ms, end_ms),)  # no whole day inside
+    parts: list[tuple[HistogramKind, int | None, int | None]] = [("daily", first, last)]
+    if start_ms is not None and first is not None and start_ms < first:
+        parts.append(("hours_by_day", start_ms, first))
+    if end_ms is not None and last is not None and last < end_ms:
+        parts.append(("hours_by_day", last, end_ms))
+    return tuple(parts)
+
+
+def day_changes(changes: Iterable[AggregateChange]) -> list[AggregateChange]:
+    """The daily aggregates' changes for the hourly ones: what a commit adds to each UTC day.
+
+    ``changes`` are ``(project, metric, form, hour, score, delta)``; the answer has the same
+    shape with day starts for hours, summed, in key order (rows are locked in one order, so two
+    commits never wait for each other in a cycle), and without the days whose changes cancel out.
+    Every write of hourly deltas writes these in the same transaction, so for every day
+    ``aggregates_daily`` equals its hours of ``aggregates``: a year's stats read 365 rows per
+    form and score, not 8,760.
+    """
+    days: collections.Counter[tuple[str, str, str, int, int]] = collections.Counter()
+    for project, metric, form, hour, score, delta in changes:
+        days[(project, metric, form, hour - hour % DAY_MS, score)] += delta
+    return sorted((*key, delta) for key, delta in days.items() if delta)
 
 
 class Body(msgspec.Struct, omit_defaults=True, gc=False):
@@ -290,8 +329,9 @@ class Store(abc.ABC):
         """Hourly histograms of ``metric`` for ``project``, read from the aggregate rows.
 
         This is the fast path of the stats API: it reads one row per form, hour and score.
-        ``by_day``: the window's hours added up by UTC day in the database (keys are day
-        starts), for totals and series of a day or longer.
+        ``by_day``: the window's hours added up by UTC day (keys are day starts), for totals
+        and series of a day or longer: its whole days come from the daily aggregates, the
+        hours of a day it cuts from the hourly ones.
 
         Args:
             project: the project asked about.
@@ -307,8 +347,9 @@ class Store(abc.ABC):
             ValueError: ``metric`` is not one of the contract's metrics.
             StoreUnavailable: the store is not open, or the read failed.
         """
-        kind: HistogramKind = "daily" if by_day else "hourly"
-        return await self._histograms(kind, project, metric, forms, start_ms, end_ms)
+        if not by_day:
+            return await self._histograms((("hourly", start_ms, end_ms),), project, metric, forms)
+        return await self._histograms(_day_parts(start_ms, end_ms), project, metric, forms)
 
     async def scan(
         self,
@@ -324,7 +365,7 @@ class Store(abc.ABC):
         The ground truth the aggregates must equal; it reads every event of the project and
         metric, so it is for tests and audits, not for serving stats.
         """
-        return await self._histograms("scan", project, metric, forms, start_ms, end_ms)
+        return await self._histograms((("scan", start_ms, end_ms),), project, metric, forms)
 
     async def quarantined(
         self,
@@ -340,29 +381,29 @@ class Store(abc.ABC):
         Kept apart from the score, so that the stats can say how many there were; few rows,
         found through a partial index.
         """
-        return await self._histograms("quarantined", project, metric, forms, start_ms, end_ms)
+        return await self._histograms((("quarantined", start_ms, end_ms),), project, metric, forms)
 
     async def _histograms(
         self,
-        kind: HistogramKind,
+        parts: Sequence[tuple[HistogramKind, int | None, int | None]],
         project: str,
         metric: str,
         forms: Sequence[str] | None,
-        start_ms: int | None,
-        end_ms: int | None,
     ) -> Histograms:
+        """The histograms of ``parts``, each (kind, start_ms, end_ms), read in turn."""
         score_range = METRIC_RANGES.get(metric)
         if score_range is None:
             known = ", ".join(METRIC_RANGES)
             raise ValueError(f"unknown metric {metric!r}; expected one of {known}")
         low, high = score_range
-        rows = await self._histogram_rows(kind, project, metric, forms, start_ms, end_ms)
         out: Histograms = {}
-        for form, hour, score, count in rows:
-            counts = out.get((form, hour))
-            if counts is None:
-                counts = out[(form, hour)] = [0] * (high - low + 1)
-            counts[score - low] += count
+        for kind, start_ms, end_ms in parts:
+            rows = await self._histogram_rows(kind, project, metric, forms, start_ms, end_ms)
+            for form, hour, score, count in rows:
+                counts = out.get((form, hour))
+                if counts is None:
+                    counts = out[(form, hour)] = [0] * (high - low + 1)
+                counts[score - low] += count
         return out
 
     def _start_writer(self, writers: int = 1) -> None:

@@ -70,12 +70,13 @@ from .base import (
     Row,
     Store,
     VoteGroup,
+    day_changes,
     encode_body,
     settle_votes,
 )
 
 #: The version of this component's tables that this gateway reads and writes.
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 #: This component's row in ``voxloop_schema``.
 COMPONENT: Final = "store"
 #: The advisory lock every voxloop migration holds while it runs, whatever its component.
@@ -186,6 +187,24 @@ BEGIN
 END
 $$;
 """,
+    # 3 -> 4: the daily aggregates, each UTC day's hours of ``aggregates`` added up, kept in the
+    # same transactions, so that stats over months read a row per day, not per hour. One table
+    # for every channel (it is small), filled here in one statement.
+    3: f"""
+CREATE TABLE aggregates_daily (
+    channel text COLLATE "C" NOT NULL,
+    project text COLLATE "C" NOT NULL,
+    metric text COLLATE "C" NOT NULL,
+    form text COLLATE "C" NOT NULL,
+    day bigint NOT NULL,
+    score smallint NOT NULL,
+    count bigint NOT NULL,
+    PRIMARY KEY (channel, project, metric, form, day, score)
+);
+INSERT INTO aggregates_daily (channel, project, metric, form, day, score, count)
+    SELECT channel, project, metric, form, {_day("hour")}, score, sum(count) FROM aggregates
+    GROUP BY 1, 2, 3, 4, 5, 6;
+""",
 }
 
 _VERSION: Final = "SELECT version FROM voxloop_schema WHERE component = $1"
@@ -236,6 +255,20 @@ USING unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::smallint[])
     AS d(project, metric, form, hour, score)
 WHERE a.project = d.project AND a.metric = d.metric AND a.form = d.form AND a.hour = d.hour
     AND a.score = d.score AND a.count = 0"""
+_ADD_DAILY: Final = """
+INSERT INTO aggregates_daily AS a (channel, project, metric, form, day, score, count)
+SELECT $1, d.project, d.metric, d.form, d.day, d.score, d.count
+FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::smallint[], $7::bigint[])
+    AS d(project, metric, form, day, score, count)
+ON CONFLICT (channel, project, metric, form, day, score)
+    DO UPDATE SET count = a.count + excluded.count
+RETURNING a.project, a.metric, a.form, a.day, a.score, a.count"""
+_REMOVE_EMPTIED_DAYS: Final = """
+DELETE FROM aggregates_daily AS a
+USING unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::smallint[])
+    AS d(project, metric, form, day, score)
+WHERE a.channel = {channel} AND a.project = d.project AND a.metric = d.metric
+    AND a.form = d.form AND a.day = d.day AND a.score = d.score AND a.count = 0"""
 _HEARTBEAT: Final = """
 INSERT INTO heartbeat (channel, replica, at_ms) VALUES ($1, $2, $3)
 ON CONFLICT (channel, replica) DO UPDATE SET at_ms = excluded.at_ms"""
@@ -243,11 +276,15 @@ ON CONFLICT (channel, replica) DO UPDATE SET at_ms = excluded.at_ms"""
 _HOURLY: Final = """
 SELECT form, hour, score, count FROM {aggregates}
 WHERE channel = {channel} AND project = $1 AND metric = $2{filters}"""
-# The same rows added up by UTC day, in SQL: a year is 365 rows per form and score, not 8,760.
-_DAILY: Final = f"""
+# The same rows added up by UTC day, in SQL: for the hours of a day a window cuts.
+_HOURS_BY_DAY: Final = f"""
 SELECT form, {_day("hour")} AS day, score, sum(count)::bigint FROM {{aggregates}}
 WHERE channel = {{channel}} AND project = $1 AND metric = $2{{filters}}
 GROUP BY form, day, score"""
+# ``{filters}`` on ``day`` here.
+_DAILY: Final = """
+SELECT form, day, score, count FROM aggregates_daily
+WHERE channel = {channel} AND project = $1 AND metric = $2{filters}"""
 _SCAN: Final = f"""
 SELECT form, hour, score, count(*) FROM (
     SELECT form, {_hour("ts_ms")} AS hour, score FROM {{events}}
@@ -277,7 +314,10 @@ class _Statements:
     set_flags: str
     add_counts: str
     remove_emptied: str
+    add_daily: str
+    remove_emptied_days: str
     hourly: str
+    hours_by_day: str
     daily: str
     scan: str
     quarantined: str
@@ -298,7 +338,10 @@ class _Statements:
             sql(_SET_FLAGS),
             sql(_ADD_COUNTS),
             sql(_REMOVE_EMPTIED),
+            sql(_ADD_DAILY),
+            sql(_REMOVE_EMPTIED_DAYS),
             sql(_HOURLY),
+            sql(_HOURS_BY_DAY),
             sql(_DAILY),
             sql(_SCAN),
             sql(_QUARANTINED),
@@ -480,14 +523,19 @@ class PostgresStore(Store):
         return changes.deltas
 
     async def _add_counts(self, conn: asyncpg.Connection, deltas: dict[AggregateKey, int]) -> None:
-        """Add ``deltas`` to the aggregate rows in primary-key order; remove rows emptied."""
+        """Add ``deltas`` to the hourly aggregate rows and, summed by day, to the daily ones, in
+        primary-key order (every commit locks the rows in one order); remove rows emptied."""
         changes = sorted((*key, delta) for key, delta in deltas.items() if delta)
-        if not changes:
-            return
-        rows = await conn.fetch(self._sql.add_counts, self.channel, *_columns(changes, 6))
-        emptied = [tuple(row)[:5] for row in rows if row[5] == 0]
-        if emptied:
-            await conn.execute(self._sql.remove_emptied, *_columns(emptied, 5))
+        for add, remove, rows in (
+            (self._sql.add_counts, self._sql.remove_emptied, changes),
+            (self._sql.add_daily, self._sql.remove_emptied_days, day_changes(changes)),
+        ):
+            if not rows:
+                continue
+            added = await conn.fetch(add, self.channel, *_columns(rows, 6))
+            emptied = [tuple(row)[:5] for row in added if row[5] == 0]
+            if emptied:
+                await conn.execute(remove, *_columns(emptied, 5))
 
     async def writable(self) -> bool:
         """Whether a write can be committed right now (for /readyz).
@@ -534,12 +582,13 @@ class PostgresStore(Store):
         if forms is not None:
             params.append(list(forms))
             filters.append(f" AND form = ANY(${len(params)}::text[])")
+        column = "day" if kind == "daily" else "hour"
         if start_ms is not None:
             params.append(start_ms)
-            filters.append(f" AND hour >= ${len(params)}")
+            filters.append(f" AND {column} >= ${len(params)}")
         if end_ms is not None:
             params.append(end_ms)
-            filters.append(f" AND hour < ${len(params)}")
+            filters.append(f" AND {column} < ${len(params)}")
         return await self._fetch(select.format(filters="".join(filters)), params)
 
     async def _select(self, sql: tuple[str, list[object]]) -> Iterable[Sequence[Any]]:

@@ -8,9 +8,10 @@ fsync, instead of each paying for its own.
 Inside that transaction, the keys of the group that the file already holds are looked up (the
 unique ``(project, key)`` is the final word on duplicates); the new events go into ``events`` in
 one ``executemany``, and their histogram deltas (the core's ``aggregate``) are added to
-``aggregates`` with an additive upsert. So, after every commit,
-for every project, metric, form and hour, ``aggregates`` equals the histogram of the counted
-events in ``events`` (:meth:`SqliteStore.scan` recomputes it that way, for tests and audits).
+``aggregates`` with an additive upsert, and their sums per UTC day to ``aggregates_daily``. So,
+after every commit, for every project, metric, form and hour, ``aggregates`` equals the histogram
+of the counted events in ``events`` (:meth:`SqliteStore.scan` recomputes it that way, for tests
+and audits), and ``aggregates_daily`` the sum of each day's hours.
 
 Votes (CONTRACT.md, ``vote_key``) follow the rules of ``ingest.votes``. In the same
 transaction, after the insert, the store reads every stored vote of the groups the commit
@@ -55,12 +56,14 @@ from ._errors import StoreUnavailable
 from ._queries import TEXT_FIRST, SqliteDialect
 from .base import (
     DEFAULT_MAX_PENDING,
+    AggregateChange,
     Body,
     HistogramKind,
     Pending,
     Row,
     Store,
     VoteGroup,
+    day_changes,
     encode_body,
     settle_votes,
 )
@@ -68,7 +71,7 @@ from .reads import Position, ResponseFilter
 
 #: How long a statement waits for another process's lock before failing with "locked".
 DEFAULT_BUSY_TIMEOUT_MS: Final = 5_000
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 #: Connections that read, besides the writer's: two pages (or a page and the stats) at once.
 READERS: Final = 2
 
@@ -84,6 +87,20 @@ def _day(column: str) -> str:
     """SQL for the start of the UTC day holding ``column``, floored like Python's ``%``."""
     return f"({column} - (({column} % {DAY_MS}) + {DAY_MS}) % {DAY_MS})"
 
+
+# The daily aggregates (version 5): each UTC day's hours of ``aggregates`` added up, kept in the
+# same transactions, so that stats over months read a row per day, not per hour.
+_DAILY_TABLE: Final = """
+CREATE TABLE IF NOT EXISTS aggregates_daily (
+    project TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    form TEXT NOT NULL,
+    day INTEGER NOT NULL,
+    score INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (project, metric, form, day, score)
+) WITHOUT ROWID;
+"""
 
 # The read side (version 4): responses in time order, and the comments' trigram index with the
 # triggers that keep it. ``body ->> '$.comment'`` is the comment wherever it is read.
@@ -146,7 +163,7 @@ CREATE TABLE IF NOT EXISTS aggregates (
     count INTEGER NOT NULL,
     PRIMARY KEY (project, metric, form, hour, score)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS heartbeat (
+{_DAILY_TABLE}CREATE TABLE IF NOT EXISTS heartbeat (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     at_ms INTEGER NOT NULL
 );
@@ -189,6 +206,16 @@ INSERT INTO comment_text (rowid, comment)
 PRAGMA user_version = 4;
 COMMIT;
 """,
+    # 5: the daily aggregates, filled from the hourly ones.
+    4: f"""
+BEGIN IMMEDIATE;
+{_DAILY_TABLE}
+INSERT INTO aggregates_daily (project, metric, form, day, score, count)
+    SELECT project, metric, form, {_day("hour")}, score, sum(count) FROM aggregates
+    GROUP BY 1, 2, 3, 4, 5;
+PRAGMA user_version = 5;
+COMMIT;
+""",
 }
 
 # Per connection, in memory (temp_store = MEMORY): the vote groups a commit touches, each with
@@ -214,6 +241,9 @@ VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"""
 _ADD_COUNTS: Final = """
 INSERT INTO main.aggregates (project, metric, form, hour, score, count) VALUES (?,?,?,?,?,?)
 ON CONFLICT (project, metric, form, hour, score) DO UPDATE SET count = count + excluded.count"""
+_ADD_DAILY: Final = """
+INSERT INTO main.aggregates_daily (project, metric, form, day, score, count) VALUES (?,?,?,?,?,?)
+ON CONFLICT (project, metric, form, day, score) DO UPDATE SET count = count + excluded.count"""
 _TOUCH: Final = "INSERT INTO temp.touched VALUES (?,?,?,?,?)"
 # Every stored vote of the touched groups; CROSS JOIN keeps the groups as the outer loop, so
 # each is one search of events_by_vote, not a scan of all votes.
@@ -227,6 +257,9 @@ _SET_FLAGS: Final = "UPDATE main.events SET held = ?, counted = ? WHERE project 
 _REMOVE_EMPTIED: Final = """
 DELETE FROM main.aggregates
 WHERE project = ? AND metric = ? AND form = ? AND hour = ? AND score = ? AND count = 0"""
+_REMOVE_EMPTIED_DAYS: Final = """
+DELETE FROM main.aggregates_daily
+WHERE project = ? AND metric = ? AND form = ? AND day = ? AND score = ? AND count = 0"""
 _HEARTBEAT: Final = """
 INSERT INTO heartbeat (id, at_ms) VALUES (1, ?)
 ON CONFLICT (id) DO UPDATE SET at_ms = excluded.at_ms"""
@@ -235,11 +268,15 @@ _HOURLY: Final = """
 SELECT form, hour, score, count FROM aggregates
 WHERE project = ? AND metric = ?{filters}
 ORDER BY form, hour, score"""
-# The same rows added up by UTC day, in SQL: a year is 365 rows per form and score, not 8,760.
-_DAILY: Final = f"""
+# The same rows added up by UTC day, in SQL: for the hours of a day a window cuts.
+_HOURS_BY_DAY: Final = f"""
 SELECT form, {_day("hour")} AS day, score, sum(count) FROM aggregates
 WHERE project = ? AND metric = ?{{filters}}
 GROUP BY form, day, score"""
+# ``{filters}`` on ``day`` here.
+_DAILY: Final = """
+SELECT form, day, score, count FROM aggregates_daily
+WHERE project = ? AND metric = ?{filters}"""
 _SCAN: Final = f"""
 SELECT form, hour, score, count(*) FROM (
     SELECT form, {_hour("ts_ms")} AS hour, score FROM events
@@ -423,6 +460,7 @@ class SqliteStore(Store):
     ) -> Iterable[sqlite3.Row]:
         select = {
             "hourly": _HOURLY,
+            "hours_by_day": _HOURS_BY_DAY,
             "daily": _DAILY,
             "scan": _SCAN,
             "quarantined": _QUARANTINED,
@@ -432,11 +470,12 @@ class SqliteStore(Store):
         if forms is not None:
             filters.append(f" AND form IN ({', '.join('?' * len(forms))})")
             params.extend(forms)
+        column = "day" if kind == "daily" else "hour"
         if start_ms is not None:
-            filters.append(" AND hour >= ?")
+            filters.append(f" AND {column} >= ?")
             params.append(start_ms)
         if end_ms is not None:
-            filters.append(" AND hour < ?")
+            filters.append(f" AND {column} < ?")
             params.append(end_ms)
         return await self._read(select.format(filters="".join(filters)), params)
 
@@ -597,7 +636,7 @@ def _store_group(conn: sqlite3.Connection, group: list[Pending]) -> list[int]:
                         clicks.append(Click(record.key, item.rule))
             stored.append(new)
         conn.executemany(_INSERT_EVENT, rows)
-        conn.executemany(_ADD_COUNTS, _count_rows(fresh))
+        _add_counts(conn, list(_count_rows(fresh)))
         if touched:
             _settle(conn, touched)
         conn.execute("COMMIT")
@@ -626,9 +665,17 @@ def _settle(conn: sqlite3.Connection, touched: dict[VoteGroup, list[Click]]) -> 
     changes = settle_votes(dict(zip(keys, votes, strict=True)), touched)
     conn.executemany(_SET_FLAGS, [(held, c, p, key) for p, key, held, c in changes.events])
     conn.executemany(_ATTACH_COMMENT, changes.comments)
-    deltas = [(*key, delta) for key, delta in changes.deltas.items() if delta]
-    conn.executemany(_ADD_COUNTS, deltas)
-    conn.executemany(_REMOVE_EMPTIED, [row[:5] for row in deltas if row[5] < 0])
+    _add_counts(conn, [(*key, delta) for key, delta in changes.deltas.items() if delta])
+
+
+def _add_counts(conn: sqlite3.Connection, changes: list[AggregateChange]) -> None:
+    """Add ``changes`` (aggregate key and delta) to the hourly aggregates and, summed by day, to
+    the daily ones; remove the rows they empty."""
+    conn.executemany(_ADD_COUNTS, changes)
+    conn.executemany(_REMOVE_EMPTIED, [row[:5] for row in changes if row[5] < 0])
+    days = day_changes(changes)
+    conn.executemany(_ADD_DAILY, days)
+    conn.executemany(_REMOVE_EMPTIED_DAYS, [row[:5] for row in days if row[5] < 0])
 
 
 def _known_keys(conn: sqlite3.Connection, group: list[Pending]) -> set[tuple[str, bytes]]:
@@ -650,7 +697,7 @@ def _known_keys(conn: sqlite3.Connection, group: list[Pending]) -> set[tuple[str
     return known
 
 
-def _count_rows(fresh: dict[str, list[Record]]) -> Iterator[Row]:
+def _count_rows(fresh: dict[str, list[Record]]) -> Iterator[AggregateChange]:
     """``aggregates`` upsert rows for the core's histogram deltas of each project's records."""
     for project, records in fresh.items():
         for (_channel, form, metric, hour), counts in voxloop_core.aggregate(records).items():

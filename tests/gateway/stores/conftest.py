@@ -24,7 +24,7 @@ import pytest
 
 import voxloop_core
 from tests.postgres import PG_URL, require_postgres
-from voxloop_core import HOUR_MS, Record
+from voxloop_core import DAY_MS, HOUR_MS, Record
 from voxloop_gateway.stores import SqliteStore, Store
 from voxloop_gateway.stores.postgres import PostgresStore, migrate
 
@@ -107,6 +107,17 @@ def aggregates_of(
     return sorted((*row, count) for row, count in counts.items())
 
 
+def days_of(
+    aggregates: list[tuple[str, str, str, int, int, int]],
+) -> list[tuple[str, str, str, int, int, int]]:
+    """The daily aggregate rows of hourly ``aggregates``: each UTC day's hours added up, sorted."""
+    counts: dict[tuple[str, str, str, int, int], int] = {}
+    for project, metric, form, hour, score, count in aggregates:
+        row = (project, metric, form, hour - hour % DAY_MS, score)
+        counts[row] = counts.get(row, 0) + count
+    return sorted((*row, count) for row, count in counts.items())
+
+
 def query_file(path: pathlib.Path, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
     """Rows of ``sql`` read from a SQLite store's file through a separate, plain connection."""
     with contextlib.closing(sqlite3.connect(path)) as db:
@@ -135,8 +146,11 @@ class Session(Protocol):
         """Every event ``store`` holds, read apart from the store, ordered by project and id."""
         ...
 
-    async def aggregates(self, store: Store) -> list[tuple[str, str, str, int, int, int]]:
-        """Every aggregate row of ``store``: (project, metric, form, hour, score, count)."""
+    async def aggregates(
+        self, store: Store, *, daily: bool = False
+    ) -> list[tuple[str, str, str, int, int, int]]:
+        """Every aggregate row of ``store``: (project, metric, form, hour, score, count), or
+        with ``daily`` every daily one (a day for the hour)."""
         ...
 
 
@@ -166,9 +180,12 @@ class SqliteSession:
         )
         return sorted((Stored(*row) for row in rows), key=_event_order)
 
-    async def aggregates(self, store: Store) -> list[tuple[str, str, str, int, int, int]]:
+    async def aggregates(
+        self, store: Store, *, daily: bool = False
+    ) -> list[tuple[str, str, str, int, int, int]]:
         assert isinstance(store, SqliteStore)
-        return sorted(query_file(store.path, "SELECT * FROM aggregates"))
+        table = "aggregates_daily" if daily else "aggregates"
+        return sorted(query_file(store.path, f"SELECT * FROM {table}"))
 
 
 class SqliteBackend:
@@ -218,9 +235,12 @@ class PostgresSession:
         )
         return sorted((Stored(*row) for row in rows), key=_event_order)
 
-    async def aggregates(self, store: Store) -> list[tuple[str, str, str, int, int, int]]:
+    async def aggregates(
+        self, store: Store, *, daily: bool = False
+    ) -> list[tuple[str, str, str, int, int, int]]:
+        table, time = ("aggregates_daily", "day") if daily else ("aggregates", "hour")
         rows = await self.admin.fetch(
-            "SELECT project, metric, form, hour, score, count FROM aggregates WHERE channel = $1",
+            f"SELECT project, metric, form, {time}, score, count FROM {table} WHERE channel = $1",
             store.channel,
         )
         return sorted(tuple(row) for row in rows)
@@ -272,7 +292,9 @@ class PostgresBackend:
         session = PostgresSession(self, await self.connect())
         try:
             if fresh:
-                await session.admin.execute("TRUNCATE events, aggregates, heartbeat")
+                await session.admin.execute(
+                    "TRUNCATE events, aggregates, aggregates_daily, heartbeat"
+                )
             yield session
         finally:
             await session.close()

@@ -380,8 +380,12 @@ async def test_vote_changed_to_another_hour_and_metric_moves_the_aggregates(
     await store.write(PROJECT, [after])
 
     assert await store.hourly(PROJECT, "nps") == {}  # emptied rows are removed, not left at 0
+    assert await store.hourly(PROJECT, "nps", by_day=True) == {}
     assert await store.hourly(PROJECT, "thumbs") == {("checkout", NOW_MS): [0, 1]}
+    day = NOW_MS - NOW_MS % DAY_MS
+    assert await store.hourly(PROJECT, "thumbs", by_day=True) == {("checkout", day): [0, 1]}
     assert [row for row in await session.aggregates(store) if row[-1] <= 0] == []
+    assert [row for row in await session.aggregates(store, daily=True) if row[-1] <= 0] == []
 
 
 async def test_vote_ties_are_broken_by_id_then_key(session: Session, store: Store) -> None:

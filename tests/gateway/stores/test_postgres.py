@@ -28,6 +28,7 @@ from .conftest import (
     Proxy,
     aggregates_of,
     body_before_v3,
+    days_of,
     event,
     make_records,
     postgres_schema,
@@ -171,6 +172,11 @@ async def test_a_version_1_schema_migrates_the_respondent_into_its_own_column(
             " ORDER BY project, metric, form, hour, score"
         )
         assert [tuple(row) for row in aggregates] == aggregates_of(before)
+        days = await admin.fetch(
+            "SELECT project, metric, form, day, score, count FROM aggregates_daily"
+            " ORDER BY project, metric, form, day, score"
+        )
+        assert [tuple(row) for row in days] == days_of(aggregates_of(before))
         hashes = {(p, r.id): r.respondent for p, r, _, _ in before}
         moved = await admin.fetch(f"SELECT project, id, respondent, body::text FROM events {order}")
         for (project, id_, respondent, body), (_, _, old) in zip(moved, bodies, strict=True):

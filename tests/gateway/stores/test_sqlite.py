@@ -20,6 +20,7 @@ from .conftest import (
     PROJECT,
     aggregates_of,
     body_before_v3,
+    days_of,
     event,
     make_records,
     query_file,
@@ -185,6 +186,9 @@ async def test_a_version_2_file_migrates_the_respondent_into_its_own_column(
     assert query_file(store_path, f"SELECT {columns} FROM events ORDER BY seq") == events
     assert query_file(store_path, "SELECT * FROM aggregates ORDER BY 1, 2, 3, 4, 5") == (
         aggregates_of(before)
+    )
+    assert query_file(store_path, "SELECT * FROM aggregates_daily ORDER BY 1, 2, 3, 4, 5") == (
+        days_of(aggregates_of(before))
     )
     moved = query_file(store_path, "SELECT respondent, body FROM events ORDER BY seq")
     for (respondent, body), (old,), (_, record, _, _) in zip(moved, bodies, before, strict=True):
