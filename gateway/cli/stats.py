@@ -118,8 +118,7 @@ def _stats(
             channels = channel or tuple(sorted(project.channels))
             query = StatsQuery(
                 metric=metric,
-                channels=tuple([c for c in channels if await service.has_store(c)]),
-                forms=form or None,
+                channels={c: form or None for c in channels if await service.has_store(c)},
                 start_ms=start,
                 end_ms=end,
                 interval=cast(voxloop_core.Interval | None, interval),

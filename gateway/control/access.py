@@ -8,9 +8,10 @@ more projects, each optionally narrowed to some of its channels and forms. The b
 
 Levels and scopes go together: a person in two groups may edit one project's inbox and only
 view another's dashboard. :class:`Access` keeps each group's pair (a :class:`Grant`) and answers
-per project: the level on a section, and the channels and forms visible there. Every page, API
-call and export asks :meth:`Access.visible` for the channels and forms of its project, so a
-user scoped to channel ``app`` gets nothing of ``web``, whichever way they ask (OWASP API1).
+per project: the level on a section, and the channels visible there, each with its own forms.
+Every page, API call and export asks :meth:`Access.visible` for them, so a user scoped to
+channel ``app`` gets nothing of ``web``, and one scoped to ``app``'s form ``checkout`` nothing
+else of ``app``, whichever way they ask and whatever other group they are in (OWASP API1).
 """
 
 from __future__ import annotations
@@ -49,6 +50,11 @@ READ_KEY_LEVELS: Final[dict[Section, Level]] = {
     "responses": "view",
     "exports": "view",
 }
+
+
+#: What one asker sees of a project on a section: each visible channel, and the forms visible
+#: in it (None: every form).
+Visible = dict[str, frozenset[str] | None]
 
 
 class Scope(msgspec.Struct, frozen=True):
@@ -114,38 +120,38 @@ class Access(msgspec.Struct, frozen=True):
         """The projects among ``known`` on which ``section`` is at least visible, by name."""
         return sorted(p for p in known if self.can(section, "view", p))
 
-    def visible(
-        self, section: Section, project: str, channels: Iterable[str]
-    ) -> tuple[frozenset[str], frozenset[str] | None]:
-        """The channels (among the project's ``channels``) and forms visible on ``section``.
+    def visible(self, section: Section, project: str, channels: Iterable[str]) -> Visible:
+        """The channels (among the project's ``channels``) visible on ``section``, and the forms
+        visible in each, from the grants with at least ``view`` on the section.
 
-        Forms None means every form. Channels and forms come from the grants with at least
-        ``view`` on the section, united separately: one grant of every form widens the forms on
-        all the channels the others show. The answer is one set of channels and one of forms,
-        not forms per channel, so a person in two groups that scope one project differently
-        (``app`` for form ``checkout`` only, ``web`` for every form) sees every form of ``app``.
-        Raises Denied when nothing is visible.
+        Forms are per channel: a grant shows its forms in its own channels only. Grants that show
+        the same channel unite there: every form if one of them shows every form, else the union
+        of their forms. So a person in two groups that scope one project differently (``app``
+        for form ``checkout`` only, ``web`` for every form) sees ``checkout`` in ``app`` and
+        every form in ``web``, and nothing else of ``app``.
+
+        Returns:
+            The visible channels, in order, each with its forms (None: every form).
+
+        Raises:
+            Denied: nothing of ``project`` is visible on ``section``.
         """
-        all_channels = frozenset(channels)
-        seen: frozenset[str] = frozenset()
-        forms: set[str] | None = set()
+        known = frozenset(channels)
+        seen: Visible = {}
         for grant in self.grants:
             if _RANK[grant.level(section)] < _RANK["view"]:
                 continue
             scope = grant.scope_of(project)
             if scope is None:
                 continue
-            mine = all_channels if scope.channels is None else all_channels & scope.channels
-            if not mine:
-                continue
-            seen |= mine
-            if scope.forms is None:
-                forms = None
-            elif forms is not None:
-                forms |= scope.forms
+            for channel in known if scope.channels is None else known & scope.channels:
+                before = seen.get(channel, frozenset())
+                seen[channel] = (
+                    None if before is None or scope.forms is None else before | scope.forms
+                )
         if not seen:
             raise Denied(f"no access to {SECTION_TITLES[section]} of project {project!r}")
-        return seen, None if forms is None else frozenset(forms)
+        return dict(sorted(seen.items()))
 
     def require(self, section: Section, level: Level, project: str | None = None) -> None:
         """Raise Denied unless ``level`` on ``section`` (of ``project``) is granted."""

@@ -11,8 +11,8 @@ Every number is what ``/v1/stats`` answers for the same filters: each comes from
 :func:`~..reading.stats.answer` on the rows :func:`~..reading.stats.read` reads, as for
 ``/v1/stats``, cut to the person's scope by the same :func:`~..reading.params.scope` as the
 API, so the page and the API can't disagree, and a person scoped to one channel sees that
-channel's numbers only. The feedback inbox, a response and the exports are the pages of
-:mod:`.inbox`.
+channel's numbers only (and in each channel, only the forms they may see there). The feedback
+inbox, a response and the exports are the pages of :mod:`.inbox`.
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ from ..control.registry import Project
 from ..errors import ApiError
 from ..http.auth import project_ids
 from ..reading.params import Params, check_known, scope, single
-from ..reading.stats import Bucket, Readings, StatsAnswer, answer, read
+from ..reading.stats import Bucket, Readings, StatsAnswer, answer, read, step_for
 from ..service import Service
+from ..stores import Step
 from . import inbox
 from .app_auth import project_of, signed_in
 from .app_i18n import Locale, locale_of
@@ -90,16 +91,18 @@ async def gather_overview(
 ) -> tuple[str, Overview]:
     """Everything the overview shows, and the metric its trend is of.
 
-    Each metric's rows are read once (by day; by the hour too for an hourly trend) and every
-    number on the page is :func:`~..reading.stats.answer` on them, so the page costs a read per
-    metric and store, whatever it breaks the numbers down by. ``metric`` None: the first metric
-    with responses (or held votes) in the period, else NPS.
+    Every number on the page is :func:`~..reading.stats.answer` on rows of the aggregates
+    ``/v1/stats`` reads, added up in the stores as far as each use allows: every metric over
+    the period with the forms added up (its headline and channels), and the chosen one again by
+    the trend's step and per form. So the page reads a few rows per metric and store, whatever
+    the period. ``metric`` None: the first metric with responses (or held votes) in the period,
+    else NPS.
     """
-    channels, forms = scope(access, "dashboard", project, None, None)
+    channels = scope(access, "dashboard", project, None, None)
 
-    async def rows(metric: str, by_day: bool = True) -> Readings:
+    async def rows(metric: str, step: Step = "window", per_form: bool = False) -> Readings:
         return await read(
-            service, project.id, metric, channels, forms, start_ms, None, by_day=by_day
+            service, project.id, metric, channels, start_ms, None, step=step, per_form=per_form
         )
 
     readings = dict(
@@ -108,8 +111,10 @@ async def gather_overview(
     totals = {m: answer(r) for m, r in readings.items()}
     answered = [m for m, a in totals.items() if a.total.count or a.quarantined]
     chosen = metric or (answered[0] if answered else next(iter(METRIC_RANGES)))
-    trend_rows = readings[chosen] if interval != "hour" else await rows(chosen, by_day=False)
-    names = _forms(readings[chosen])
+    trend_rows, form_rows = await asyncio.gather(
+        rows(chosen, step_for(interval)), rows(chosen, per_form=True)
+    )
+    names = _forms(form_rows)
     by_channel: dict[str, list[tuple[str, StatsAnswer]]] = {m: [] for m in answered}
     for m in answered:
         for c in channels:
@@ -121,14 +126,14 @@ async def gather_overview(
         totals=totals,
         trend=answer(trend_rows, interval=interval),
         channels=by_channel,
-        forms=[(f, answer(readings[chosen], forms=(f,))) for f in names],
+        forms=[(f, answer(form_rows, forms=(f,))) for f in names],
     )
     return chosen, overview
 
 
 def _forms(readings: Readings) -> list[str]:
     """The forms with responses in ``readings``, the most answered first (at most
-    :data:`MAX_FORMS`); a scope narrowed to forms read only those.
+    :data:`MAX_FORMS`); each channel was read for the forms the person may see there only.
     """
     counts: dict[str, int] = {}
     for rows in readings.counted.values():

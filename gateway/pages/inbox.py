@@ -144,7 +144,7 @@ def _entries(locale: Locale, project: str, rows: Sequence[StoredResponse]) -> li
 
 
 def _filter_context(
-    locale: Locale, channels: Sequence[str], params: QueryParams
+    locale: Locale, channels: Iterable[str], params: QueryParams
 ) -> dict[str, object]:
     """What the filter form shows: the person's values and each select's options."""
     words = locale.words
@@ -167,7 +167,7 @@ async def responses_page(request: Request) -> Response:
     asked = api_params(request.query_params)
     query = read_query(asked, project, access, "responses", paged=True)
     rows, after = await find.page(service, query)  # StoreError: 503
-    visible, _ = scope(access, "responses", project, None, None)
+    visible = scope(access, "responses", project, None, None)
     here = section_path(project.id, "responses")
     older = None
     if after is not None:
@@ -207,8 +207,8 @@ async def response_page(request: Request) -> Response:
     access = who.session.access
     project = project_of(service, access, request.path_params["project"], "responses")
     check_known(request.query_params, PAGE_ONLY)
-    channels, forms = scope(access, "responses", project, None, None)
-    found = await find.detail(service, project.id, request.path_params["ref"], channels, forms)
+    channels = scope(access, "responses", project, None, None)
+    found = await find.detail(service, project.id, request.path_params["ref"], channels)
     if found is None:
         raise ApiError(404, "no such response")
     entry, *history = _entries(locale, project.id, [found.response, *found.history])
@@ -243,7 +243,7 @@ async def exports_page(request: Request) -> Response:
     project = project_of(service, access, request.path_params["project"], "exports")
     asked = api_params(request.query_params, drop=("cursor", "limit"))
     read_query(asked, project, access, "exports", paged=False)  # the export's own checks
-    visible, _ = scope(access, "exports", project, None, None)
+    visible = scope(access, "exports", project, None, None)
     context = {
         **_filter_context(locale, visible, request.query_params),
         "here": section_path(project.id, "exports"),

@@ -6,15 +6,16 @@ another page follows without an empty last one. An export walks the same pages t
 keyset, a page at a time, so its memory stays flat however many rows it writes. A channel with
 no store yet has no events, and reading doesn't make one (the CLI reads what exists).
 
-Nothing here decides what the asker may see: the channels and forms it is given were cut to the
-asker's scope by :mod:`.params` already.
+Nothing here decides what the asker may see: the channels it is given, each with its own forms,
+were cut to the asker's scope by :mod:`.params` already; each channel's store is read for that
+channel's forms only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Final, NamedTuple
 
 import msgspec
@@ -24,7 +25,7 @@ from voxloop_core import CHANNEL_PATTERN, key_maker
 from ..service import Service
 from ..stores.base import Store
 from ..stores.reads import Position, ResponseFilter, StoredResponse, merge
-from .params import ReadQuery
+from .params import ChannelForms, ReadQuery
 
 #: Rows an export reads a page at a time: a few MB of memory at most, whatever the total.
 EXPORT_PAGE: Final = 1_000
@@ -42,7 +43,7 @@ class Detail(NamedTuple):
     others: list[StoredResponse]
 
 
-async def _stores(service: Service, channels: tuple[str, ...]) -> list[Store]:
+async def _stores(service: Service, channels: Iterable[str]) -> list[Store]:
     return [await service.store(c) for c in channels if await service.has_store(c)]
 
 
@@ -53,7 +54,10 @@ async def page(service: Service, query: ReadQuery) -> tuple[list[StoredResponse]
     pages = await asyncio.gather(
         *(
             store.responses(
-                query.filter, after=query.after, limit=ask, oldest_first=query.oldest_first
+                query.filter_in(store.channel),
+                after=query.after,
+                limit=ask,
+                oldest_first=query.oldest_first,
             )
             for store in stores
         )
@@ -85,13 +89,9 @@ def parse_ref(ref: str) -> tuple[str, bytes] | None:
 
 
 async def response(
-    service: Service,
-    project: str,
-    ref: str,
-    channels: tuple[str, ...],
-    forms: tuple[str, ...] | None,
+    service: Service, project: str, ref: str, channels: ChannelForms
 ) -> StoredResponse | None:
-    """The response ``ref`` names, if it is on one of ``channels`` and of one of ``forms``.
+    """The response ``ref`` names, if it is on one of ``channels`` and of one of its forms.
 
     A response outside them is None exactly as one that doesn't exist is, so a guessed ref
     tells nothing of what is beyond the asker's scope.
@@ -102,20 +102,15 @@ async def response(
     channel, key = parsed
     stores = await _stores(service, (channel,))
     found = await stores[0].response(project, key) if stores else None
+    forms = channels[channel]
     if found is None or (forms is not None and found.form not in forms):
         return None
     return found
 
 
-async def detail(
-    service: Service,
-    project: str,
-    ref: str,
-    channels: tuple[str, ...],
-    forms: tuple[str, ...] | None,
-) -> Detail | None:
+async def detail(service: Service, project: str, ref: str, channels: ChannelForms) -> Detail | None:
     """A response with its vote history and the same respondent's other visible responses."""
-    found = await response(service, project, ref, channels, forms)
+    found = await response(service, project, ref, channels)
     if found is None:
         return None
     history: list[StoredResponse] = []
@@ -125,7 +120,7 @@ async def detail(
     others: list[StoredResponse] = []
     if found.respondent is not None:
         query = ReadQuery(
-            filter=ResponseFilter(project=project, forms=forms, respondent=found.respondent),
+            filter=ResponseFilter(project=project, respondent=found.respondent),
             channels=channels,
             limit=OTHERS_SHOWN + 1,
         )

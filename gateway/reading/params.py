@@ -7,9 +7,10 @@ the asker's scope (403, :func:`~..control.access.narrow`). Each message names th
 the words of whoever asked (``score_min`` for the API, ``--score-min`` for the CLI: a
 :data:`Spell`), then the rule.
 
-The asker's scope cuts the query before any store is read: the channels are those the asker may
-see of the ones asked (all visible ones when none are), and a scope narrowed to some forms adds
-them to the filter, so a store never returns a row the asker may not see.
+The asker's scope cuts the query before any store is read (:func:`scope`): the channels are
+those the asker may see of the ones asked (all visible ones when none are), and each keeps its
+own forms: of the ones asked (all when none are), those the asker may see in that channel. Each
+channel's store is read for its own forms, so a store never returns a row the asker may not see.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from . import cursor
 
 #: How a parameter is named in messages: itself for the API, a flag for the CLI.
 Spell = Callable[[str], str]
+#: The channels a read reads, in order, each with the forms it keeps there (None: every form).
+ChannelForms = dict[str, tuple[str, ...] | None]
 
 #: The filters every read takes (``project`` picks the project of a person's session).
 FILTER_PARAMS: Final = (
@@ -85,18 +88,24 @@ def as_given(name: str) -> str:
 class ReadQuery(msgspec.Struct, frozen=True, kw_only=True):
     """A checked read: what to keep, which channels to read, where the page starts, how long.
 
-    ``channels`` are visible to the asker and exist in the project; ``filter.forms`` is within
-    the asker's forms. ``after`` None: the first page.
+    ``channels`` are visible to the asker and exist in the project, each with the forms to keep
+    there (:func:`scope`); a channel's store is read with :meth:`filter_in`, ``filter`` with that
+    channel's forms (``filter.forms`` itself is not read). ``after`` None: the first page.
     """
 
     filter: ResponseFilter
-    channels: tuple[str, ...]
+    channels: ChannelForms
     after: Position | None = None
     limit: int = DEFAULT_LIMIT
     oldest_first: bool = False
 
+    def filter_in(self, channel: str) -> ResponseFilter:
+        """What ``channel``'s store is asked for: the filter, with the forms of that channel."""
+        return msgspec.structs.replace(self.filter, forms=self.channels[channel])
+
     def context(self) -> bytes:
-        """What a cursor of this query is sealed to: the filter, the channels, the order."""
+        """What a cursor of this query is sealed to: the filter, the channels and their forms,
+        the order."""
         return msgspec.json.encode((self.filter, self.channels, self.oldest_first))
 
 
@@ -149,16 +158,20 @@ def scope(
     channels: tuple[str, ...] | None,
     forms: tuple[str, ...] | None,
     spell: Spell = as_given,
-) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
-    """The channels to read and the forms to keep: those asked for, cut to the asker's scope.
+) -> ChannelForms:
+    """The channels to read and the forms to keep in each: those asked for (all when none are),
+    cut to the asker's scope.
 
-    A channel the project doesn't have is a 400 naming the project's channels when the asker
-    sees them all; to a scoped asker it is "outside your access" (403), like a channel it may
-    not see, so the answer tells nothing of channels beyond the scope. Forms None: every form.
+    Forms are cut channel by channel, to those the asker may see in that channel
+    (:meth:`~..control.access.Access.visible`); a channel that keeps none of the forms asked is
+    not read. A form asked that the asker may see in none of the channels read is "outside your
+    access" (403), as a channel outside the scope is. A channel the project doesn't have is a
+    400 naming the project's channels when the asker sees them all; to a scoped asker it is a
+    403 too, so the answer tells nothing of channels beyond the scope.
     """
-    seen, allowed_forms = access.visible(section, project.id, project.channels)
+    seen = access.visible(section, project.id, project.channels)
     for channel in channels or ():
-        if channel not in project.channels and seen == project.channels:
+        if channel not in project.channels and seen.keys() == project.channels:
             listed = ", ".join(sorted(project.channels))
             raise ApiError(
                 400, f"{spell('channel')} {channel!r} is not one of this project's: {listed}"
@@ -168,8 +181,16 @@ def scope(
             raise ApiError(
                 400, f"{spell('form')} {form!r} must be 1-64 characters of A-Z a-z 0-9 . _ -"
             )
-    read = narrow(channels, seen, spell("channel")) or ()  # a tuple: ``seen`` is never None
-    return tuple(dict.fromkeys(read)), narrow(forms, allowed_forms, spell("form"))
+    # Cut to a set of channels, narrow() always gives a tuple (``or ()`` is for the type).
+    read = {c: seen[c] for c in narrow(channels, frozenset(seen), spell("channel")) or ()}
+    if forms is None:
+        return {c: None if shown is None else tuple(sorted(shown)) for c, shown in read.items()}
+    asked = tuple(dict.fromkeys(forms))
+    every = any(shown is None for shown in read.values())
+    anywhere = None if every else frozenset(f for shown in read.values() for f in shown or ())
+    narrow(asked, anywhere, spell("form"))
+    kept = {c: tuple(f for f in asked if shown is None or f in shown) for c, shown in read.items()}
+    return {c: mine for c, mine in kept.items() if mine}
 
 
 def read_query(
@@ -201,7 +222,7 @@ def read_query(
     """
     known = (*FILTER_PARAMS, *(PAGE_PARAMS if paged else ()), *extra)
     check_known(params, known, meta=True, spell=spell)
-    channels, forms = scope(
+    channels = scope(
         access,
         section,
         project,
@@ -225,7 +246,6 @@ def read_query(
         raise ApiError(400, f"{spell('to')} must be after {spell('from')}")
     found = ResponseFilter(
         project=project.id,
-        forms=None if forms is None else tuple(dict.fromkeys(forms)),
         metrics=None if metrics is None else tuple(dict.fromkeys(metrics)),
         score_min=score_min,
         score_max=score_max,

@@ -1,9 +1,11 @@
 """Stats from the stores' aggregates: headline scores, their intervals, and series over time.
 
-The stores keep hourly histograms; a query adds the hours of the channels and forms asked for,
-then rolls them up to the interval. A query's window is the hours that start at or after ``from``
-(rounded down to its hour) and before ``to``, so the answer always equals a scan of the stored
-events over those hours.
+The stores keep hourly and daily histograms; a query adds up the rows of the channels asked
+for, each of its own forms (those asked that the asker may see there, :func:`~.params.scope`),
+in the stores as far as the answer allows (by day for a daily, weekly or monthly series, over
+the window for a total), then rolls them up to the interval. A query's window is the hours
+that start at or after ``from`` (rounded down to its hour) and before ``to``, so the answer
+always equals a scan of the stored events over those hours.
 
 ``GET /v1/stats``, the dashboard, the demo and ``voxloop-gateway stats`` all answer through
 :func:`compute`, or, for a page that shows one metric many ways (per channel, per form, over
@@ -26,8 +28,8 @@ from ..control.access import Access
 from ..control.registry import Project
 from ..errors import ApiError
 from ..service import Service
-from ..stores.base import Histograms
-from .params import Params, check_known, instant, repeated, scope, single
+from ..stores import Histograms, Step
+from .params import ChannelForms, Params, check_known, instant, repeated, scope, single
 
 
 class Bucket(msgspec.Struct, kw_only=True):
@@ -61,11 +63,11 @@ class StatsAnswer(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class StatsQuery(msgspec.Struct, frozen=True, kw_only=True):
-    """A validated stats query."""
+    """A validated stats query: ``channels`` maps each channel counted to the forms counted in
+    it (None: every form)."""
 
     metric: str
-    channels: tuple[str, ...]
-    forms: tuple[str, ...] | None
+    channels: ChannelForms
     start_ms: int | None
     end_ms: int | None
     interval: Interval | None
@@ -74,15 +76,16 @@ class StatsQuery(msgspec.Struct, frozen=True, kw_only=True):
 def parse_query(params: Params, project: Project, access: Access) -> StatsQuery:
     """Read and check the query string; ApiError 400 naming the parameter and the rule.
 
-    The channels and forms are cut to what ``access`` shows of the dashboard: a channel outside
-    it is a 403 naming it, and without ``form`` a scope narrowed to some forms counts only those.
+    The channels and forms are cut to what ``access`` shows of the dashboard, channel by
+    channel: a channel, or a form, outside it is a 403 naming it, and each channel counts only
+    the forms the asker may see in it.
     """
     check_known(params, ("metric", "channel", "form", "from", "to", "interval", "project"))
     metric = single(params, "metric")
     if metric not in METRIC_RANGES:
         expected = ", ".join(METRIC_RANGES)
         raise ApiError(400, f"metric is required, one of {expected}; got {metric!r}")
-    channels, forms = scope(
+    channels = scope(
         access, "dashboard", project, repeated(params, "channel"), repeated(params, "form")
     )
     interval = single(params, "interval")
@@ -97,7 +100,6 @@ def parse_query(params: Params, project: Project, access: Access) -> StatsQuery:
     return StatsQuery(
         metric=metric,
         channels=channels,
-        forms=forms,
         start_ms=start,
         end_ms=end,
         interval=interval,
@@ -147,12 +149,15 @@ class Readings(msgspec.Struct, kw_only=True):
     """One metric's histograms in some channels over one window, as read from the stores.
 
     ``counted`` and ``held`` map a channel to its (form, bucket start) histograms: of the
-    counted answers, and of the votes held as a link scanner's. ``by_day``: the buckets are
-    days (rolled up by the store), which serve every interval but ``hour``.
+    counted answers, and of the votes held as a link scanner's (always per form and hour).
+    ``step``: what each counted bucket covers, added up by the store: hours serve every
+    interval, days every interval but ``hour``, the window only totals. ``per_form``: the
+    counted buckets are per form, else added up over the forms read.
     """
 
     metric: str
-    by_day: bool
+    step: Step
+    per_form: bool
     counted: dict[str, Histograms]
     held: dict[str, Histograms]
 
@@ -161,24 +166,32 @@ async def read(
     service: Service,
     project: str,
     metric: str,
-    channels: Iterable[str],
-    forms: tuple[str, ...] | None,
+    channels: ChannelForms,
     start_ms: int | None,
     end_ms: int | None,
     *,
-    by_day: bool = False,
+    step: Step = "hour",
+    per_form: bool = True,
 ) -> Readings:
-    """Read ``metric``'s aggregate rows of ``project`` in ``channels``, once, for :func:`answer`.
+    """Read ``metric``'s aggregate rows of ``project`` in ``channels``, each of its own forms
+    (None: every form), once, for :func:`answer`, added up by ``step`` (and over the forms
+    unless ``per_form``) in the stores: the coarser the read, the fewer rows it carries.
 
     A channel without a store yet has no answers, and reading doesn't make one.
     """
-    found = Readings(metric=metric, by_day=by_day, counted={}, held={})
-    for channel in channels:
+    found = Readings(metric=metric, step=step, per_form=per_form, counted={}, held={})
+    for channel, forms in channels.items():
         if not await service.has_store(channel):
             continue
         store = await service.store(channel)
         found.counted[channel] = await store.hourly(
-            project, metric, forms=forms, start_ms=start_ms, end_ms=end_ms, by_day=by_day
+            project,
+            metric,
+            forms=forms,
+            start_ms=start_ms,
+            end_ms=end_ms,
+            step=step,
+            per_form=per_form,
         )
         found.held[channel] = await store.quarantined(
             project, metric, forms=forms, start_ms=start_ms, end_ms=end_ms
@@ -193,10 +206,17 @@ def answer(
     forms: Iterable[str] | None = None,
     interval: Interval | None = None,
 ) -> StatsAnswer:
-    """What ``/v1/stats`` answers for these channels and forms (None: all that were read)."""
+    """What ``/v1/stats`` answers for these channels and forms (None: all that were read).
+
+    Raises:
+        ValueError: the readings are too coarse for it: a series finer than their step, or
+            forms picked out of readings added up over the forms.
+    """
     metric = readings.metric
-    if interval == "hour" and readings.by_day:
-        raise ValueError("an hourly series needs readings by the hour")
+    if interval is not None and _STEPS.index(readings.step) > _STEPS.index(step_for(interval)):
+        raise ValueError(f"a series by {interval} needs readings by {step_for(interval)}")
+    if forms is not None and not readings.per_form:
+        raise ValueError("a breakdown by form needs readings per form")
     wanted_channels = None if channels is None else frozenset(channels)
     wanted_forms = None if forms is None else frozenset(forms)
     total = voxloop_core.empty_histogram(metric)
@@ -224,6 +244,15 @@ def answer(
     return found
 
 
+_STEPS: tuple[Step, ...] = ("hour", "day", "window")
+
+
+def step_for(interval: Interval | None) -> Step:
+    """The coarsest readings that serve ``interval``: hours for hours, days for days, weeks
+    and months (UTC days fall wholly inside them), the window for a total."""
+    return "window" if interval is None else "hour" if interval == "hour" else "day"
+
+
 def _add(into: list[int], counts: list[int]) -> None:
     for i, n in enumerate(counts):
         into[i] += n
@@ -232,18 +261,17 @@ def _add(into: list[int], counts: list[int]) -> None:
 async def compute(service: Service, project: str, query: StatsQuery) -> StatsAnswer:
     """The stats of ``project`` for ``query``, from the aggregate rows of each channel.
 
-    Days, rolled up by the store from the window's hours, serve a total and any series but an
-    hourly one: a year is 365 rows per form and score instead of 8,760.
+    The stores add the rows up to what the answer needs, over the forms: a year by day is 365
+    rows per score instead of 8,760 per form and score, a total one row per score.
     """
-    by_day = query.interval != "hour"
     readings = await read(
         service,
         project,
         query.metric,
         query.channels,
-        query.forms,
         query.start_ms,
         query.end_ms,
-        by_day=by_day,
+        step=step_for(query.interval),
+        per_form=False,
     )
     return answer(readings, interval=query.interval)

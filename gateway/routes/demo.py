@@ -98,8 +98,7 @@ async def _stats_rows(service: Service) -> list[StatsRow]:
         for channel in sorted(project.channels):
             query = StatsQuery(
                 metric=metric,
-                channels=(channel,),
-                forms=None,
+                channels={channel: None},
                 start_ms=None,
                 end_ms=None,
                 interval=None,

@@ -62,9 +62,9 @@ async def get_response(request: Request) -> Response:
     service: Service = request.app.state.service
     access, project = await reader(request, service, "responses")
     check_known(request.query_params, ("project",))
-    channels, forms = scope(access, "responses", project, None, None)
+    channels = scope(access, "responses", project, None, None)
     ref = request.path_params["ref"]
-    found = await find.detail(service, project.id, ref, channels, forms)
+    found = await find.detail(service, project.id, ref, channels)
     if found is None:
         raise ApiError(404, "no such response")
     answer = ResponseDetail(

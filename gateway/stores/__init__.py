@@ -1,26 +1,29 @@
 """Per-channel event stores: where accepted events become durable and aggregates stay exact.
 
 Each channel has its own store. A store deduplicates on its primary key, commits writes in
-groups, and keeps hourly histograms that always equal a scan of its counted events. SQLite (one
-file per channel) is the embedded default. The read side pages through a channel's responses by
-a :class:`ResponseFilter` after a :class:`Position` (see ``reads``).
+groups, and keeps hourly and daily histograms that always equal a scan of its counted events.
+SQLite (one file per channel) is the embedded default. The read side pages through a channel's
+responses by a :class:`ResponseFilter` after a :class:`Position` (see ``reads``).
 """
 
 from __future__ import annotations
 
 from ..ingest.votes import VoteRule
 from ._errors import StoreBusy, StoreError, StoreUnavailable
+from ._rollups import ALL_FORMS, Step
 from .base import Histograms, Store, WriteResult
 from .postgres import PostgresStore
 from .reads import Position, ResponseFilter, StoredResponse, merge
 from .sqlite import SqliteStore
 
 __all__ = [
+    "ALL_FORMS",
     "Histograms",
     "Position",
     "PostgresStore",
     "ResponseFilter",
     "SqliteStore",
+    "Step",
     "Store",
     "StoreBusy",
     "StoreError",

@@ -35,10 +35,14 @@ from voxloop_core import DAY_MS, HOUR_MS, METRIC_RANGES, Record
 from ..ingest.votes import Click, Held, StoredVote, VoteRule, settle
 from ._errors import StoreBusy, StoreUnavailable
 from ._queries import Dialect
+from ._rollups import Step
 from .reads import Position, ResponseFilter, StoredResponse, includes_tie
 
 Histograms = dict[tuple[str, int], list[int]]
-"""(form, hour start in epoch ms) -> counts per score of one metric; index i counts score low+i."""
+"""(form, hour start in epoch ms) -> counts per score of one metric; index i counts score low+i.
+
+A read by day has day starts for hours, a read of the whole window 0; a read that adds the forms
+up has :data:`ALL_FORMS` for the form."""
 
 
 class WriteResult(NamedTuple):
@@ -66,29 +70,37 @@ VoteGroup = tuple[str, str, str]
 AggregateKey = tuple[str, str, str, int, int]
 #: (project, metric, form, hour or day, score, delta): what a commit adds to one aggregate row.
 AggregateChange = tuple[str, str, str, int, int, int]
-#: The histograms a store reads: from the hourly aggregates ("hourly", or "hours_by_day" added
-#: up by UTC day in SQL), from the daily aggregates ("daily"), from a scan of the counted events,
-#: or of the votes held as quarantined.
-HistogramKind = Literal["hourly", "hours_by_day", "daily", "scan", "quarantined"]
+#: Where a store reads histograms from: the hourly aggregates, the daily ones, a scan of the
+#: counted events, or of the votes held as quarantined.
+HistogramSource = Literal["hourly", "daily", "scan", "quarantined"]
 
 
-def _day_parts(
-    start_ms: int | None, end_ms: int | None
-) -> tuple[tuple[HistogramKind, int | None, int | None], ...]:
-    """How to read a window by day: its whole days from the daily aggregates, and the hours of a
-    day it cuts (before its first midnight, after its last) from the hourly ones, added up in SQL.
+class Part(NamedTuple):
+    """One read of a window: its source and the times it covers (epoch ms; None: no bound)."""
 
-    The parts hold different days, so their rows never share a key.
+    source: HistogramSource
+    start_ms: int | None
+    end_ms: int | None
+
+
+def aggregate_parts(step: Step, start_ms: int | None, end_ms: int | None) -> tuple[Part, ...]:
+    """Where to read a window's aggregates by ``step``.
+
+    By the hour, from the hourly rows. By day or over the window, its whole days from the daily
+    aggregates and the hours of a day it cuts (before its first midnight, after its last) from
+    the hourly ones. By day the parts hold different days, so their rows never share a key.
     """
+    if step == "hour":
+        return (Part("hourly", start_ms, end_ms),)
     first = None if start_ms is None else start_ms + (-start_ms) % DAY_MS  # the first midnight
     last = None if end_ms is None else end_ms - end_ms % DAY_MS  # the last
     if first is not None and last is not None and first >= last:
-        return (("hours_by_day", start_ms, end_ms),)  # no whole day inside
-    parts: list[tuple[HistogramKind, int | None, int | None]] = [("daily", first, last)]
+        return (Part("hourly", start_ms, end_ms),)  # no whole day inside
+    parts = [Part("daily", first, last)]
     if start_ms is not None and first is not None and start_ms < first:
-        parts.append(("hours_by_day", start_ms, first))
+        parts.append(Part("hourly", start_ms, first))
     if end_ms is not None and last is not None and last < end_ms:
-        parts.append(("hours_by_day", last, end_ms))
+        parts.append(Part("hourly", last, end_ms))
     return tuple(parts)
 
 
@@ -307,14 +319,16 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def _histogram_rows(
         self,
-        kind: HistogramKind,
+        part: Part,
         project: str,
         metric: str,
         forms: Sequence[str] | None,
-        start_ms: int | None,
-        end_ms: int | None,
+        step: Step,
+        per_form: bool,
     ) -> Iterable[Sequence[Any]]:
-        """``(form, hour, score, count)`` rows of ``kind``; StoreUnavailable if unreadable."""
+        """``(form, start, score, count)`` rows of ``part``, added up by ``step`` (and over the
+        forms unless ``per_form``) in the database; StoreUnavailable if unreadable. A scan and
+        the quarantined votes are read by the hour, per form."""
 
     async def hourly(
         self,
@@ -324,14 +338,14 @@ class Store(abc.ABC):
         forms: Sequence[str] | None = None,
         start_ms: int | None = None,
         end_ms: int | None = None,
-        by_day: bool = False,
+        step: Step = "hour",
+        per_form: bool = True,
     ) -> Histograms:
-        """Hourly histograms of ``metric`` for ``project``, read from the aggregate rows.
+        """Histograms of ``metric`` for ``project``, read from the aggregate rows.
 
-        This is the fast path of the stats API: it reads one row per form, hour and score.
-        ``by_day``: the window's hours added up by UTC day (keys are day starts), for totals
-        and series of a day or longer: its whole days come from the daily aggregates, the
-        hours of a day it cuts from the hourly ones.
+        This is the fast path of the stats API: it reads one row per form, hour and score, or,
+        added up in the database, per form, day and score (``step="day"``), per form and score
+        over the window (``"window"``), and without ``per_form`` the same over the forms.
 
         Args:
             project: the project asked about.
@@ -339,17 +353,20 @@ class Store(abc.ABC):
             forms: only these forms (an empty sequence matches none); None for all.
             start_ms: only hours starting at or after this epoch ms.
             end_ms: only hours starting before this epoch ms.
+            step: what each histogram covers: an hour, a UTC day (of the window's hours), or
+                the window.
+            per_form: a histogram per form, else one for :data:`ALL_FORMS`.
 
         Returns:
-            (form, hour start) -> counts per score, for every hour with at least one response.
+            (form, start) -> counts per score, for every hour (or day) with at least one
+            response; the start is the hour's, the day's, or 0 for the window.
 
         Raises:
             ValueError: ``metric`` is not one of the contract's metrics.
             StoreUnavailable: the store is not open, or the read failed.
         """
-        if not by_day:
-            return await self._histograms((("hourly", start_ms, end_ms),), project, metric, forms)
-        return await self._histograms(_day_parts(start_ms, end_ms), project, metric, forms)
+        parts = aggregate_parts(step, start_ms, end_ms)
+        return await self._histograms(parts, project, metric, forms, step, per_form)
 
     async def scan(
         self,
@@ -365,7 +382,8 @@ class Store(abc.ABC):
         The ground truth the aggregates must equal; it reads every event of the project and
         metric, so it is for tests and audits, not for serving stats.
         """
-        return await self._histograms((("scan", start_ms, end_ms),), project, metric, forms)
+        parts = (Part("scan", start_ms, end_ms),)
+        return await self._histograms(parts, project, metric, forms, "hour", True)
 
     async def quarantined(
         self,
@@ -381,24 +399,27 @@ class Store(abc.ABC):
         Kept apart from the score, so that the stats can say how many there were; few rows,
         found through a partial index.
         """
-        return await self._histograms((("quarantined", start_ms, end_ms),), project, metric, forms)
+        parts = (Part("quarantined", start_ms, end_ms),)
+        return await self._histograms(parts, project, metric, forms, "hour", True)
 
     async def _histograms(
         self,
-        parts: Sequence[tuple[HistogramKind, int | None, int | None]],
+        parts: Sequence[Part],
         project: str,
         metric: str,
         forms: Sequence[str] | None,
+        step: Step,
+        per_form: bool,
     ) -> Histograms:
-        """The histograms of ``parts``, each (kind, start_ms, end_ms), read in turn."""
+        """The histograms of ``parts``, read in turn and added up."""
         score_range = METRIC_RANGES.get(metric)
         if score_range is None:
             known = ", ".join(METRIC_RANGES)
             raise ValueError(f"unknown metric {metric!r}; expected one of {known}")
         low, high = score_range
         out: Histograms = {}
-        for kind, start_ms, end_ms in parts:
-            rows = await self._histogram_rows(kind, project, metric, forms, start_ms, end_ms)
+        for part in parts:
+            rows = await self._histogram_rows(part, project, metric, forms, step, per_form)
             for form, hour, score, count in rows:
                 counts = out.get((form, hour))
                 if counts is None:

@@ -56,16 +56,17 @@ from typing import Any, Final
 import asyncpg  # type: ignore[import-untyped]
 
 import voxloop_core
-from voxloop_core import CHANNEL_PATTERN, DAY_MS, METRIC_RANGES, Record
+from voxloop_core import CHANNEL_PATTERN, METRIC_RANGES, Record
 
 from ..ingest.votes import Click, StoredVote
 from ._errors import StoreUnavailable
 from ._queries import PostgresDialect
+from ._rollups import Step, day_start, rollup
 from .base import (
     DEFAULT_MAX_PENDING,
     AggregateKey,
     Body,
-    HistogramKind,
+    Part,
     Pending,
     Row,
     Store,
@@ -103,11 +104,6 @@ def _hour(ts_column: str) -> str:
     """SQL for the start of the hour holding ``ts_column``, floored like Python's ``%``."""
     hour = voxloop_core.HOUR_MS
     return f"({ts_column} - (({ts_column} % {hour}) + {hour}) % {hour})"
-
-
-def _day(column: str) -> str:
-    """SQL for the start of the UTC day holding ``column``, floored like Python's ``%``."""
-    return f"({column} - (({column} % {DAY_MS}) + {DAY_MS}) % {DAY_MS})"
 
 
 _SCHEMA_TABLE: Final = """
@@ -202,7 +198,7 @@ CREATE TABLE aggregates_daily (
     PRIMARY KEY (channel, project, metric, form, day, score)
 );
 INSERT INTO aggregates_daily (channel, project, metric, form, day, score, count)
-    SELECT channel, project, metric, form, {_day("hour")}, score, sum(count) FROM aggregates
+    SELECT channel, project, metric, form, {day_start("hour")}, score, sum(count) FROM aggregates
     GROUP BY 1, 2, 3, 4, 5, 6;
 """,
 }
@@ -272,19 +268,6 @@ WHERE a.channel = {channel} AND a.project = d.project AND a.metric = d.metric
 _HEARTBEAT: Final = """
 INSERT INTO heartbeat (channel, replica, at_ms) VALUES ($1, $2, $3)
 ON CONFLICT (channel, replica) DO UPDATE SET at_ms = excluded.at_ms"""
-# ``{filters}`` takes the optional conditions on form and hour.
-_HOURLY: Final = """
-SELECT form, hour, score, count FROM {aggregates}
-WHERE channel = {channel} AND project = $1 AND metric = $2{filters}"""
-# The same rows added up by UTC day, in SQL: for the hours of a day a window cuts.
-_HOURS_BY_DAY: Final = f"""
-SELECT form, {_day("hour")} AS day, score, sum(count)::bigint FROM {{aggregates}}
-WHERE channel = {{channel}} AND project = $1 AND metric = $2{{filters}}
-GROUP BY form, day, score"""
-# ``{filters}`` on ``day`` here.
-_DAILY: Final = """
-SELECT form, day, score, count FROM aggregates_daily
-WHERE channel = {channel} AND project = $1 AND metric = $2{filters}"""
 _SCAN: Final = f"""
 SELECT form, hour, score, count(*) FROM (
     SELECT form, {_hour("ts_ms")} AS hour, score FROM {{events}}
@@ -316,9 +299,10 @@ class _Statements:
     remove_emptied: str
     add_daily: str
     remove_emptied_days: str
-    hourly: str
-    hours_by_day: str
-    daily: str
+    #: Each aggregate table's name, its time column and the step of its rows.
+    aggregates: dict[str, tuple[str, str, Step]]
+    #: The conditions of a histogram read (``$1`` project, ``$2`` metric).
+    histogram_where: str
     scan: str
     quarantined: str
     attach_comment: str
@@ -340,9 +324,8 @@ class _Statements:
             sql(_REMOVE_EMPTIED),
             sql(_ADD_DAILY),
             sql(_REMOVE_EMPTIED_DAYS),
-            sql(_HOURLY),
-            sql(_HOURS_BY_DAY),
-            sql(_DAILY),
+            {"hourly": (aggregates, "hour", "hour"), "daily": ("aggregates_daily", "day", "day")},
+            f"channel = {channel} AND project = $1 AND metric = $2",
             sql(_SCAN),
             sql(_QUARANTINED),
             sql(_ATTACH_COMMENT),
@@ -569,25 +552,31 @@ class PostgresStore(Store):
 
     async def _histogram_rows(
         self,
-        kind: HistogramKind,
+        part: Part,
         project: str,
         metric: str,
         forms: Sequence[str] | None,
-        start_ms: int | None,
-        end_ms: int | None,
+        step: Step,
+        per_form: bool,
     ) -> Iterable[Sequence[Any]]:
-        select: str = getattr(self._sql, kind)
+        column = "hour"
+        if part.source == "scan":
+            select = self._sql.scan
+        elif part.source == "quarantined":
+            select = self._sql.quarantined
+        else:
+            table, column, native = self._sql.aggregates[part.source]
+            select = rollup(table, column, native, self._sql.histogram_where, step, per_form)
         filters: list[str] = []
         params: list[object] = [project, metric]
         if forms is not None:
             params.append(list(forms))
             filters.append(f" AND form = ANY(${len(params)}::text[])")
-        column = "day" if kind == "daily" else "hour"
-        if start_ms is not None:
-            params.append(start_ms)
+        if part.start_ms is not None:
+            params.append(part.start_ms)
             filters.append(f" AND {column} >= ${len(params)}")
-        if end_ms is not None:
-            params.append(end_ms)
+        if part.end_ms is not None:
+            params.append(part.end_ms)
             filters.append(f" AND {column} < ${len(params)}")
         return await self._fetch(select.format(filters="".join(filters)), params)
 

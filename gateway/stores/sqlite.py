@@ -48,17 +48,18 @@ from typing import Final, Literal, TypeVar
 import aiosqlite
 
 import voxloop_core
-from voxloop_core import DAY_MS, HOUR_MS, METRIC_RANGES, Record
+from voxloop_core import HOUR_MS, METRIC_RANGES, Record
 
 from ..ingest.votes import Click, StoredVote
 from . import _search
 from ._errors import StoreUnavailable
 from ._queries import TEXT_FIRST, SqliteDialect
+from ._rollups import Step, day_start, rollup
 from .base import (
     DEFAULT_MAX_PENDING,
     AggregateChange,
     Body,
-    HistogramKind,
+    Part,
     Pending,
     Row,
     Store,
@@ -81,11 +82,6 @@ _T = TypeVar("_T")
 def _hour(ts_column: str) -> str:
     """SQL for the start of the hour holding ``ts_column``, floored like Python's ``%``."""
     return f"({ts_column} - (({ts_column} % {HOUR_MS}) + {HOUR_MS}) % {HOUR_MS})"
-
-
-def _day(column: str) -> str:
-    """SQL for the start of the UTC day holding ``column``, floored like Python's ``%``."""
-    return f"({column} - (({column} % {DAY_MS}) + {DAY_MS}) % {DAY_MS})"
 
 
 # The daily aggregates (version 5): each UTC day's hours of ``aggregates`` added up, kept in the
@@ -211,7 +207,7 @@ COMMIT;
 BEGIN IMMEDIATE;
 {_DAILY_TABLE}
 INSERT INTO aggregates_daily (project, metric, form, day, score, count)
-    SELECT project, metric, form, {_day("hour")}, score, sum(count) FROM aggregates
+    SELECT project, metric, form, {day_start("hour")}, score, sum(count) FROM aggregates
     GROUP BY 1, 2, 3, 4, 5;
 PRAGMA user_version = 5;
 COMMIT;
@@ -263,20 +259,11 @@ WHERE project = ? AND metric = ? AND form = ? AND day = ? AND score = ? AND coun
 _HEARTBEAT: Final = """
 INSERT INTO heartbeat (id, at_ms) VALUES (1, ?)
 ON CONFLICT (id) DO UPDATE SET at_ms = excluded.at_ms"""
-# ``{filters}`` takes the optional conditions on form and hour.
-_HOURLY: Final = """
-SELECT form, hour, score, count FROM aggregates
-WHERE project = ? AND metric = ?{filters}
-ORDER BY form, hour, score"""
-# The same rows added up by UTC day, in SQL: for the hours of a day a window cuts.
-_HOURS_BY_DAY: Final = f"""
-SELECT form, {_day("hour")} AS day, score, sum(count) FROM aggregates
-WHERE project = ? AND metric = ?{{filters}}
-GROUP BY form, day, score"""
-# ``{filters}`` on ``day`` here.
-_DAILY: Final = """
-SELECT form, day, score, count FROM aggregates_daily
-WHERE project = ? AND metric = ?{filters}"""
+#: Each aggregate table: its name, its time column, and the step of its rows.
+_AGGREGATES: Final[dict[str, tuple[str, str, Step]]] = {
+    "hourly": ("aggregates", "hour", "hour"),
+    "daily": ("aggregates_daily", "day", "day"),
+}
 _SCAN: Final = f"""
 SELECT form, hour, score, count(*) FROM (
     SELECT form, {_hour("ts_ms")} AS hour, score FROM events
@@ -451,32 +438,32 @@ class SqliteStore(Store):
 
     async def _histogram_rows(
         self,
-        kind: HistogramKind,
+        part: Part,
         project: str,
         metric: str,
         forms: Sequence[str] | None,
-        start_ms: int | None,
-        end_ms: int | None,
+        step: Step,
+        per_form: bool,
     ) -> Iterable[sqlite3.Row]:
-        select = {
-            "hourly": _HOURLY,
-            "hours_by_day": _HOURS_BY_DAY,
-            "daily": _DAILY,
-            "scan": _SCAN,
-            "quarantined": _QUARANTINED,
-        }[kind]
+        column = "hour"
+        if part.source == "scan":
+            select = _SCAN
+        elif part.source == "quarantined":
+            select = _QUARANTINED
+        else:
+            table, column, native = _AGGREGATES[part.source]
+            select = rollup(table, column, native, "project = ? AND metric = ?", step, per_form)
         filters: list[str] = []
         params: list[object] = [project, metric]
         if forms is not None:
             filters.append(f" AND form IN ({', '.join('?' * len(forms))})")
             params.extend(forms)
-        column = "day" if kind == "daily" else "hour"
-        if start_ms is not None:
+        if part.start_ms is not None:
             filters.append(f" AND {column} >= ?")
-            params.append(start_ms)
-        if end_ms is not None:
+            params.append(part.start_ms)
+        if part.end_ms is not None:
             filters.append(f" AND {column} < ?")
-            params.append(end_ms)
+            params.append(part.end_ms)
         return await self._read(select.format(filters="".join(filters)), params)
 
     async def _select(self, sql: tuple[str, list[object]]) -> Iterable[sqlite3.Row]:

@@ -26,7 +26,7 @@ from tests.postgres import require_postgres
 from voxloop import new_id
 from voxloop.email import rating_links
 from voxloop_gateway import Settings, migrate
-from voxloop_gateway.control.access import Scope
+from voxloop_gateway.control.access import Level, Scope, Section
 from voxloop_gateway.control.people import People
 from voxloop_gateway.control.registry import Registry
 
@@ -74,6 +74,9 @@ class Reading:
     app_person: str
     no_export_person: str
     owner: str
+    #: A person in two groups that scope ``shop`` differently: ``app`` for form ``checkout``
+    #: only, and ``web`` for every form (dashboard, responses, exports in both).
+    overlap_person: str
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -219,24 +222,29 @@ def click_email(gateway: Gateway, store: str) -> int:
     return 13
 
 
-def _people(registry: Registry) -> tuple[str, str, str]:
-    """Two people of channel ``app`` and an owner; their session tokens."""
+def _people(registry: Registry) -> tuple[str, str, str, str]:
+    """Two people of channel ``app``, an owner, and a person in two groups that scope ``shop``
+    differently (``app`` for form ``checkout``, ``web`` for every form); their session tokens."""
     people = People(registry.db)
+    reads: dict[Section, Level] = {"dashboard": "view", "responses": "view", "exports": "view"}
     app = Scope("shop", frozenset({"app"}))
-    people.create_group(
-        "app-team", {"dashboard": "view", "responses": "view", "exports": "view"}, [app]
-    )
+    people.create_group("app-team", reads, [app])
     people.create_group("app-readers", {"dashboard": "view", "responses": "view"}, [app])
+    people.create_group(
+        "app-checkout", reads, [Scope("shop", frozenset({"app"}), frozenset({"checkout"}))]
+    )
+    people.create_group("web-team", reads, [Scope("shop", frozenset({"web"}))])
     people.create_user("ana@example.com", ["app-team"], PASSWORD)
     people.create_user("rui@example.com", ["app-readers"], PASSWORD)
     people.create_user("olga@example.com", ["owner"], PASSWORD)
+    people.create_user("ines@example.com", ["app-checkout", "web-team"], PASSWORD)
 
-    async def login() -> tuple[str, str, str]:
-        emails = ("ana@example.com", "rui@example.com", "olga@example.com")
-        first, second, third = [
+    async def login() -> tuple[str, str, str, str]:
+        emails = ("ana@example.com", "rui@example.com", "olga@example.com", "ines@example.com")
+        first, second, third, fourth = [
             (await people.login(email, PASSWORD, "127.0.0.1"))[0] for email in emails
         ]
-        return first, second, third
+        return first, second, third, fourth
 
     return asyncio.run(login())
 
@@ -253,7 +261,7 @@ def seed(data_dir: Path, store: str, **settings: Any) -> Reading:
         server, _ = registry.create_key("shop", "server")
         app_key, _ = registry.create_key("shop", "read", ["app"])
         checkout_key, _ = registry.create_key("shop", "read", forms=["checkout"])
-        app_person, no_export_person, owner = _people(registry)
+        app_person, no_export_person, owner, overlap_person = _people(registry)
     finally:
         registry.close()
     gateway = start_gateway(
@@ -274,7 +282,15 @@ def seed(data_dir: Path, store: str, **settings: Any) -> Reading:
             answer = gateway.post(sent[start : start + 40])
             assert answer.status_code == 202 and not answer.json()["rejected"], answer.text
         reading = Reading(
-            gateway, store, sent, app_key, checkout_key, app_person, no_export_person, owner
+            gateway,
+            store,
+            sent,
+            app_key,
+            checkout_key,
+            app_person,
+            no_export_person,
+            owner,
+            overlap_person,
         )
         reading.extra["email_clicks"] = click_email(gateway, store)
     except BaseException:

@@ -125,7 +125,7 @@ def test_users_groups_and_read_keys_from_the_command_line(
     ]
     assert len({line.index("*") for line in listed.splitlines()[:2]}) == 1  # aligned
     carol = people.access_of(people.user("carol@example.com"))
-    assert carol.visible("exports", "cafe", {"app", "web", "email"}) == ({"web"}, None)
+    assert carol.visible("exports", "cafe", {"app", "web", "email"}) == {"web": None}
     ok(voxloop(tmp_path, where, "groups", "scope", "support", "cafe", "--remove"))
     ok(voxloop(tmp_path, where, "groups", "remove-user", "support", "bob@example.com"))
     assert people.user("bob@example.com").groups == ("admin",)

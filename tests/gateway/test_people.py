@@ -410,17 +410,14 @@ def test_owner_admin_and_custom_groups_give_their_access(place: Place) -> None:
     full = people.access_of(owner)
     assert full.who == "user:owner@example.com"
     assert {s: full.level(s, "shop") for s in BUILTIN_LEVELS["owner"]} == BUILTIN_LEVELS["owner"]
-    assert full.visible("responses", "shop", SHOP_CHANNELS) == (SHOP_CHANNELS, None)
+    assert full.visible("responses", "shop", SHOP_CHANNELS) == dict.fromkeys(SHOP_CHANNELS)
     assert full.can("users", "edit", "any-project")
     managing = people.access_of(admin)
     assert managing.level("users") == "view" and managing.level("settings", "cafe") == "edit"
 
     scoped = people.access_of(agent)
-    assert scoped.visible("responses", "shop", SHOP_CHANNELS) == (
-        frozenset({"app"}),
-        frozenset({"checkout"}),
-    )
-    assert scoped.visible("dashboard", "cafe", {"app", "web"}) == ({"app", "web"}, None)
+    assert scoped.visible("responses", "shop", SHOP_CHANNELS) == {"app": {"checkout"}}
+    assert scoped.visible("dashboard", "cafe", {"app", "web"}) == {"app": None, "web": None}
     assert scoped.level("responses", "shop") == "view"
     assert scoped.level("responses", "elsewhere") == "none"
     for section, project in [("exports", "shop"), ("responses", "elsewhere")]:
@@ -430,14 +427,13 @@ def test_owner_admin_and_custom_groups_give_their_access(place: Place) -> None:
     people.add_user("analysts", "agent@example.com")
     both = people.access_of(people.user("agent@example.com"))
     assert [g.group for g in both.grants] == ["analysts", "support"]
-    assert both.visible("exports", "shop", SHOP_CHANNELS) == (frozenset({"web"}), None)
+    assert both.visible("exports", "shop", SHOP_CHANNELS) == {"web": None}
 
     people.grant("support", "exports", "view")
     people.set_scope("support", Scope("shop", frozenset({"app", "kiosk"})))
     widened = people.access_of(people.user("agent@example.com"))
-    assert widened.visible("exports", "shop", SHOP_CHANNELS) == (
-        frozenset({"app", "kiosk", "web"}),
-        None,
+    assert widened.visible("exports", "shop", SHOP_CHANNELS) == dict.fromkeys(
+        {"app", "kiosk", "web"}
     )
     people.remove_scope("support", "shop")
     people.remove_user("analysts", "agent@example.com")
@@ -576,10 +572,7 @@ def test_read_keys_read_within_their_scope_and_are_known_to_every_replica(place:
     assert listed[whole[:11]].channels == SHOP_CHANNELS and listed[whole[:11]].forms is None
     reading = read_key_access(key.id, key.scope())
     assert reading.who == f"key:{key.id}"
-    assert reading.visible("responses", "shop", SHOP_CHANNELS) == (
-        frozenset({"app"}),
-        frozenset({"checkout", "signup"}),
-    )
+    assert reading.visible("responses", "shop", SHOP_CHANNELS) == {"app": {"checkout", "signup"}}
     assert not reading.can("responses", "edit", "shop") and not reading.can("settings")
     with pytest.raises(Denied):
         reading.visible("dashboard", "cafe", {"app", "web"})

@@ -1,11 +1,16 @@
 """Every read enforces the asker's scope (OWASP API1): a read key or a person scoped to channel
 ``app`` gets nothing of ``web``, by page, by guessed ref, by respondent, by export and through
-the stats' filters; a key narrowed to a form sees only that form; a read key never writes.
+the stats' filters; a key narrowed to a form sees only that form; a person in two groups that
+scope one project differently sees each channel's own forms only; a read key never writes.
 On SQLite files and on PostgreSQL, over real HTTP."""
 
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
+import json
+import re
 from typing import Any
 
 import httpx
@@ -13,6 +18,7 @@ import pytest
 
 from voxloop import new_id
 from voxloop_core import METRIC_RANGES
+from voxloop_gateway.control.access import Access, Denied, Grant, Level, Scope, Section
 from voxloop_gateway.control.people import People
 from voxloop_gateway.control.registry import Registry
 
@@ -235,3 +241,204 @@ def test_who_may_read_at_all(sqlite_reading: Reading) -> None:
         )
         assert owner.status_code == 200
         assert owner.json()["responses"] == reading.walk(limit=500)
+
+
+# --- two groups that scope one project differently ----------------------------------------
+
+READS: dict[Section, Level] = {"dashboard": "view", "responses": "view", "exports": "view"}
+SHOP = frozenset({"web", "app", "email", "kiosk"})
+#: Metrics the readers' responses are of (no likert).
+SEEDED = [m for m in METRIC_RANGES if m != "likert"]
+
+
+def grant(group: str, channels: set[str] | None, forms: set[str] | None = None) -> Grant:
+    scope = Scope(
+        "shop",
+        None if channels is None else frozenset(channels),
+        None if forms is None else frozenset(forms),
+    )
+    return Grant(group, READS, (scope,))
+
+
+def test_visible_forms_are_per_channel_across_overlapping_grants() -> None:
+    checkout = grant("app-checkout", {"app"}, {"checkout"})
+    web = grant("web-team", {"web"})
+    both = Access("user:ines@example.com", (checkout, web))
+    assert both.visible("responses", "shop", SHOP) == {"app": {"checkout"}, "web": None}
+    assert list(both.visible("responses", "shop", SHOP)) == ["app", "web"]
+
+    search = grant("search-team", {"app", "kiosk"}, {"search"})
+    three = Access("user:ines@example.com", (checkout, web, search))
+    assert three.visible("dashboard", "shop", SHOP) == {
+        "app": {"checkout", "search"},
+        "kiosk": {"search"},
+        "web": None,
+    }
+    every_app = Access("user:ines@example.com", (checkout, grant("app-team", {"app"})))
+    assert every_app.visible("exports", "shop", SHOP) == {"app": None}
+    whole = Access("user:ines@example.com", (checkout, grant("everyone", None, {"search"})))
+    assert whole.visible("exports", "shop", SHOP) == {
+        "app": {"checkout", "search"},
+        "email": {"search"},
+        "kiosk": {"search"},
+        "web": {"search"},
+    }
+    # A grant without the section widens nothing there.
+    viewer = Grant("web-viewers", {"dashboard": "view"}, (Scope("shop", frozenset({"web"})),))
+    partial = Access("user:ines@example.com", (checkout, viewer))
+    assert partial.visible("responses", "shop", SHOP) == {"app": {"checkout"}}
+    assert partial.visible("dashboard", "shop", SHOP) == {"app": {"checkout"}, "web": None}
+    with pytest.raises(Denied):
+        partial.visible("responses", "cafe", SHOP)
+
+
+def overlapping(reading: Reading) -> dict[str, str]:
+    """How the person of ``app``'s checkout and all of ``web`` asks: their session."""
+    return {"session": reading.overlap_person}
+
+
+def theirs(item: dict[str, Any]) -> bool:
+    """Whether that person may see ``item``: ``app``'s checkout answers, ``web``'s all."""
+    return item["channel"] == "web" or (item["channel"] == "app" and item["form"] == "checkout")
+
+
+def hidden(reading: Reading) -> list[dict[str, Any]]:
+    """``app``'s answers of forms other than checkout: what the person must never see."""
+    found = [i for i in reading.walk(limit=500, channel="app") if i["form"] != "checkout"]
+    assert {i["form"] for i in found} == {"search", "support-ticket"}
+    return found
+
+
+def test_overlapping_groups_page_each_channel_with_its_own_forms(reading: Reading) -> None:
+    mine = overlapping(reading)
+    everything = reading.walk(limit=500)
+    hidden(reading)
+    found = reading.walk(limit=7, **mine)
+    assert found == [i for i in everything if theirs(i)]
+    assert {(i["channel"], i["form"]) for i in found} == {
+        ("app", "checkout"),
+        ("web", "checkout"),
+        ("web", "search"),
+        ("web", "support-ticket"),
+    }
+    assert reading.walk(**mine, form="search") == reading.walk(channel="web", form="search")
+    assert reading.walk(**mine, form="checkout") == reading.walk(
+        channel=["app", "web"], form="checkout"
+    )
+    assert reading.walk(**mine, channel="app") == reading.walk(channel="app", form="checkout")
+    # A form reads in the channels that show it, and is refused where none of those read does.
+    assert reading.walk(**mine, form=["checkout", "search"]) == [
+        i for i in everything if theirs(i) and i["form"] in ("checkout", "search")
+    ]
+    for params, named in [
+        ({"channel": "app", "form": "search"}, "'search'"),
+        ({"channel": "app", "form": ["checkout", "search"]}, "'search'"),
+        ({"channel": "email"}, "'email'"),
+    ]:
+        refused = reading.get("/v1/responses", **mine, **params)
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"].endswith(f"{named} is outside your access")
+
+
+def test_overlapping_groups_get_404_for_a_ref_of_another_form(reading: Reading) -> None:
+    mine = overlapping(reading)
+    everything = reading.walk(limit=500)
+    nothing = reading.get("/v1/responses/app." + "0" * 32, **mine)
+    assert nothing.status_code == 404
+    for item in hidden(reading)[:10]:
+        answer = reading.get(f"/v1/responses/{item['ref']}", **mine)
+        assert (answer.status_code, answer.json()) == (404, nothing.json()), item["ref"]
+    for item in [i for i in everything if theirs(i)][:10]:
+        answer = reading.get(f"/v1/responses/{item['ref']}", **mine)
+        assert answer.status_code == 200 and answer.json()["response"] == item
+    ours = next(
+        i
+        for i in everything
+        if i["channel"] == "app" and i["form"] == "checkout" and i["respondent"]
+    )
+    full = reading.get(f"/v1/responses/{ours['ref']}").json()
+    assert any(i["channel"] == "app" and i["form"] != "checkout" for i in full["others"])
+    detail = reading.get(f"/v1/responses/{ours['ref']}", **mine).json()
+    assert detail["response"] == ours
+    assert detail["others"] == [i for i in full["others"] if theirs(i)]
+
+
+def test_overlapping_groups_see_a_respondent_in_each_channels_own_forms(reading: Reading) -> None:
+    path = "/v1/respondents/user-1/responses"
+    theirs_all = reading.walk(path, limit=500)
+    assert any(i["channel"] == "app" and i["form"] != "checkout" for i in theirs_all)
+    seen = reading.walk(path, limit=5, **overlapping(reading))
+    assert seen == [i for i in theirs_all if theirs(i)]
+    assert {i["channel"] for i in seen} == {"app", "web"}
+
+
+def test_overlapping_groups_export_each_channels_own_forms(reading: Reading) -> None:
+    mine = overlapping(reading)
+    expected = [i for i in reading.walk(limit=500) if theirs(i)]
+    ndjson = reading.get("/v1/exports/responses.ndjson", **mine)
+    assert ndjson.status_code == 200, ndjson.text
+    assert [json.loads(line) for line in ndjson.content.decode().splitlines()] == expected
+    exported = reading.get("/v1/exports/responses.csv", **mine)
+    assert exported.status_code == 200, exported.text
+    rows = list(csv.DictReader(io.StringIO(exported.content.decode(), newline="")))
+    assert [row["ref"] for row in rows] == [i["ref"] for i in expected]
+    refused = reading.get("/v1/exports/responses.csv", **mine, channel="app", form="search")
+    assert refused.status_code == 403
+
+
+def added(*answers: dict[str, Any]) -> tuple[int, list[int]]:
+    """The count and the histogram of several ``/v1/stats`` answers' totals, added up."""
+    histograms = [a["total"]["histogram"] for a in answers]
+    return sum(a["total"]["count"] for a in answers), [
+        sum(n) for n in zip(*histograms, strict=True)
+    ]
+
+
+def test_overlapping_groups_count_each_channels_own_forms(reading: Reading) -> None:
+    mine = overlapping(reading)
+    left_out = 0
+    for metric in SEEDED:
+        answer = reading.get("/v1/stats", **mine, metric=metric)
+        assert answer.status_code == 200, answer.text
+        app = reading.get("/v1/stats", metric=metric, channel="app", form="checkout").json()
+        web = reading.get("/v1/stats", metric=metric, channel="web").json()
+        total = answer.json()["total"]
+        assert (total["count"], total["histogram"]) == added(app, web)
+        whole_app = reading.get("/v1/stats", metric=metric, channel="app").json()
+        left_out += whole_app["total"]["count"] - app["total"]["count"]
+        for asked, same in [
+            ({"form": "search"}, {"channel": "web", "form": "search"}),
+            ({"form": "checkout"}, {"channel": ["app", "web"], "form": "checkout"}),
+            ({"channel": "app"}, {"channel": "app", "form": "checkout"}),
+        ]:
+            got = reading.get("/v1/stats", **mine, metric=metric, interval="hour", **asked)
+            want = reading.get("/v1/stats", metric=metric, interval="hour", **same)
+            assert got.json() == want.json(), asked
+    assert left_out > 0  # app answers of other forms exist, and none was counted
+    refused = reading.get("/v1/stats", **mine, metric="nps", channel="app", form="search")
+    assert refused.status_code == 403 and "'search'" in refused.json()["error"]
+
+
+def test_overlapping_groups_overview_counts_each_channels_own_forms(reading: Reading) -> None:
+    page = reading.get("/app/shop/", **overlapping(reading), period="all", metric="nps")
+    assert page.status_code == 200, page.text
+    headlines = dict(re.findall(r'data-metric="(\w+)"[^>]*?data-count="(\d+)"', page.text))
+    for metric in SEEDED:
+        app = reading.get("/v1/stats", metric=metric, channel="app", form="checkout").json()
+        web = reading.get("/v1/stats", metric=metric, channel="web").json()
+        assert int(headlines[metric]) == added(app, web)[0], metric
+    tables = {
+        kind: dict(re.findall(r'<tr data-name="([^"]+)"[^>]*?data-count="(\d+)"', html))
+        for kind, html in re.findall(r'data-kind="([^"]+)"(.*?)</table>', page.text, re.S)
+    }
+    app = reading.get("/v1/stats", metric="nps", channel="app", form="checkout").json()
+    web = reading.get("/v1/stats", metric="nps", channel="web").json()
+    assert tables["channel-nps"] == {
+        "app": str(app["total"]["count"]),
+        "web": str(web["total"]["count"]),
+    }
+    assert set(tables["form"]) == {"checkout", "search", "support-ticket"}
+    for form, count in tables["form"].items():
+        channels = ["app", "web"] if form == "checkout" else ["web"]
+        parts = [reading.get("/v1/stats", metric="nps", channel=c, form=form) for c in channels]
+        assert int(count) == added(*(part.json() for part in parts))[0], form

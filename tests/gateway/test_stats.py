@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 import voxloop_core
 from voxloop_core import DAY_MS
+from voxloop_gateway.reading import stats
 from voxloop_gateway.reading.stats import bucket as _bucket
 from voxloop_gateway.stores import SqliteStore
 
@@ -233,3 +234,22 @@ def test_the_cli_prints_the_same_stats_as_a_table(gateway: Gateway) -> None:
         f"[{expected['low']:.1f},",
         f"{expected['high']:.1f}]",
     ]
+
+
+def test_an_answer_refuses_readings_too_coarse_for_it() -> None:
+    day = {("*", 0): [0] * 10 + [2]}
+    window = stats.Readings(
+        metric="nps", step="window", per_form=False, counted={"web": day}, held={"web": {}}
+    )
+    assert stats.answer(window).total.count == 2
+    for interval in ("hour", "day", "week", "month"):
+        with pytest.raises(ValueError, match=f"a series by {interval} needs readings by"):
+            stats.answer(window, interval=interval)  # type: ignore[arg-type]
+    by_day = stats.Readings(
+        metric="nps", step="day", per_form=False, counted={"web": day}, held={"web": {}}
+    )
+    assert stats.answer(by_day, interval="month").series is not None
+    with pytest.raises(ValueError, match="a series by hour needs readings by hour"):
+        stats.answer(by_day, interval="hour")
+    with pytest.raises(ValueError, match="a breakdown by form needs readings per form"):
+        stats.answer(by_day, forms=("checkout",))

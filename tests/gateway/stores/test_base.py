@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 import voxloop_gateway.stores as stores
 from voxloop_core import DAY_MS, METRIC_RANGES, Record
 from voxloop_gateway.stores import (
+    ALL_FORMS,
     Histograms,
     Store,
     StoreBusy,
@@ -54,17 +55,29 @@ async def assert_aggregates_equal_scan(store: Store, projects: Sequence[str]) ->
         for metric in METRICS:
             hourly = await store.hourly(project, metric)
             assert hourly == await store.scan(project, metric)
-            assert await store.hourly(project, metric, by_day=True) == by_day(hourly)
+            await assert_rollups_add_up(store, project, metric, hourly)
 
 
-def by_day(hourly: dict[tuple[str, int], list[int]]) -> dict[tuple[str, int], list[int]]:
-    """``hourly`` added up by UTC day, in Python: what the store's ``by_day`` read must give."""
-    days: dict[tuple[str, int], list[int]] = {}
+async def assert_rollups_add_up(
+    store: Store, project: str, metric: str, hourly: Histograms, **window: Any
+) -> None:
+    """Every step, per form or not, gives ``hourly`` (the window's hours) added up in Python."""
+    for step in ("hour", "day", "window"):
+        for per_form in (True, False):
+            read = await store.hourly(project, metric, step=step, per_form=per_form, **window)
+            assert read == rolled_up(hourly, step, per_form), (step, per_form)
+
+
+def rolled_up(hourly: Histograms, step: str, per_form: bool) -> Histograms:
+    """``hourly`` added up by ``step`` (and over the forms unless ``per_form``), in Python:
+    what the store's read must give."""
+    out: Histograms = {}
     for (form, hour), counts in hourly.items():
-        into = days.setdefault((form, hour - hour % DAY_MS), [0] * len(counts))
+        start = {"hour": hour, "day": hour - hour % DAY_MS, "window": 0}[step]
+        into = out.setdefault((form if per_form else ALL_FORMS, start), [0] * len(counts))
         for i, n in enumerate(counts):
             into[i] += n
-    return days
+    return out
 
 
 async def counted_keys(session: Session, store: Store) -> set[tuple[str, bytes]]:
@@ -221,8 +234,13 @@ async def test_a_read_by_day_adds_up_only_the_windows_hours(store: Store) -> Non
     await store.write(PROJECT, records)
     start, end = day0 + DAY_MS + 7 * HOUR_MS, day0 + 3 * DAY_MS + 5 * HOUR_MS
     hourly = await store.hourly(PROJECT, "nps", start_ms=start, end_ms=end)
-    daily = await store.hourly(PROJECT, "nps", start_ms=start, end_ms=end, by_day=True)
-    assert daily == by_day(hourly)
+    daily = await store.hourly(PROJECT, "nps", start_ms=start, end_ms=end, step="day")
+    assert daily == rolled_up(hourly, "day", True)
+    await assert_rollups_add_up(store, PROJECT, "nps", hourly, start_ms=start, end_ms=end)
+    inside_a_day = {"start_ms": day0 + DAY_MS + 7 * HOUR_MS, "end_ms": day0 + DAY_MS + 9 * HOUR_MS}
+    hours = await store.hourly(PROJECT, "nps", **inside_a_day)
+    assert hours
+    await assert_rollups_add_up(store, PROJECT, "nps", hours, **inside_a_day)
     assert sorted(day for _, day in daily) == [day0 + DAY_MS, day0 + 2 * DAY_MS, day0 + 3 * DAY_MS]
     inside = sum(1 for r in records if start <= r.ts_ms - r.ts_ms % HOUR_MS < end)
     assert sum(map(sum, daily.values())) == inside > 0
@@ -380,10 +398,10 @@ async def test_vote_changed_to_another_hour_and_metric_moves_the_aggregates(
     await store.write(PROJECT, [after])
 
     assert await store.hourly(PROJECT, "nps") == {}  # emptied rows are removed, not left at 0
-    assert await store.hourly(PROJECT, "nps", by_day=True) == {}
+    assert await store.hourly(PROJECT, "nps", step="day") == {}
     assert await store.hourly(PROJECT, "thumbs") == {("checkout", NOW_MS): [0, 1]}
     day = NOW_MS - NOW_MS % DAY_MS
-    assert await store.hourly(PROJECT, "thumbs", by_day=True) == {("checkout", day): [0, 1]}
+    assert await store.hourly(PROJECT, "thumbs", step="day") == {("checkout", day): [0, 1]}
     assert [row for row in await session.aggregates(store) if row[-1] <= 0] == []
     assert [row for row in await session.aggregates(store, daily=True) if row[-1] <= 0] == []
 
