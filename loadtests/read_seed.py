@@ -37,14 +37,23 @@ CHUNK_EVENTS: Final = 15_000
 #: How far back the events go: a year, inside the contract's retention window.
 SPAN_MS: Final = 364 * DAY_MS
 #: What a manager looks for, in three scripts: a word, and a sentence that says it, put at the
-#: head of one comment in ``TOPIC_EVERY`` (0.2%) each, beside ``realistic_batch``'s everyday
-#: phrases: the rarer a word, the longer a scan must read to fill a page of it.
+#: head of comments beside ``realistic_batch``'s everyday phrases. The rarer a word, the longer
+#: a scan must read to fill a page of it. A common topic leads one comment in ``TOPIC_EVERY``
+#: (0.2%): a newest-first scan fills a page after about 25,000 rows.
 TOPICS: Final = {
     "en": ("refund", "I asked for a refund three weeks ago and I am still waiting. "),
     "ar": ("استرداد", "طلبت استرداد المبلغ منذ ثلاثة أسابيع وما زلت أنتظر. "),
     "fa": ("بازپرداخت", "سه هفته پیش درخواست بازپرداخت دادم و هنوز منتظرم. "),
 }
 TOPIC_EVERY: Final = 500
+#: A specific complaint leads one comment in ``RARE_EVERY`` (50 in a million): a scan reads
+#: nearly every row to fill a page of it, while an index goes straight to them.
+RARE_TOPICS: Final = {
+    "en": ("chargeback", "My card was charged twice, so my bank has opened a chargeback. "),
+    "ar": ("احتيال", "خصم المبلغ مرتين وأبلغت البنك عن احتيال. "),
+    "fa": ("کلاهبرداری", "مبلغ دو بار کسر شد و به بانک گزارش کلاهبرداری دادم. "),
+}
+RARE_EVERY: Final = 20_000
 #: Seeding says how far it got every so many events (on stderr).
 PROGRESS_EVERY: Final = 100_000
 #: The naive peer's columns, named rather than by position: a change of its schema fails here.
@@ -68,7 +77,8 @@ class Seeded:
         oldest_ms: the first event's time (epoch ms).
         newest_ms: the last event's time.
         histograms: metric -> counts per score over every channel: what stats must say.
-        matches: each ``TOPICS`` word -> the comments holding it, ignoring case.
+        matches: each ``TOPICS`` and ``RARE_TOPICS`` word -> the comments holding it,
+            ignoring case.
     """
 
     events: int = 0
@@ -76,7 +86,9 @@ class Seeded:
     oldest_ms: int = 0
     newest_ms: int = 0
     histograms: dict[str, list[int]] = field(default_factory=_histograms)
-    matches: dict[str, int] = field(default_factory=lambda: {w: 0 for w, _ in TOPICS.values()})
+    matches: dict[str, int] = field(
+        default_factory=lambda: {w: 0 for w, _ in (*TOPICS.values(), *RARE_TOPICS.values())}
+    )
 
     @property
     def rate(self) -> float:
@@ -138,12 +150,20 @@ def make_records(events: int, now_ms: int, secret: bytes, seed: int = 13) -> Ite
 
 
 def _with_topic(event: voxloop_core.Event, index: int) -> voxloop_core.Event:
-    """``event``, the ``index``-th made, its comment led by a ``TOPICS`` sentence if its turn."""
+    """``event``, the ``index``-th made, its comment led by a topic's sentence if its turn.
+
+    The common topics take the first turns of every ``TOPIC_EVERY`` events, the rare ones the
+    next turns of every ``RARE_EVERY`` (a multiple of it), so the two never meet.
+    """
     topics = list(TOPICS.values())
     turn = index % TOPIC_EVERY
-    if turn >= len(topics):
-        return event
-    return msgspec.structs.replace(event, comment=topics[turn][1] + (event.comment or ""))
+    if turn < len(topics):
+        return msgspec.structs.replace(event, comment=topics[turn][1] + (event.comment or ""))
+    rare = list(RARE_TOPICS.values())
+    turn = index % RARE_EVERY - len(topics)
+    if 0 <= turn < len(rare):
+        return msgspec.structs.replace(event, comment=rare[turn][1] + (event.comment or ""))
+    return event
 
 
 def naive_rows(records: list[Record]) -> list[tuple[object, ...]]:
