@@ -22,7 +22,17 @@ def day_start(column: str) -> str:
     return f"({column} - (({column} % {DAY_MS}) + {DAY_MS}) % {DAY_MS})"
 
 
-def rollup(table: str, column: str, native: Step, where: str, step: Step, per_form: bool) -> str:
+def rollup(
+    table: str,
+    column: str,
+    native: Step,
+    where: str,
+    step: Step,
+    per_form: bool,
+    *,
+    summed: bool = False,
+    every_form: bool = True,
+) -> str:
     """The SELECT of ``(form, start, score, count)`` rows of an aggregate table, by ``step``.
 
     Args:
@@ -31,7 +41,14 @@ def rollup(table: str, column: str, native: Step, where: str, step: Step, per_fo
         where: the conditions every row meets (project, metric; the channel in PostgreSQL).
         step: what each row read covers; the start is 0 for the window.
         per_form: rows per form, else added up over the forms (form :data:`ALL_FORMS`).
+        summed: the table also holds its rows added up over the forms, under the form
+            :data:`ALL_FORMS` (the daily aggregates): a read over every form takes those.
+        every_form: the read is of every form (no ``form`` condition among the filters).
     """
+    if summed and not per_form and every_form:
+        where, per_form = f"{where} AND form = '{ALL_FORMS}'", True  # the sums, as one form
+    elif summed:
+        where = f"{where} AND form <> '{ALL_FORMS}'"
     if step == native and per_form:
         return f"SELECT form, {column}, score, count FROM {table} WHERE {where}{{filters}}"
     start = column if step == native else "0" if step == "window" else day_start(column)

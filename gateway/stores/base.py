@@ -35,7 +35,7 @@ from voxloop_core import DAY_MS, HOUR_MS, METRIC_RANGES, Record
 from ..ingest.votes import Click, Held, StoredVote, VoteRule, settle
 from ._errors import StoreBusy, StoreUnavailable
 from ._queries import Dialect
-from ._rollups import Step
+from ._rollups import ALL_FORMS, Step
 from .reads import Position, ResponseFilter, StoredResponse, includes_tie
 
 Histograms = dict[tuple[str, int], list[int]]
@@ -108,15 +108,18 @@ def day_changes(changes: Iterable[AggregateChange]) -> list[AggregateChange]:
     """The daily aggregates' changes for the hourly ones: what a commit adds to each UTC day.
 
     ``changes`` are ``(project, metric, form, hour, score, delta)``; the answer has the same
-    shape with day starts for hours, summed, in key order (rows are locked in one order, so two
-    commits never wait for each other in a cycle), and without the days whose changes cancel out.
-    Every write of hourly deltas writes these in the same transaction, so for every day
-    ``aggregates_daily`` equals its hours of ``aggregates``: a year's stats read 365 rows per
-    form and score, not 8,760.
+    shape with day starts for hours, summed per form and, under :data:`ALL_FORMS`, over the
+    forms; in key order (rows are locked in one order, so two commits never wait for each
+    other in a cycle), and without the days whose changes cancel out. Every write of hourly
+    deltas writes these in the same transaction, so for every day ``aggregates_daily`` equals
+    its hours of ``aggregates``, per form and over them: a year's stats over every form read 365
+    rows per score, not 8,760 per form and score.
     """
     days: collections.Counter[tuple[str, str, str, int, int]] = collections.Counter()
     for project, metric, form, hour, score, delta in changes:
-        days[(project, metric, form, hour - hour % DAY_MS, score)] += delta
+        day = hour - hour % DAY_MS
+        days[(project, metric, form, day, score)] += delta
+        days[(project, metric, ALL_FORMS, day, score)] += delta
     return sorted((*key, delta) for key, delta in days.items() if delta)
 
 

@@ -61,7 +61,7 @@ from voxloop_core import CHANNEL_PATTERN, METRIC_RANGES, Record
 from ..ingest.votes import Click, StoredVote
 from ._errors import StoreUnavailable
 from ._queries import PostgresDialect
-from ._rollups import Step, day_start, rollup
+from ._rollups import ALL_FORMS, Step, day_start, rollup
 from .base import (
     DEFAULT_MAX_PENDING,
     AggregateKey,
@@ -183,10 +183,13 @@ BEGIN
 END
 $$;
 """,
-    # 3 -> 4: the daily aggregates, each UTC day's hours of ``aggregates`` added up, kept in the
-    # same transactions, so that stats over months read a row per day, not per hour. One table
-    # for every channel (it is small), filled here in one statement.
+    # 3 -> 4: the daily aggregates, each UTC day's hours of ``aggregates`` added up, per form and
+    # over the forms (form '*'), kept in the same transactions, so that stats over months read
+    # a row per day, not per hour and form. One table for every channel (it is small), filled
+    # here from the hourly rows. And the hourly rows by time, for the hours of a day a window
+    # cuts, which would otherwise be looked for among every form's hours.
     3: f"""
+CREATE INDEX aggregates_by_hour ON aggregates (channel, project, metric, hour);
 CREATE TABLE aggregates_daily (
     channel text COLLATE "C" NOT NULL,
     project text COLLATE "C" NOT NULL,
@@ -200,6 +203,9 @@ CREATE TABLE aggregates_daily (
 INSERT INTO aggregates_daily (channel, project, metric, form, day, score, count)
     SELECT channel, project, metric, form, {day_start("hour")}, score, sum(count) FROM aggregates
     GROUP BY 1, 2, 3, 4, 5, 6;
+INSERT INTO aggregates_daily (channel, project, metric, form, day, score, count)
+    SELECT channel, project, metric, '{ALL_FORMS}', {day_start("hour")}, score, sum(count)
+    FROM aggregates GROUP BY 1, 2, 3, 5, 6;
 """,
 }
 
@@ -566,7 +572,12 @@ class PostgresStore(Store):
             select = self._sql.quarantined
         else:
             table, column, native = self._sql.aggregates[part.source]
-            select = rollup(table, column, native, self._sql.histogram_where, step, per_form)
+            where = self._sql.histogram_where
+            summed = part.source == "daily"
+            every = forms is None
+            select = rollup(
+                table, column, native, where, step, per_form, summed=summed, every_form=every
+            )
         filters: list[str] = []
         params: list[object] = [project, metric]
         if forms is not None:

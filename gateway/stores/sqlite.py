@@ -54,7 +54,7 @@ from ..ingest.votes import Click, StoredVote
 from . import _search
 from ._errors import StoreUnavailable
 from ._queries import TEXT_FIRST, SqliteDialect
-from ._rollups import Step, day_start, rollup
+from ._rollups import ALL_FORMS, Step, day_start, rollup
 from .base import (
     DEFAULT_MAX_PENDING,
     AggregateChange,
@@ -84,9 +84,12 @@ def _hour(ts_column: str) -> str:
     return f"({ts_column} - (({ts_column} % {HOUR_MS}) + {HOUR_MS}) % {HOUR_MS})"
 
 
-# The daily aggregates (version 5): each UTC day's hours of ``aggregates`` added up, kept in the
-# same transactions, so that stats over months read a row per day, not per hour.
+# The daily aggregates (version 5): each UTC day's hours of ``aggregates`` added up, per form and
+# over the forms (form '*'), kept in the same transactions, so that stats over months read a row
+# per day, not per hour and form; and the hourly rows by time, for the hours of a day a window
+# cuts, which would otherwise be looked for among every form's hours.
 _DAILY_TABLE: Final = """
+CREATE INDEX IF NOT EXISTS aggregates_by_hour ON aggregates (project, metric, hour);
 CREATE TABLE IF NOT EXISTS aggregates_daily (
     project TEXT NOT NULL,
     metric TEXT NOT NULL,
@@ -209,6 +212,9 @@ BEGIN IMMEDIATE;
 INSERT INTO aggregates_daily (project, metric, form, day, score, count)
     SELECT project, metric, form, {day_start("hour")}, score, sum(count) FROM aggregates
     GROUP BY 1, 2, 3, 4, 5;
+INSERT INTO aggregates_daily (project, metric, form, day, score, count)
+    SELECT project, metric, '{ALL_FORMS}', {day_start("hour")}, score, sum(count) FROM aggregates
+    GROUP BY 1, 2, 4, 5;
 PRAGMA user_version = 5;
 COMMIT;
 """,
@@ -452,7 +458,12 @@ class SqliteStore(Store):
             select = _QUARANTINED
         else:
             table, column, native = _AGGREGATES[part.source]
-            select = rollup(table, column, native, "project = ? AND metric = ?", step, per_form)
+            where = "project = ? AND metric = ?"
+            summed = part.source == "daily"
+            every = forms is None
+            select = rollup(
+                table, column, native, where, step, per_form, summed=summed, every_form=every
+            )
         filters: list[str] = []
         params: list[object] = [project, metric]
         if forms is not None:

@@ -110,11 +110,13 @@ def aggregates_of(
 def days_of(
     aggregates: list[tuple[str, str, str, int, int, int]],
 ) -> list[tuple[str, str, str, int, int, int]]:
-    """The daily aggregate rows of hourly ``aggregates``: each UTC day's hours added up, sorted."""
+    """The daily aggregate rows of hourly ``aggregates``: each UTC day's hours added up, per form
+    and over the forms (form ``*``), sorted."""
     counts: dict[tuple[str, str, str, int, int], int] = {}
     for project, metric, form, hour, score, count in aggregates:
-        row = (project, metric, form, hour - hour % DAY_MS, score)
-        counts[row] = counts.get(row, 0) + count
+        for key in (form, "*"):
+            row = (project, metric, key, hour - hour % DAY_MS, score)
+            counts[row] = counts.get(row, 0) + count
     return sorted((*row, count) for row, count in counts.items())
 
 

@@ -61,11 +61,17 @@ async def assert_aggregates_equal_scan(store: Store, projects: Sequence[str]) ->
 async def assert_rollups_add_up(
     store: Store, project: str, metric: str, hourly: Histograms, **window: Any
 ) -> None:
-    """Every step, per form or not, gives ``hourly`` (the window's hours) added up in Python."""
+    """Every step, per form or not, of every form or of one, gives ``hourly`` (the window's
+    hours) added up in Python."""
+    one = {key: counts for key, counts in hourly.items() if key[0] == FORMS[0]}
     for step in ("hour", "day", "window"):
         for per_form in (True, False):
             read = await store.hourly(project, metric, step=step, per_form=per_form, **window)
             assert read == rolled_up(hourly, step, per_form), (step, per_form)
+            read = await store.hourly(
+                project, metric, forms=FORMS[:1], step=step, per_form=per_form, **window
+            )
+            assert read == rolled_up(one, step, per_form), (step, per_form, FORMS[0])
 
 
 def rolled_up(hourly: Histograms, step: str, per_form: bool) -> Histograms:
