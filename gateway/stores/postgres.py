@@ -242,35 +242,36 @@ _SET_FLAGS: Final = """
 UPDATE {events} AS e SET held = f.held, counted = f.counted
 FROM unnest($1::text[], $2::bytea[], $3::text[], $4::boolean[]) AS f(project, key, held, counted)
 WHERE e.channel = {channel} AND e.project = f.project AND e.key = f.key"""
-_ADD_COUNTS: Final = """
-INSERT INTO {aggregates} AS a (channel, project, metric, form, hour, score, count)
-SELECT $1, d.project, d.metric, d.form, d.hour, d.score, d.count
+
+
+def _adding(table: str, time: str) -> str:
+    """The additive upsert of aggregate rows (``time`` is their hour or day) into ``table``,
+    answering each row's count after it, so that the rows it empties can be removed."""
+    return f"""
+INSERT INTO {table} AS a (channel, project, metric, form, {time}, score, count)
+SELECT $1, d.project, d.metric, d.form, d.{time}, d.score, d.count
 FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::smallint[], $7::bigint[])
-    AS d(project, metric, form, hour, score, count)
-ON CONFLICT (channel, project, metric, form, hour, score)
+    AS d(project, metric, form, {time}, score, count)
+ON CONFLICT (channel, project, metric, form, {time}, score)
     DO UPDATE SET count = a.count + excluded.count
-RETURNING a.project, a.metric, a.form, a.hour, a.score, a.count"""
-# Runs only on rows the upsert just changed, so it never waits for another transaction's lock.
-_REMOVE_EMPTIED: Final = """
-DELETE FROM {aggregates} AS a
+RETURNING a.project, a.metric, a.form, a.{time}, a.score, a.count"""
+
+
+def _removing(table: str, time: str) -> str:
+    """The removal of the rows of ``table`` an upsert left at 0. It runs only on rows the upsert
+    just changed, so it never waits for another transaction's lock."""
+    return f"""
+DELETE FROM {table} AS a
 USING unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::smallint[])
-    AS d(project, metric, form, hour, score)
-WHERE a.project = d.project AND a.metric = d.metric AND a.form = d.form AND a.hour = d.hour
-    AND a.score = d.score AND a.count = 0"""
-_ADD_DAILY: Final = """
-INSERT INTO aggregates_daily AS a (channel, project, metric, form, day, score, count)
-SELECT $1, d.project, d.metric, d.form, d.day, d.score, d.count
-FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::smallint[], $7::bigint[])
-    AS d(project, metric, form, day, score, count)
-ON CONFLICT (channel, project, metric, form, day, score)
-    DO UPDATE SET count = a.count + excluded.count
-RETURNING a.project, a.metric, a.form, a.day, a.score, a.count"""
-_REMOVE_EMPTIED_DAYS: Final = """
-DELETE FROM aggregates_daily AS a
-USING unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::smallint[])
-    AS d(project, metric, form, day, score)
-WHERE a.channel = {channel} AND a.project = d.project AND a.metric = d.metric
-    AND a.form = d.form AND a.day = d.day AND a.score = d.score AND a.count = 0"""
+    AS d(project, metric, form, {time}, score)
+WHERE a.channel = {{channel}} AND a.project = d.project AND a.metric = d.metric
+    AND a.form = d.form AND a.{time} = d.{time} AND a.score = d.score AND a.count = 0"""
+
+
+_ADD_COUNTS: Final = _adding("{aggregates}", "hour")
+_REMOVE_EMPTIED: Final = _removing("{aggregates}", "hour")
+_ADD_DAILY: Final = _adding("aggregates_daily", "day")
+_REMOVE_EMPTIED_DAYS: Final = _removing("aggregates_daily", "day")
 _HEARTBEAT: Final = """
 INSERT INTO heartbeat (channel, replica, at_ms) VALUES ($1, $2, $3)
 ON CONFLICT (channel, replica) DO UPDATE SET at_ms = excluded.at_ms"""
