@@ -14,6 +14,7 @@ import html
 import io
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -129,14 +130,15 @@ def test_a_managers_journey(world: World, browser: Browser) -> None:
     # The trend by day, then by hour: the chart is drawn again with the hours' points.
     by_day = world.stats(metric="nps", interval="day", **{"from": since})["series"]
     expect(chart).to_have_attribute("data-points", str(len(by_day)))
-    day_first = chart.get_attribute("data-first")
+    assert chart.get_attribute("data-first") == _epoch(by_day[0]["start"])
     page.get_by_label("Interval", exact=True).select_option("hour")
     expect(chart).to_have_attribute("data-interval", "hour")
     expect(chart).to_have_attribute("data-state", "drawn")
     by_hour = world.stats(metric="nps", interval="hour", **{"from": since})["series"]
     assert len(by_hour) != len(by_day)
     expect(chart).to_have_attribute("data-points", str(len(by_hour)))
-    assert chart.get_attribute("data-first") != day_first
+    # the hours' first point, which is the day's when the first answer came in its first hour
+    assert chart.get_attribute("data-first") == _epoch(by_hour[0]["start"])
     assert page.locator("#trend canvas").count() == 1  # uPlot's drawing, one chart
     assert "interval=hour" in page.url
     expect(chart).to_have_attribute("aria-label", "NPS by hour, with its 95% interval")
@@ -380,3 +382,8 @@ def test_what_respondents_wrote_is_shown_as_text(world: World) -> None:
             assert "<script>alert" not in raw and "</script> &" not in raw
             shown = sum(text.count(HOSTILE) for text in parse(raw).values)
             assert shown >= 2 and raw.count("\u202e") == shown, path
+
+
+def _epoch(start: str) -> str:
+    """A series bucket's start (RFC 3339, UTC) as the chart's epoch seconds."""
+    return str(int(datetime.strptime(start, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()))
