@@ -222,6 +222,9 @@ OTHER_VARIABLES: Final = frozenset(
         "VOXLOOP_ORIGIN",
         "VOXLOOP_CLUSTER_RECORD",
         "VOXLOOP_TEST_PG",  # the test suite's PostgreSQL
+        # argon2id's cost, read wherever passwords are hashed (the gateway and the CLI alike),
+        # checked against OWASP's floor there: control/passwords.py
+        "VOXLOOP_PASSWORD_COST",
     }
 )
 #: Families of variables other parts read, by prefix: the benchmarks', the load tests'.

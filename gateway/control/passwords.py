@@ -7,22 +7,40 @@ rehash whenever one is verified, so a raised cost reaches every account at its n
 
 Passwords are NFKC-normalised before hashing and comparing (NIST SP 800-63B 5.1.1.2), so one
 password typed on two keyboards, with composed or decomposed accents, is one password.
+
+``VOXLOOP_PASSWORD_COST`` (``m=KIB,t=PASSES,p=LANES``, as a stored hash writes them) sets another
+cost: for a machine that can't spare the default's 64 MiB and four lanes a login, or a test
+suite that hashes hundreds of times. It is refused below OWASP's least argon2id costs (the
+Password Storage Cheat Sheet's five equivalent pairs, 46 MiB and 1 pass to 7 MiB and 5 passes),
+so no value makes hashes cheaper to guess than OWASP allows.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import re
 import secrets
 import unicodedata
+from collections.abc import Mapping
 from typing import Final
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from ..errors import ConfigError
+
 MIN_PASSWORD_CHARS: Final = 12
 MAX_PASSWORD_CHARS: Final = 128
 #: Random bytes of a one-time password: 20 characters of base64url.
 ONE_TIME_PASSWORD_BYTES: Final = 15
+#: The variable that sets argon2id's cost; unset, RFC 9106's (argon2-cffi's defaults).
+COST_VARIABLE: Final = "VOXLOOP_PASSWORD_COST"
+#: OWASP's least argon2id costs, each as hard to guess against as the others: (memory in KiB,
+#: passes), with one lane. A cost must reach both numbers of one of them.
+OWASP_LEAST_COSTS: Final = ((47_104, 1), (19_456, 2), (12_288, 3), (9_216, 4), (7_168, 5))
+_COST: Final = re.compile(r"m=(\d{1,9}),t=(\d{1,9}),p=(\d{1,9})")
+_LEAST: Final = " / ".join(f"m={m},t={t}" for m, t in OWASP_LEAST_COSTS)
 
 
 def normalized(password: str) -> str:
@@ -52,6 +70,41 @@ def one_time_password() -> str:
     return secrets.token_urlsafe(ONE_TIME_PASSWORD_BYTES)
 
 
+def hasher_for(cost: str) -> PasswordHasher:
+    """argon2id at ``cost``, written ``m=19456,t=2,p=1`` (KiB of memory, passes, lanes).
+
+    Raises:
+        ConfigError: the text is not in that form, the cost is below every one of OWASP's
+            least costs, or it has more lanes than argon2 allows (one per 8 KiB).
+    """
+    said = f"{COST_VARIABLE}={cost!r}"
+    found = _COST.fullmatch(cost.replace(" ", ""))
+    if not found:
+        raise ConfigError(f"{said} is not valid: it must be m=KIB,t=PASSES,p=LANES")
+    memory, passes, lanes = (int(n) for n in found.groups())
+    if not any(memory >= m and passes >= t for m, t in OWASP_LEAST_COSTS):
+        raise ConfigError(
+            f"{said} is cheaper than OWASP allows: it must reach one of {_LEAST} (KiB, passes)"
+        )
+    if not 1 <= lanes <= memory // 8:
+        raise ConfigError(f"{said} is not valid: p must be from 1 to m/8 ({memory // 8})")
+    return PasswordHasher(time_cost=passes, memory_cost=memory, parallelism=lanes)
+
+
+def configured_hasher(environ: Mapping[str, str] | None = None) -> PasswordHasher:
+    """argon2id at ``VOXLOOP_PASSWORD_COST``'s cost, or at RFC 9106's when it is unset or empty.
+
+    Args:
+        environ: the environment; ``os.environ`` by default.
+
+    Raises:
+        ConfigError: the variable's value is refused (see :func:`hasher_for`).
+    """
+    environ = os.environ if environ is None else environ
+    cost = environ.get(COST_VARIABLE)
+    return hasher_for(cost) if cost else PasswordHasher()
+
+
 class Passwords:
     """Hashing and verifying passwords with argon2id; the awaited forms run in a thread.
 
@@ -60,7 +113,7 @@ class Passwords:
     """
 
     def __init__(self, hasher: PasswordHasher | None = None) -> None:
-        self._hasher = hasher or PasswordHasher()
+        self._hasher = hasher or configured_hasher()
         self._dummy: str | None = None
 
     def hash(self, password: str) -> str:

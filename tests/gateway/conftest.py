@@ -1,11 +1,15 @@
 """A real gateway on a loopback port, over real SQLite files, for the HTTP tests.
 
 ``gateway`` runs one in a thread of the test process; ``spawn`` runs ``voxloop-gateway`` as a
-process of its own, for what needs one: signals, exit statuses, what it prints.
+process of its own, for what needs one: signals, exit statuses, what it prints. ``reading`` and
+``sqlite_reading`` are readers.py's gateways full of responses, seeded once for every module
+that only reads them.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 import socket
 import subprocess
@@ -15,15 +19,19 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 import uvicorn
 
 from voxloop_gateway import Settings, create_app
+from voxloop_gateway.cli import main
 from voxloop_gateway.control.registry import Registry
 from voxloop_gateway.settings import RULES, env_name
+
+if TYPE_CHECKING:
+    from .readers import Reading
 
 ORIGIN = "https://shop.example.com"
 
@@ -148,6 +156,61 @@ def spawn() -> Iterator[Spawn]:
             process.wait(timeout=10)
 
 
+Command = Callable[..., "subprocess.CompletedProcess[str]"]
+BinaryCommand = Callable[..., "subprocess.CompletedProcess[bytes]"]
+
+
+@pytest.fixture
+def command(
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Command:
+    """``voxloop-gateway ARGS...`` through the command line's ``main()``, in this process.
+
+    Call it as ``command(*args, env={...})``: a process of its own costs a second of imports,
+    this costs none. Made to show what the process would: no ``VOXLOOP_<SETTING>`` but those of
+    ``env``; stdout and stderr caught at the file descriptors, whoever writes to them; and the
+    log records of WARNING and above added to stderr, as logging's last resort prints them in
+    a process that sets no handler. What needs a process (its exit, signals, file locks held
+    by another one, a terminal) runs one: ``spawn``, or ``subprocess``.
+    """
+    return functools.partial(_in_process, capfd, caplog, monkeypatch)
+
+
+@pytest.fixture
+def command_bytes(
+    capfdbinary: pytest.CaptureFixture[bytes],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> BinaryCommand:
+    """``command``, for a command whose output is bytes to compare exactly (an export)."""
+    return functools.partial(_in_process, capfdbinary, caplog, monkeypatch)
+
+
+def _in_process(
+    capture: pytest.CaptureFixture[Any],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.CompletedProcess[Any]:
+    with monkeypatch.context() as patched:
+        for name in RULES:
+            patched.delenv(env_name(name), raising=False)
+        for name, value in (env or {}).items():
+            patched.setenv(name, value)
+        with caplog.at_level(logging.WARNING):
+            capture.readouterr()  # what came before is not this command's
+            caplog.clear()
+            status = main(list(args))
+            out, err = capture.readouterr()
+            logged = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    said = "".join(f"{message}\n" for message in logged)
+    err += said.encode() if isinstance(err, bytes) else said
+    return subprocess.CompletedProcess(list(args), status, out, err)
+
+
 def wait_ready(url: str, process: subprocess.Popen[str], timeout: float = 30) -> None:
     """Wait until the gateway at ``url`` answers /readyz with 200; fail if it exits first."""
     deadline = time.monotonic() + timeout
@@ -160,3 +223,39 @@ def wait_ready(url: str, process: subprocess.Popen[str], timeout: float = 30) ->
             pass
         time.sleep(0.05)
     raise AssertionError(f"the gateway at {url} did not become ready in {timeout} s")
+
+
+# The seeded gateways of readers.py, shared by the modules that only read them. readers.py
+# imports this module: it is imported where the fixtures run, not at the top.
+
+
+@pytest.fixture(scope="session")
+def sqlite_reading(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reading]:
+    """The seeded gateway on SQLite files, for the whole run.
+
+    Seeding takes seconds (the email clicks wait out an edit window), and the tests of
+    responses, exports and the read schema only read: they share one gateway of each kind.
+    """
+    from .readers import seed
+
+    running = seed(tmp_path_factory.mktemp("reading-sqlite"), "sqlite")
+    yield running
+    running.gateway.stop()
+
+
+@pytest.fixture(scope="session")
+def postgresql_reading(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reading]:
+    """The seeded gateway on a fresh PostgreSQL database, for the whole run."""
+    from .readers import database, seed
+
+    with database("postgresql") as store:
+        running = seed(tmp_path_factory.mktemp("reading-postgresql"), store)
+        yield running
+        running.gateway.stop()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def reading(request: pytest.FixtureRequest) -> Reading:
+    """The seeded gateway, once on SQLite files and once on PostgreSQL."""
+    found: Reading = request.getfixturevalue(f"{request.param}_reading")
+    return found

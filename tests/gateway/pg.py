@@ -1,4 +1,5 @@
-"""A fresh PostgreSQL database per test, and a TCP relay that can cut the gateway off from it.
+"""A fresh PostgreSQL database (or schema) per test, and a TCP relay that can cut the gateway
+off from it.
 
 The server is ``VOXLOOP_TEST_PG``'s (see tests/postgres.py).
 """
@@ -43,6 +44,23 @@ def pg_url() -> Iterator[str]:
     asyncio.run(_admin(f"CREATE DATABASE {name}"))
     yield with_database(BASE_URL, name)
     asyncio.run(_admin(f"DROP DATABASE {name} WITH (FORCE)"))
+
+
+@pytest.fixture
+def pg_schema_url() -> Iterator[str]:
+    """The URL of ``VOXLOOP_TEST_PG``'s database with a new, empty schema as its search path
+    (asyncpg sends the URL's other parameters as settings), dropped after the test.
+
+    For tests of the control plane alone, which names no schema: its tables are made in the
+    first one of the search path. A schema takes milliseconds to make, a database a third of a
+    second.
+    """
+    require_postgres()
+    name = f"voxloop_t_{secrets.token_hex(6)}"
+    asyncio.run(_admin(f"CREATE SCHEMA {name}"))
+    separator = "&" if urlsplit(BASE_URL).query else "?"
+    yield f"{BASE_URL}{separator}search_path={name}"
+    asyncio.run(_admin(f"DROP SCHEMA {name} CASCADE"))
 
 
 class Relay:

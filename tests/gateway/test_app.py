@@ -13,7 +13,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
-from .conftest import Gateway, make_project, start_gateway
+from .conftest import Command, Gateway, make_project, start_gateway
 
 
 def test_healthz_readyz_and_metrics(gateway: Gateway) -> None:
@@ -71,16 +71,21 @@ def test_no_5xx_and_every_answer_fits_the_schema(running: Gateway) -> None:
         fuzz()
 
 
-def test_cli_init_keys_and_projects(tmp_path: Path) -> None:
-    def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "voxloop_gateway.cli", "--data-dir", str(tmp_path), *args],
-            capture_output=True,
-            text=True,
-            check=check,
-        )
+def test_cli_init_keys_and_projects(tmp_path: Path, command: Command) -> None:
+    """``init`` as a process of its own, the commands after it in this one (``command``)."""
 
-    init = cli("init", "--project", "acme", "--origin", "https://acme.example").stdout
+    def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        done = command("--data-dir", str(tmp_path), *args)
+        assert done.returncode == 0 or not check, done.stderr
+        return done
+
+    init = subprocess.run(
+        [sys.executable, "-m", "voxloop_gateway.cli", "--data-dir", str(tmp_path), "init"]
+        + ["--project", "acme", "--origin", "https://acme.example"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "site key   pk_" in init and "server key sk_" in init
     assert cli("projects", "create", "beta", "--channel", "kiosk").stdout.startswith("project beta")
     assert [line.split()[0] for line in cli("projects", "list").stdout.splitlines()] == [

@@ -25,7 +25,15 @@ import pytest
 from voxloop_gateway.cli import main
 from voxloop_gateway.settings import RULES, env_name
 
-from .conftest import Gateway, Spawn, clean_environ, free_port, make_project, wait_ready
+from .conftest import (
+    Command,
+    Gateway,
+    Spawn,
+    clean_environ,
+    free_port,
+    make_project,
+    wait_ready,
+)
 
 
 def read_until(process: subprocess.Popen[str], last: str, timeout: float = 30) -> list[str]:
@@ -300,15 +308,24 @@ BAD_INVOCATIONS: dict[str, tuple[list[str], int, str]] = {
     ("args", "status", "message"), BAD_INVOCATIONS.values(), ids=BAD_INVOCATIONS
 )
 def test_every_bad_invocation_is_one_line_and_an_exit_status(
-    request: pytest.FixtureRequest, tmp_path: Path, args: list[str], status: int, message: str
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    command: Command,
+    args: list[str],
+    status: int,
+    message: str,
 ) -> None:
+    """In this process (``command``), but where another process must hold a file's lock."""
     data = tmp_path / "data"
     make_project(data)
     missing = tmp_path / "missing"
     name = request.node.callspec.id
     where = missing if "missing-data-dir" in name else data
+    argv = ["--data-dir", str(where), *args]
     with contextlib.ExitStack() as held:
-        if name.endswith("-locked"):  # another process holds the file's lock
+        if not name.endswith("-locked"):
+            done = command(*argv, env={"VOXLOOP_BUSY_TIMEOUT_MS": "200"})
+        else:  # another process (this one) holds the file's lock: the command runs in its own
             path = data / "registry.sqlite3"
             if name == "store-locked":
                 path = data / "stores" / "web.sqlite3"
@@ -318,13 +335,13 @@ def test_every_bad_invocation_is_one_line_and_an_exit_status(
             locker.execute("PRAGMA locking_mode = EXCLUSIVE")
             locker.execute("BEGIN EXCLUSIVE")
             locker.execute("CREATE TABLE IF NOT EXISTS held (x)")
-        done = subprocess.run(
-            [sys.executable, "-m", "voxloop_gateway.cli", "--data-dir", str(where), *args],
-            env=clean_environ(VOXLOOP_BUSY_TIMEOUT_MS="200"),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+            done = subprocess.run(
+                [sys.executable, "-m", "voxloop_gateway.cli", *argv],
+                env=clean_environ(VOXLOOP_BUSY_TIMEOUT_MS="200"),
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
     assert "Traceback" not in done.stderr, done.stderr
     assert done.returncode == status, done.stderr
     assert done.stdout == ""

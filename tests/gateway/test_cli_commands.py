@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +12,7 @@ import pytest
 from voxloop_gateway.cli import cli, main
 from voxloop_gateway.settings import RULES, env_name, flag_name
 
-from .conftest import clean_environ, make_project
+from .conftest import Command, make_project
 
 GLOBAL = ("data_dir", "store")
 
@@ -154,16 +152,10 @@ UNKNOWN: dict[str, tuple[list[str], str]] = {
 
 @pytest.mark.parametrize(("args", "start"), UNKNOWN.values(), ids=UNKNOWN)
 def test_what_the_command_line_does_not_know_is_one_line_and_status_2(
-    tmp_path: Path, args: list[str], start: str
+    tmp_path: Path, command: Command, args: list[str], start: str
 ) -> None:
     make_project(tmp_path)
-    done = subprocess.run(
-        [sys.executable, "-m", "voxloop_gateway.cli", "--data-dir", str(tmp_path), *args],
-        env=clean_environ(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = command("--data-dir", str(tmp_path), *args)
     assert done.returncode == 2, done.stderr
     assert done.stdout == ""
     lines = done.stderr.splitlines()

@@ -1,10 +1,15 @@
 """``voxloop-gateway users``, ``groups``, ``keys --kind read`` and ``init --owner``, run as
 commands on a real SQLite file and a real PostgreSQL: what they print, what they store, and the
-one line they say when something is wrong."""
+one line they say when something is wrong.
+
+Most commands run in this process, through the command line's ``main()`` (conftest's
+``command``); ``init`` and a few others run as processes of their own, as a shell runs them.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import pty
 import re
@@ -18,11 +23,12 @@ import pytest
 from voxloop_gateway.cli import main
 from voxloop_gateway.control.access import Scope
 from voxloop_gateway.control.db import Database
+from voxloop_gateway.control.passwords import COST_VARIABLE
 from voxloop_gateway.control.people import WRONG_LOGIN, People, Session
 from voxloop_gateway.control.registry import Registry
 from voxloop_gateway.errors import ApiError
 
-from .conftest import clean_environ, make_project
+from .conftest import Command, clean_environ, make_project
 from .pg import pg_url
 
 __all__ = ["pg_url"]  # a fixture
@@ -43,6 +49,13 @@ def voxloop(
         env=clean_environ(),
         stdin=stdin if stdin is not None else subprocess.DEVNULL,
     )
+
+
+@pytest.fixture
+def in_place(where: str, tmp_path: Path, command: Command) -> Command:
+    """``command`` on the test's data dir, and on PostgreSQL ``--store`` its database."""
+    store = [] if where == "sqlite" else ["--store", where]
+    return functools.partial(command, "--data-dir", str(tmp_path), *store)
 
 
 def ok(done: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
@@ -75,7 +88,7 @@ def people(where: str, tmp_path: Path) -> Iterator[People]:
 
 
 def test_users_groups_and_read_keys_from_the_command_line(
-    where: str, tmp_path: Path, people: People
+    where: str, tmp_path: Path, people: People, in_place: Command
 ) -> None:
     if where != "sqlite":
         ok(voxloop(tmp_path, where, "migrate"))
@@ -88,17 +101,15 @@ def test_users_groups_and_read_keys_from_the_command_line(
     _, session = login(people, "alice@example.com", told[1])
     assert session.user.groups == ("owner",) and session.user.must_change_password
 
-    created = ok(voxloop(tmp_path, where, "users", "create", "bob@example.com", "--group", "admin"))
+    created = ok(in_place("users", "create", "bob@example.com", "--group", "admin"))
     bob_password = created.stdout.strip()
     assert created.stdout == bob_password + "\n" and len(bob_password) >= 20
     assert created.stderr.split() == ["bob@example.com", "admin", "active", "one-time"]
     bob_token, _ = login(people, "bob@example.com", bob_password)
 
-    ok(voxloop(tmp_path, where, "projects", "create", "cafe"))
+    ok(in_place("projects", "create", "cafe"))
     group = ok(
-        voxloop(
-            tmp_path,
-            where,
+        in_place(
             *("groups", "create", "support", "--project", "shop", "--channel", "app"),
             *("--form", "checkout", "--form", "signup"),
             *("--level", "dashboard=view", "--level", "responses=edit"),
@@ -106,17 +117,17 @@ def test_users_groups_and_read_keys_from_the_command_line(
     )
     support_row = ["support", "shop", "app", "checkout,signup", "dashboard=view,responses=edit"]
     assert fields(group.stdout) == [[*support_row, "-"]]
-    ok(voxloop(tmp_path, where, "users", "create", "carol@example.com", "--group", "support"))
-    ok(voxloop(tmp_path, where, "groups", "add-user", "support", "bob@example.com"))
-    ok(voxloop(tmp_path, where, "groups", "scope", "support", "cafe", "--channel", "web"))
-    granted = ok(voxloop(tmp_path, where, "groups", "grant", "support", "exports", "view"))
+    ok(in_place("users", "create", "carol@example.com", "--group", "support"))
+    ok(in_place("groups", "add-user", "support", "bob@example.com"))
+    ok(in_place("groups", "scope", "support", "cafe", "--channel", "web"))
+    granted = ok(in_place("groups", "grant", "support", "exports", "view"))
     levels = "dashboard=view,responses=edit,exports=view"
     members = "bob@example.com,carol@example.com"
     assert fields(granted.stdout) == [
         ["support", "cafe", "web", "*", levels, members],
         ["support", "shop", "app", "checkout,signup", levels, members],
     ]
-    listed = ok(voxloop(tmp_path, where, "groups", "list")).stdout
+    listed = ok(in_place("groups", "list")).stdout
     assert [row[:2] + row[5:] for row in fields(listed)] == [
         ["admin", "*", "bob@example.com"],
         ["owner", "*", "alice@example.com"],
@@ -126,24 +137,24 @@ def test_users_groups_and_read_keys_from_the_command_line(
     assert len({line.index("*") for line in listed.splitlines()[:2]}) == 1  # aligned
     carol = people.access_of(people.user("carol@example.com"))
     assert carol.visible("exports", "cafe", {"app", "web", "email"}) == {"web": None}
-    ok(voxloop(tmp_path, where, "groups", "scope", "support", "cafe", "--remove"))
-    ok(voxloop(tmp_path, where, "groups", "remove-user", "support", "bob@example.com"))
+    ok(in_place("groups", "scope", "support", "cafe", "--remove"))
+    ok(in_place("groups", "remove-user", "support", "bob@example.com"))
     assert people.user("bob@example.com").groups == ("admin",)
 
-    users = ok(voxloop(tmp_path, where, "users", "list")).stdout
+    users = ok(in_place("users", "list")).stdout
     assert fields(users) == [
         ["alice@example.com", "owner", "active", "one-time"],
         ["bob@example.com", "admin", "active", "one-time"],
         ["carol@example.com", "support", "active", "one-time"],
     ]
-    disabled = ok(voxloop(tmp_path, where, "users", "disable", "BOB@example.com"))
+    disabled = ok(in_place("users", "disable", "BOB@example.com"))
     assert disabled.stdout == "disabled bob@example.com\n"
     assert asyncio.run(people.session(bob_token)) is None  # at once
     with pytest.raises(ApiError, match=WRONG_LOGIN):
         login(people, "bob@example.com", bob_password)
-    assert fields(ok(voxloop(tmp_path, where, "users", "list")).stdout)[1][2] == "disabled"
+    assert fields(ok(in_place("users", "list")).stdout)[1][2] == "disabled"
 
-    reset = ok(voxloop(tmp_path, where, "users", "reset-password", "alice@example.com"))
+    reset = ok(in_place("users", "reset-password", "alice@example.com"))
     new_password = reset.stdout.strip()
     assert new_password != told[1] and reset.stderr.startswith("alice@example.com: ")
     with pytest.raises(ApiError, match=WRONG_LOGIN):
@@ -151,9 +162,7 @@ def test_users_groups_and_read_keys_from_the_command_line(
     assert login(people, "alice@example.com", new_password)[1].user.must_change_password
 
     key = ok(
-        voxloop(
-            tmp_path,
-            where,
+        in_place(
             *("keys", "create", "shop", "--kind", "read", "--channel", "app"),
             *("--form", "checkout"),
         )
@@ -161,8 +170,8 @@ def test_users_groups_and_read_keys_from_the_command_line(
     raw = key.stdout.strip()
     assert raw.startswith("rk_") and len(raw) > 40
     assert key.stderr.split()[1:] == ["shop", "read", "active", "channels=app", "forms=checkout"]
-    whole = ok(voxloop(tmp_path, where, "keys", "create", "shop", "--kind", "read")).stdout
-    keys = ok(voxloop(tmp_path, where, "keys", "list", "shop")).stdout
+    whole = ok(in_place("keys", "create", "shop", "--kind", "read")).stdout
+    keys = ok(in_place("keys", "list", "shop")).stdout
     assert raw not in keys and whole.strip() not in keys
     rows = {row[0]: row for row in fields(keys)}
     assert rows[raw[:11] + "…"][1:] == ["shop", "read", "active", "app", "-", "checkout"]
@@ -305,9 +314,10 @@ ERRORS: dict[str, tuple[list[str], str]] = {
 
 @pytest.fixture
 def alice_and_support(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[People]:
-    """Project ``shop``, the owner alice@example.com and the group ``support``; no VOXLOOP_*."""
+    """Project ``shop``, the owner alice@example.com and the group ``support``; no VOXLOOP_*
+    but the cost of password hashes."""
     for name in list(os.environ):
-        if name.startswith("VOXLOOP_"):
+        if name.startswith("VOXLOOP_") and name != COST_VARIABLE:
             monkeypatch.delenv(name)
     make_project(tmp_path)
     db = Database(tmp_path)

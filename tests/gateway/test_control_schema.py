@@ -33,7 +33,7 @@ from voxloop_gateway.control.db import Database
 from voxloop_gateway.control.registry import Registry, key_hash
 from voxloop_gateway.control.tables import metadata
 
-from .conftest import Spawn, clean_environ, free_port, spawn, wait_ready
+from .conftest import Command, Spawn, clean_environ, free_port, spawn, wait_ready
 from .pg import pg_url
 
 __all__ = ["pg_url", "spawn"]  # fixtures
@@ -230,7 +230,7 @@ def where(request: pytest.FixtureRequest) -> str:
 
 
 def test_a_registry_made_before_alembic_is_refused_then_migrated_with_every_row_kept(
-    where: str, tmp_path: Path, spawn: Spawn
+    where: str, tmp_path: Path, spawn: Spawn, command: Command
 ) -> None:
     data_dir = tmp_path / "data"
     if where == "sqlite":
@@ -250,7 +250,7 @@ def test_a_registry_made_before_alembic_is_refused_then_migrated_with_every_row_
             f" needs {schema.head()}: run `voxloop-gateway migrate`"
         ]
 
-        migrated = cli(data_dir, *on(where), "migrate")
+        migrated = command("--data-dir", str(data_dir), *on(where), "migrate")
         assert migrated.returncode == 0, migrated.stderr
         assert f"registry         1 -> {schema.head()}" in migrated.stdout
         db.close()  # PostgreSQL's cached plans of SELECT * know the tables as they were
@@ -262,7 +262,7 @@ def test_a_registry_made_before_alembic_is_refused_then_migrated_with_every_row_
         old_ddl = [d for d in SQLITE_READS_OLD_DDL if d[0] != "keys"]
         assert differences(db) == (old_ddl if where == "sqlite" else [])
         assert check_constraints(db) == CHECKS
-        again = cli(data_dir, *on(where), "migrate")
+        again = command("--data-dir", str(data_dir), *on(where), "migrate")
         assert f"registry         at {schema.head()}, nothing to do" in again.stdout
     finally:
         db.close()
@@ -308,7 +308,9 @@ def test_a_registry_made_before_alembic_is_refused_then_migrated_with_every_row_
     assert post(REVOKED)[0] == 401
 
 
-def test_a_new_database_is_made_at_the_head_revision(where: str, tmp_path: Path) -> None:
+def test_a_new_database_is_made_at_the_head_revision(
+    where: str, tmp_path: Path, command: Command
+) -> None:
     db = database(where, tmp_path)
     try:
         if where == "sqlite":
@@ -318,7 +320,7 @@ def test_a_new_database_is_made_at_the_head_revision(where: str, tmp_path: Path)
             finally:
                 registry.close()
         else:
-            migrated = cli(tmp_path, *on(where), "migrate")
+            migrated = command("--data-dir", str(tmp_path), *on(where), "migrate")
             assert migrated.returncode == 0, migrated.stderr
             assert f"registry         0 -> {schema.head()}" in migrated.stdout
         assert revision(db) == f"{schema.head():04d}"
@@ -331,7 +333,7 @@ def test_a_new_database_is_made_at_the_head_revision(where: str, tmp_path: Path)
 
 
 def test_a_registry_at_revision_2_gains_people_and_read_keys_with_every_key_kept(
-    where: str, tmp_path: Path
+    where: str, tmp_path: Path, command: Command
 ) -> None:
     db = database(where, tmp_path)
     try:
@@ -349,7 +351,7 @@ def test_a_registry_at_revision_2_gains_people_and_read_keys_with_every_key_kept
         )
         before = rows(db)
 
-        migrated = cli(tmp_path, *on(where), "migrate")
+        migrated = command("--data-dir", str(tmp_path), *on(where), "migrate")
         assert migrated.returncode == 0, migrated.stderr
         assert f"registry         2 -> {schema.head()}" in migrated.stdout
         db.close()  # PostgreSQL's cached plans of SELECT * know the tables as they were
@@ -386,13 +388,13 @@ KEY_OF_KIND = (
 
 
 def test_people_and_read_keys_migrate_down_to_revision_2_and_up_again(
-    where: str, tmp_path: Path
+    where: str, tmp_path: Path, command: Command
 ) -> None:
     registry = Registry(tmp_path, where)
     db = database(where, tmp_path)
     try:
         if where != "sqlite":
-            assert cli(tmp_path, *on(where), "migrate").returncode == 0
+            assert command("--data-dir", str(tmp_path), *on(where), "migrate").returncode == 0
         registry.create_project("shop")
         registry.create_key("shop", "server")
         registry.create_key("shop", "read", forms=["checkout"])
@@ -407,8 +409,10 @@ def test_people_and_read_keys_migrate_down_to_revision_2_and_up_again(
         registry.close()
 
 
-def test_a_registry_newer_than_the_gateway_is_refused(where: str, tmp_path: Path) -> None:
-    made = cli(tmp_path, *on(where), "migrate")
+def test_a_registry_newer_than_the_gateway_is_refused(
+    where: str, tmp_path: Path, command: Command
+) -> None:
+    made = command("--data-dir", str(tmp_path), *on(where), "migrate")
     assert made.returncode == 0, made.stderr
     db = database(where, tmp_path)
     try:
@@ -421,9 +425,12 @@ def test_a_registry_newer_than_the_gateway_is_refused(where: str, tmp_path: Path
         db.run(bump, write=True)
     finally:
         db.close()
-    for command in (["serve", "--port", "0"], ["migrate"], ["keys", "list"]):
-        refused = cli(tmp_path, *on(where), *command)
-        assert refused.returncode == 2, (command, refused.stderr)
+    for args in (["serve", "--port", "0"], ["migrate"], ["keys", "list"]):
+        if args[0] == "serve":  # a process of its own: were it not refused, it would serve on
+            refused = cli(tmp_path, *on(where), *args)
+        else:
+            refused = command("--data-dir", str(tmp_path), *on(where), *args)
+        assert refused.returncode == 2, (args, refused.stderr)
         assert len(refused.stderr.splitlines()) == 1, refused.stderr
         assert f"has schema version {schema.head() + 1}" in refused.stderr
         assert refused.stderr.rstrip().endswith("upgrade the gateway"), refused.stderr

@@ -22,10 +22,8 @@ import pytest
 from voxloop import new_id
 from voxloop_gateway.reading.formats import neutralised
 
-from .conftest import Gateway, make_project, start_gateway
-from .readers import Reading, reading, sqlite_reading
-
-__all__ = ["reading", "sqlite_reading"]  # fixtures
+from .conftest import BinaryCommand, Gateway, make_project, start_gateway
+from .readers import Reading
 
 COLUMNS = [
     "ref",
@@ -163,11 +161,16 @@ def test_bad_export_input_is_a_400_naming_the_parameter(
     assert said in answer.json()["error"]
 
 
-def cli(data_dir: Path, *args: str, store: str = "sqlite") -> subprocess.CompletedProcess[bytes]:
+def export_args(data_dir: Path, *args: str, store: str = "sqlite") -> list[str]:
+    """The arguments of ``voxloop-gateway ... export shop ARGS...`` on ``data_dir``'s stores."""
+    stores = ["--store", store] if store != "sqlite" else []
+    return ["--data-dir", str(data_dir), *stores, "export", "shop", *args]
+
+
+def cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    """``export`` as a process of its own; ``command_bytes`` runs it in this one."""
     return subprocess.run(
-        [sys.executable, "-m", "voxloop_gateway.cli", "--data-dir", str(data_dir)]
-        + (["--store", store] if store != "sqlite" else [])
-        + ["export", "shop", *args],
+        [sys.executable, "-m", "voxloop_gateway.cli", *export_args(data_dir, *args)],
         capture_output=True,
         timeout=120,
     )
@@ -193,12 +196,17 @@ def cli(data_dir: Path, *args: str, store: str = "sqlite") -> subprocess.Complet
     ids=["csv", "ndjson", "channels-comments-tag", "metrics-score-meta", "search-locale"],
 )
 def test_the_cli_writes_the_same_rows_as_the_api(
-    reading: Reading, kind: str, flags: tuple[str, ...], params: dict[str, Any]
+    reading: Reading,
+    command_bytes: BinaryCommand,
+    kind: str,
+    flags: tuple[str, ...],
+    params: dict[str, Any],
 ) -> None:
     # An operator's tool: it reads the stores directly, with no access group applied.
     api = export(reading, kind, **params)
     assert api.status_code == 200 and api.content.count(b"\n") > 1, api.text
-    done = cli(reading.gateway.data_dir, "--format", kind, *flags, store=reading.backend)
+    data_dir = reading.gateway.data_dir
+    done = command_bytes(*export_args(data_dir, "--format", kind, *flags, store=reading.backend))
     assert done.returncode == 0, done.stderr.decode()
     assert done.stdout == api.content
     assert done.stderr == b""  # no progress bar off a terminal
@@ -235,11 +243,15 @@ def test_the_cli_writes_a_private_file_whole_with_a_bom(
     ids=["score", "meta", "from", "channel", "format", "search"],
 )
 def test_the_cli_refuses_a_bad_filter_in_one_line(
-    sqlite_reading: Reading, flags: tuple[str, ...], said: str, tmp_path: Path
+    sqlite_reading: Reading,
+    command_bytes: BinaryCommand,
+    flags: tuple[str, ...],
+    said: str,
+    tmp_path: Path,
 ) -> None:
     target = tmp_path / "kept.csv"
     target.write_text("before")
-    done = cli(sqlite_reading.gateway.data_dir, *flags, "-o", str(target))
+    done = command_bytes(*export_args(sqlite_reading.gateway.data_dir, *flags, "-o", str(target)))
     assert done.returncode == 2
     lines = done.stderr.decode().splitlines()
     assert len(lines) == 1 and said in lines[0], lines

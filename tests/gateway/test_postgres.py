@@ -24,7 +24,7 @@ from voxloop_gateway import Settings, migrate
 from voxloop_gateway.control import schema
 from voxloop_gateway.control.registry import Registry
 
-from .conftest import ORIGIN, Gateway, clean_environ, start_gateway
+from .conftest import ORIGIN, Command, Gateway, clean_environ, start_gateway
 from .pg import Relay, pg_url, relay, with_database
 
 __all__ = ["pg_url", "relay"]  # fixtures
@@ -81,25 +81,25 @@ def count_events(url: str, sql: str) -> Any:
 
 
 def test_serve_refuses_an_unmigrated_database_then_migrate_sets_it_up(
-    pg_url: str, tmp_path: Path
+    pg_url: str, tmp_path: Path, command: Command
 ) -> None:
     refused = cli("--store", pg_url, "serve", "--port", "0")
     assert refused.returncode == 2
     assert "has no schema yet" in refused.stderr and "voxloop-gateway migrate" in refused.stderr
 
-    first = cli("--store", pg_url, "migrate")
+    first = command("--store", pg_url, "migrate")
     assert first.returncode == 0, first.stderr
     assert f"registry         0 -> {schema.head()}" in first.stdout
     assert "store            0 -> " in first.stdout
-    again = cli("--store", pg_url, "migrate")
+    again = command("--store", pg_url, "migrate")
     assert again.stdout.count("nothing to do") == 2
 
     no_project = cli("--store", pg_url, "serve", "--port", "0")
     assert no_project.returncode == 2 and "voxloop-gateway init" in no_project.stderr
 
 
-def test_a_schema_newer_than_the_gateway_is_refused(pg_url: str) -> None:
-    assert cli("--store", pg_url, "migrate").returncode == 0
+def test_a_schema_newer_than_the_gateway_is_refused(pg_url: str, command: Command) -> None:
+    assert command("--store", pg_url, "migrate").returncode == 0
     count_events(
         pg_url, "UPDATE voxloop_schema SET version = version + 1 WHERE component = 'store'"
     )
@@ -108,13 +108,14 @@ def test_a_schema_newer_than_the_gateway_is_refused(pg_url: str) -> None:
     assert "upgrade the gateway" in refused.stderr
 
 
-def test_init_keys_and_stats_work_on_postgresql(pg_url: str) -> None:
-    assert cli("--store", pg_url, "migrate").returncode == 0
+def test_init_keys_and_stats_work_on_postgresql(pg_url: str, command: Command) -> None:
+    """``init`` as a process of its own, the commands around it in this one (``command``)."""
+    assert command("--store", pg_url, "migrate").returncode == 0
     made = cli("--store", pg_url, "init", "--project", "acme")
     assert made.returncode == 0, made.stderr and "site key   pk_" in made.stdout
-    listed = cli("--store", pg_url, "keys", "list", "acme")
+    listed = command("--store", pg_url, "keys", "list", "acme")
     assert listed.stdout.count("acme") == 2
-    secret = cli("--store", pg_url, "email-secret", "create", "acme")
+    secret = command("--store", pg_url, "email-secret", "create", "acme")
     assert len(secret.stdout.strip()) == 64
 
 

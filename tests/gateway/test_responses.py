@@ -16,9 +16,7 @@ import pytest
 from voxloop import new_id
 
 from .conftest import Gateway
-from .readers import NOW_MS, Reading, meta_text, reading, sqlite_reading
-
-__all__ = ["reading", "sqlite_reading"]  # fixtures
+from .readers import NOW_MS, Reading, meta_text
 
 Item = dict[str, Any]
 

@@ -12,9 +12,7 @@ from schemathesis import checks
 
 from voxloop_gateway.reading import params
 
-from .readers import Reading, sqlite_reading
-
-__all__ = ["sqlite_reading"]  # a fixture
+from .readers import Reading
 
 READ_PATHS = {
     "/v1/responses",
