@@ -120,6 +120,19 @@ def clean_environ(**settings: str) -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if k not in ours}, **settings}
 
 
+def run_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``voxloop-gateway ARGS...`` as a process of its own in ``cwd``, without our settings: for
+    the few tests of what only a whole process shows (its exit status, its one line)."""
+    return subprocess.run(
+        [sys.executable, "-m", "voxloop_gateway.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        env=clean_environ(),
+    )
+
+
 Spawn = Callable[..., "subprocess.Popen[str]"]
 
 

@@ -32,6 +32,7 @@ from .conftest import (
     clean_environ,
     free_port,
     make_project,
+    run_cli,
     wait_ready,
 )
 
@@ -398,14 +399,7 @@ def test_stats_takes_dates_as_utc_midnights(gateway: Gateway) -> None:
 
 def _stats_table(cwd: Path, *args: str) -> list[str]:
     """``voxloop-gateway ARGS... stats shop --metric csat`` run in ``cwd``: the total row."""
-    done = subprocess.run(
-        [sys.executable, "-m", "voxloop_gateway.cli", *args, "stats", "shop", "--metric", "csat"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=cwd,
-        env=clean_environ(),
-    )
+    done = run_cli(cwd, *args, "stats", "shop", "--metric", "csat")
     assert done.returncode == 0, done.stderr
     total: list[str] = done.stdout.splitlines()[1].split()
     return total

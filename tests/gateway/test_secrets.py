@@ -28,7 +28,7 @@ from voxloop.email import rating_links
 from voxloop_gateway.errors import ConfigError
 from voxloop_gateway.settings import Settings, redacted_store
 
-from .conftest import Command, Spawn, clean_environ, free_port, spawn, wait_ready
+from .conftest import Command, Spawn, clean_environ, free_port, run_cli, spawn, wait_ready
 
 __all__ = ["spawn"]  # a fixture
 
@@ -360,14 +360,7 @@ def test_no_database_password_is_ever_printed(
             assert done.returncode == 2, (args, how, done.stderr)
             assert len(done.stderr.splitlines()) == 1, done.stderr
             said.append(done.stdout + done.stderr)
-    process = subprocess.run(
-        [sys.executable, "-m", "voxloop_gateway.cli", "--store", url, *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        env=clean_environ(),
-    )
+    process = run_cli(tmp_path, "--store", url, *args)
     assert process.returncode == 2, process.stderr
     assert len(process.stderr.splitlines()) == 1, process.stderr
     said.append(process.stdout + process.stderr)
