@@ -12,6 +12,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 import voxloop_core
 
 from .. import migrate as schema
+from ..control.passwords import configured_hasher
 from ..control.people import People, check_email
 from ..errors import ConfigError
 from ..routes.demo import DEMO_PROJECT
@@ -67,6 +68,7 @@ def init(project: str, origin: tuple[str, ...], owner: str | None) -> None:
     """
     if owner is not None:
         owner = check_email(owner)  # before anything is made
+    configured_hasher()  # a refused VOXLOOP_PASSWORD_COST too, before anything is made
     with registry(settings(), needed=False) as found:
         found.create_project(project)
         site, _ = found.create_key(project, "site", ["web"], origin)

@@ -121,3 +121,17 @@ def test_commands_and_the_gateway_hash_at_the_cost_or_refuse_it_in_one_line(
         assert [user.email for user in people.users()] == ["a@example.com"]
     finally:
         db.close()
+
+
+def test_init_refuses_a_cost_below_owasps_before_it_makes_anything(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    refused = _command(data_dir, "m=8192,t=1,p=1", "init", "--owner", "owner@example.com")
+    assert (refused.returncode, refused.stdout) == (2, ""), refused.stderr
+    assert refused.stderr.splitlines() == [
+        f"voxloop-gateway: {COST_VARIABLE}='m=8192,t=1,p=1' is cheaper than OWASP"
+        f" allows: it must reach one of {LEAST}"
+    ]
+    assert not data_dir.exists() or not any(data_dir.rglob("*.sqlite3")), list(data_dir.rglob("*"))
+    made = _command(data_dir, "m=12288,t=3,p=1", "init", "--owner", "owner@example.com")
+    assert made.returncode == 0, made.stderr
+    assert "owner@example.com" in made.stdout
