@@ -7,6 +7,7 @@ one metric by day is 365 rows per form and score, and over the window one per fo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final, Literal
 
 from voxloop_core import DAY_MS
@@ -58,3 +59,39 @@ def rollup(
         f"SELECT {form}, {start}, score, CAST(sum(count) AS bigint) FROM {table}"
         f" WHERE {where}{{filters}} GROUP BY {', '.join(keys)}"
     )
+
+
+#: Each aggregate table, by the source a read names it: its time column, the step of its rows,
+#: and whether it also holds its rows added up over the forms (under :data:`ALL_FORMS`).
+_TABLES: Final[dict[str, tuple[str, Step, bool]]] = {
+    "hourly": ("hour", "hour", False),
+    "daily": ("day", "day", True),
+}
+
+
+def select_of(
+    source: str,
+    *,
+    tables: Mapping[str, str],
+    scans: Mapping[str, str],
+    where: str,
+    step: Step,
+    per_form: bool,
+    every_form: bool,
+) -> tuple[str, str]:
+    """The SELECT of one part of a histogram read, and the time column its ``{filters}`` compare.
+
+    Args:
+        source: ``hourly`` or ``daily`` (a table of ``tables``, read by :func:`rollup`), or a
+            statement of ``scans`` (read by the hour, per form, as written).
+        tables: each aggregate table's name in this store.
+        scans: the store's statements that count events themselves.
+        where: the conditions every aggregate row meets.
+    """
+    if source in scans:
+        return scans[source], "hour"
+    column, native, summed = _TABLES[source]
+    select = rollup(
+        tables[source], column, native, where, step, per_form, summed=summed, every_form=every_form
+    )
+    return select, column

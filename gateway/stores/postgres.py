@@ -61,7 +61,7 @@ from voxloop_core import CHANNEL_PATTERN, METRIC_RANGES, Record
 from ..ingest.votes import Click, StoredVote
 from ._errors import StoreUnavailable
 from ._queries import PostgresDialect
-from ._rollups import ALL_FORMS, Step, day_start, rollup
+from ._rollups import ALL_FORMS, Step, day_start, select_of
 from .base import (
     DEFAULT_MAX_PENDING,
     AggregateKey,
@@ -306,8 +306,8 @@ class _Statements:
     remove_emptied: str
     add_daily: str
     remove_emptied_days: str
-    #: Each aggregate table's name, its time column and the step of its rows.
-    aggregates: dict[str, tuple[str, str, Step]]
+    #: Each aggregate table's name, by the source a read names it.
+    aggregates: dict[str, str]
     #: The conditions of a histogram read (``$1`` project, ``$2`` metric).
     histogram_where: str
     scan: str
@@ -331,7 +331,7 @@ class _Statements:
             sql(_REMOVE_EMPTIED),
             sql(_ADD_DAILY),
             sql(_REMOVE_EMPTIED_DAYS),
-            {"hourly": (aggregates, "hour", "hour"), "daily": ("aggregates_daily", "day", "day")},
+            {"hourly": aggregates, "daily": "aggregates_daily"},
             f"channel = {channel} AND project = $1 AND metric = $2",
             sql(_SCAN),
             sql(_QUARANTINED),
@@ -566,19 +566,15 @@ class PostgresStore(Store):
         step: Step,
         per_form: bool,
     ) -> Iterable[Sequence[Any]]:
-        column = "hour"
-        if part.source == "scan":
-            select = self._sql.scan
-        elif part.source == "quarantined":
-            select = self._sql.quarantined
-        else:
-            table, column, native = self._sql.aggregates[part.source]
-            where = self._sql.histogram_where
-            summed = part.source == "daily"
-            every = forms is None
-            select = rollup(
-                table, column, native, where, step, per_form, summed=summed, every_form=every
-            )
+        select, column = select_of(
+            part.source,
+            tables=self._sql.aggregates,
+            scans={"scan": self._sql.scan, "quarantined": self._sql.quarantined},
+            where=self._sql.histogram_where,
+            step=step,
+            per_form=per_form,
+            every_form=forms is None,
+        )
         filters: list[str] = []
         params: list[object] = [project, metric]
         if forms is not None:

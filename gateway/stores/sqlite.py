@@ -54,7 +54,7 @@ from ..ingest.votes import Click, StoredVote
 from . import _search
 from ._errors import StoreUnavailable
 from ._queries import TEXT_FIRST, SqliteDialect
-from ._rollups import ALL_FORMS, Step, day_start, rollup
+from ._rollups import ALL_FORMS, Step, day_start, select_of
 from .base import (
     DEFAULT_MAX_PENDING,
     AggregateChange,
@@ -265,11 +265,6 @@ WHERE project = ? AND metric = ? AND form = ? AND day = ? AND score = ? AND coun
 _HEARTBEAT: Final = """
 INSERT INTO heartbeat (id, at_ms) VALUES (1, ?)
 ON CONFLICT (id) DO UPDATE SET at_ms = excluded.at_ms"""
-#: Each aggregate table: its name, its time column, and the step of its rows.
-_AGGREGATES: Final[dict[str, tuple[str, str, Step]]] = {
-    "hourly": ("aggregates", "hour", "hour"),
-    "daily": ("aggregates_daily", "day", "day"),
-}
 _SCAN: Final = f"""
 SELECT form, hour, score, count(*) FROM (
     SELECT form, {_hour("ts_ms")} AS hour, score FROM events
@@ -451,19 +446,15 @@ class SqliteStore(Store):
         step: Step,
         per_form: bool,
     ) -> Iterable[sqlite3.Row]:
-        column = "hour"
-        if part.source == "scan":
-            select = _SCAN
-        elif part.source == "quarantined":
-            select = _QUARANTINED
-        else:
-            table, column, native = _AGGREGATES[part.source]
-            where = "project = ? AND metric = ?"
-            summed = part.source == "daily"
-            every = forms is None
-            select = rollup(
-                table, column, native, where, step, per_form, summed=summed, every_form=every
-            )
+        select, column = select_of(
+            part.source,
+            tables={"hourly": "aggregates", "daily": "aggregates_daily"},
+            scans={"scan": _SCAN, "quarantined": _QUARANTINED},
+            where="project = ? AND metric = ?",
+            step=step,
+            per_form=per_form,
+            every_form=forms is None,
+        )
         filters: list[str] = []
         params: list[object] = [project, metric]
         if forms is not None:
