@@ -83,7 +83,9 @@ def redacted_store(url: str) -> str:
 
 
 def _shown(name: str, value: Any) -> Any:
-    """A setting's value as a message shows it: the store's URL without its secrets."""
+    """A setting's value as a message shows it: the store's URL without its secrets, no password."""
+    if name in SECRET_SETTINGS and value:
+        return _MASK
     return redacted_store(value) if name == "store" and isinstance(value, str) else value
 
 
@@ -92,6 +94,15 @@ def _mask_parameter(found: re.Match[str]) -> str:
     if any(word in name for word in _SECRET_NAMES):
         return f"{found[1]}={_MASK}"
     return found[0]
+
+
+#: The settings a message never shows.
+SECRET_SETTINGS: Final = frozenset({"smtp_password"})
+SMTP_TLS: Final = ("starttls", "tls", "none")
+
+
+def _url_or_empty(value: str) -> bool:
+    return value == "" or (value.startswith(("http://", "https://")) and " " not in value)
 
 
 #: Every setting, in the order ``--help`` lists them: how to read it and what it must be.
@@ -123,6 +134,17 @@ RULES: Final[Mapping[str, Rule]] = {
     "busy_timeout_ms": Rule(int, "an integer of at least 0 (milliseconds)", lambda v: v >= 0),
     "email_edit_days": Rule(float, "a number of days of at least 0", lambda v: v >= 0),
     "email_burst_seconds": Rule(float, "a number of seconds above 0", lambda v: v > 0),
+    "public_url": Rule(
+        lambda v: v.rstrip("/"), "an http:// or https:// URL (for links in emails)", _url_or_empty
+    ),
+    "webhook_allow": Rule(parse_networks, "IP addresses or networks, comma-separated", _always),
+    "webhook_timeout_s": Rule(float, "a number of seconds from 1 to 60", lambda v: 1 <= v <= 60),
+    "smtp_host": Rule(str, "a host name or IP address, or empty (no email)", _always),
+    "smtp_port": Rule(int, "an integer 1-65535", lambda v: 1 <= v <= 65535),
+    "smtp_tls": Rule(str.lower, "starttls, tls or none", lambda v: v in SMTP_TLS),
+    "smtp_user": Rule(str, "a user name, or empty (no login)", _always),
+    "smtp_password": Rule(str, "a password, or empty", _always),
+    "mail_from": Rule(str, "an email address", lambda v: "@" in v and " " not in v.strip()),
 }
 
 
@@ -156,6 +178,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         email_burst_seconds: clicks on three different scores of one email (both, for
             ``thumbs``) within this many seconds look like a link scanner: they are held
             apart as quarantined, not counted in the score.
+        public_url: where people reach the dashboard (``https://cx.example.com``), for the
+            links in emails; empty: ``http://host:port``.
+        webhook_allow: networks webhooks may reach even though they are private, loopback or
+            link-local, which the SSRF guard otherwise refuses (none by default).
+        webhook_timeout_s: the longest a webhook delivery may take, connection to last byte.
+        smtp_host, smtp_port, smtp_tls, smtp_user, smtp_password: the SMTP server that sends
+            alerts and digests (none by default: emails wait in the outbox until one is set);
+            ``smtp_tls`` is ``starttls`` (default), ``tls`` (implicit, port 465) or ``none``.
+        mail_from: the sender of those emails.
     """
 
     host: str = DEFAULT_HOST
@@ -177,6 +208,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS
     email_edit_days: float = 7.0
     email_burst_seconds: float = 10.0
+    public_url: str = ""
+    webhook_allow: tuple[Network, ...] = ()
+    webhook_timeout_s: float = 10.0
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_tls: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_user: str = ""
+    smtp_password: str = ""
+    mail_from: str = "voxloop@localhost"
 
     def __post_init__(self) -> None:
         for name, rule in RULES.items():
@@ -188,6 +228,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def postgres(self) -> bool:
         """Whether the registry and the stores are in PostgreSQL."""
         return self.store != "sqlite"
+
+    @property
+    def base_url(self) -> str:
+        """Where links in emails point: :attr:`public_url`, else this gateway's own address."""
+        return self.public_url or f"http://{self.host}:{self.port}"
 
     @property
     def in_flight_seconds(self) -> int:

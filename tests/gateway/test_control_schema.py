@@ -155,7 +155,16 @@ def check_constraints(db: Database) -> dict[str, list[str]]:
 
 
 #: The CHECK constraints tables.py names, by its naming convention.
-CHECKS = {"keys": ["keys_kind_check"], "login_failures": ["login_failures_what_check"]}
+CHECKS = {
+    "keys": ["keys_kind_check"],
+    "login_failures": ["login_failures_what_check"],
+    "rules": ["rules_kind_check"],
+    "followups": ["followups_status_check"],
+    "alert_rules": ["alert_rules_kind_check", "alert_rules_period_check"],
+    "webhook_deliveries": ["webhook_deliveries_state_check"],
+    "email_outbox": ["email_outbox_state_check"],
+    "digests": ["digests_frequency_check"],
+}
 
 
 def builtin_groups(db: Database) -> dict[str, tuple[bool, dict[str, str]]]:
