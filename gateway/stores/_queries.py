@@ -22,6 +22,8 @@ _COLUMNS: Final = (
     "e.key, e.id, e.ts_ms, e.received_ms, e.form, e.metric, e.score, e.counted, e.held,"
     " e.body, e.respondent, e.vote_key"
 )
+#: The table of comments attached after the fact (``Store.revisions``), in both databases.
+REVISIONS: Final = "revisions"
 
 
 class Query:
@@ -38,9 +40,11 @@ class Query:
         self.params.append(self.dialect.value(value))
         return self.dialect.placeholder(len(self.params), cast)
 
-    def sql(self, tail: str = "") -> str:
+    def sql(self, tail: str = "", *, first: str = "") -> str:
+        """The SELECT; ``first`` is a column read before the response's own (a log's seq)."""
+        lead = f"{first}, " if first else ""
         return (
-            f"SELECT {_COLUMNS}, {self.dialect.revised()} FROM {self.source}"
+            f"SELECT {lead}{_COLUMNS}, {self.dialect.revised()} FROM {self.source}"
             f" WHERE {' AND '.join(self.where)}{tail}"
         )
 
@@ -106,6 +110,35 @@ class Dialect(abc.ABC):
         query.where.append(f"e.form = {query.bind(form)}")
         query.where.append(f"e.vote_key = {query.bind(vote_key)}")
         return query.sql(" ORDER BY e.ts_ms, e.key"), query.params
+
+    def log(self, after: int, limit: int) -> tuple[str, list[object]]:
+        """The SELECT of the channel's events after the seq ``after``, by seq, each led by its
+        seq; every project's, the held and replaced votes too."""
+        query = Query(self)
+        query.where += [self.of_channel("e"), f"e.seq > {query.bind(after, 'bigint')}"]
+        tail = f" ORDER BY e.seq LIMIT {query.bind(limit, 'bigint')}"
+        return query.sql(tail, first="e.seq"), query.params
+
+    def revisions(self, after: int, limit: int) -> tuple[str, list[object]]:
+        """The SELECT of the channel's revisions after the seq ``after``, by seq, each led by
+        its seq and followed by the response as it is now (none for an event gone since)."""
+        query = Query(self)
+        query.source = (
+            f"{REVISIONS} AS r JOIN {self.events} AS e"
+            f" ON {self.of_channel('e')} AND e.project = r.project AND e.key = r.key"
+        )
+        query.where += [self.of_channel("r"), f"r.seq > {query.bind(after, 'bigint')}"]
+        tail = f" ORDER BY r.seq LIMIT {query.bind(limit, 'bigint')}"
+        return query.sql(tail, first="r.seq"), query.params
+
+    def last_seq(self) -> str:
+        """The SELECT of the highest event seq and revision seq of the channel, 0 if none."""
+        return (
+            f"SELECT (SELECT coalesce(max(e.seq), 0) FROM {self.events} AS e"
+            f" WHERE {self.of_channel('e')}),"
+            f" (SELECT coalesce(max(r.seq), 0) FROM {REVISIONS} AS r"
+            f" WHERE {self.of_channel('r')})"
+        )
 
     def filtered(self, filter: ResponseFilter, *, candidates: list[int] | None = None) -> Query:
         """A query of the rows passing ``filter``, every condition ANDed."""

@@ -15,6 +15,10 @@ The read side (``reads``): a store pages through its channel's responses by a fi
 position (:meth:`Store.responses`), finds one by key, and reads a vote group's history; the
 SQL of each is written once in ``_queries``, and every row becomes a
 :class:`~.reads.StoredResponse` here.
+
+The log (:meth:`Store.log`, :meth:`Store.revisions`): every event has a ``seq``, its place in
+the channel's log, and every comment attached later a revision; what reacts to responses reads
+them after they were committed, from a cursor of its own, so the write path does nothing for it.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal, NamedTuple
 
@@ -234,7 +238,10 @@ class Store(abc.ABC):
         """Set the comment of the stored vote ``key`` of ``vote_key``; False if there is none.
 
         The comment a person adds on an email rating page belongs to the vote they just cast;
-        it changes no score, so the aggregates stay as they are.
+        it changes no score, so the aggregates stay as they are. A comment that differs from
+        the stored one is written with a revision (:meth:`revisions`) in one transaction, so
+        the readers of the log learn of it; the same comment sent again changes nothing and
+        still answers True.
 
         Raises:
             StoreUnavailable: the store is not open, or the commit failed.
@@ -310,6 +317,82 @@ class Store(abc.ABC):
         """
         rows = await self._select(self._dialect.votes(project, form, vote_key))
         return [stored_response(self.channel, row) for row in rows]
+
+    async def log(self, after: int, limit: int) -> list[tuple[int, StoredResponse]]:
+        """This channel's events after the position ``after`` of its log, in the order stored.
+
+        What reacts to new responses (follow-up rules, alerts, webhooks) reads the committed
+        events here after the fact, each time from where it stopped, so the write path does
+        nothing extra for it and loses nothing when a reader stops or crashes. Every project's
+        events come, the held and replaced votes too, each with its flags as they are now: a
+        vote that a later one replaced reads as no longer counted.
+
+        ``seq`` is the event's place in the log, never reused: on SQLite the order of the
+        commits, without gaps; on PostgreSQL each channel's own sequence, taken at insert, so
+        several writers (and replicas) may commit a higher ``seq`` before a lower one, and
+        numbers taken by a duplicate or a failed commit stay unused. A reader keeps its own
+        cursor and copes with gaps: one may fill a moment later, or never.
+
+        Args:
+            after: the highest ``seq`` already read; 0 to start at the beginning.
+            limit: most events returned.
+
+        Returns:
+            ``(seq, response)`` pairs with ``seq > after``, by ``seq``, at most ``limit``.
+
+        Raises:
+            ValueError: ``limit`` is below 1.
+            StoreUnavailable: the store is not open, or the read failed.
+        """
+        return await self._sequenced(self._dialect.log, after, limit)
+
+    async def revisions(self, after: int, limit: int) -> list[tuple[int, StoredResponse]]:
+        """Responses of this channel changed after they were stored, after ``after``, by seq.
+
+        A comment attached to a stored vote (:meth:`attach_comment`) is such a change: the
+        response is not new, so :meth:`log` does not show it again; its revision, written in
+        the same transaction as the comment, does. Each comes with the response as it is now
+        (the latest comment), once per change that made a difference. ``seq`` follows the rules
+        of :meth:`log`'s (gaps on PostgreSQL), in a numbering of its own.
+
+        Args:
+            after: the highest revision ``seq`` already read; 0 to start at the beginning.
+            limit: most revisions returned.
+
+        Returns:
+            ``(seq, response)`` pairs with ``seq > after``, by ``seq``, at most ``limit``.
+
+        Raises:
+            ValueError: ``limit`` is below 1.
+            StoreUnavailable: the store is not open, or the read failed.
+        """
+        return await self._sequenced(self._dialect.revisions, after, limit)
+
+    async def last_seq(self) -> tuple[int, int]:
+        """The highest ``seq`` of :meth:`log` and of :meth:`revisions` now, 0 where empty.
+
+        A reader that should see only what comes from now on (a project's new feed need not
+        replay years of history) starts from here. On PostgreSQL a commit in flight may still
+        bring a lower ``seq``: a cursor started here may pass the events of that moment.
+
+        Raises:
+            StoreUnavailable: the store is not open, or the read failed.
+        """
+        rows = list(await self._select((self._dialect.last_seq(), [])))
+        events, revisions = rows[0]
+        return int(events), int(revisions)
+
+    async def _sequenced(
+        self,
+        select: Callable[[int, int], tuple[str, list[object]]],
+        after: int,
+        limit: int,
+    ) -> list[tuple[int, StoredResponse]]:
+        """The ``(seq, response)`` rows of ``select``, a read of a log (see :meth:`log`)."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        rows = await self._select(select(after, limit))
+        return [(int(row[0]), stored_response(self.channel, row[1:])) for row in rows]
 
     @abc.abstractmethod
     async def _transact(self, group: list[Pending]) -> list[int]:

@@ -33,6 +33,13 @@ are deduplicated by the unique key, sending the write again is always safe.
 Reads (``reads``) walk the index on ``(channel, project, ts_ms, key)`` of the channel's partition;
 comments are searched with ``ILIKE`` through a ``pg_trgm`` GIN index on ``body ->> 'comment'``.
 
+The log (:meth:`~.base.Store.log`): each event's ``seq`` is taken from its channel's sequence
+by the partition's default as the row is inserted, so the group commit sends nothing more; the
+log is read through the index on ``(channel, seq)``. Numbers are taken before commit, by
+concurrent transactions, and those of duplicates (``ON CONFLICT DO NOTHING`` takes one first)
+and of failed commits are never used: a reader finds gaps, some filled a moment later. A
+comment attached later is logged in ``revisions`` by the same statement that sets it.
+
 Durability is PostgreSQL's: with ``synchronous_commit`` on (its default) a committed write
 survives a crash of the database server.
 """
@@ -49,7 +56,7 @@ import random
 import re
 import socket
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -77,7 +84,7 @@ from .base import (
 )
 
 #: The version of this component's tables that this gateway reads and writes.
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 #: This component's row in ``voxloop_schema``.
 COMPONENT: Final = "store"
 #: The advisory lock every voxloop migration holds while it runs, whatever its component.
@@ -112,9 +119,70 @@ CREATE TABLE IF NOT EXISTS voxloop_schema (
     version int NOT NULL
 )"""
 
+# The log (version 5): revisions, one table for every channel (a row per comment attached later),
+# each numbered from its channel's sequence (see ``_Statements.attach_revised``).
+_LOG_TABLES: Final = """
+ALTER TABLE events ADD COLUMN seq bigint;
+CREATE TABLE revisions (
+    channel text COLLATE "C" NOT NULL,
+    seq bigint NOT NULL,
+    project text COLLATE "C" NOT NULL,
+    key bytea NOT NULL,
+    PRIMARY KEY (channel, seq)
+);
+"""
+#: Every partition of ``events``, and its bound (``FOR VALUES IN ('web')``).
+_EVENT_PARTITIONS: Final = """
+SELECT c.oid::regclass::text, pg_get_expr(c.relpartbound, c.oid)
+FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid
+WHERE i.inhparent = 'events'::regclass"""
+_BOUND: Final = re.compile(r"FOR VALUES IN \('((?:[^']|'')*)'\)")
+# The events stored so far are numbered in the order they were received.
+_NUMBER_EVENTS: Final = """
+CREATE SEQUENCE IF NOT EXISTS {sequence} AS bigint;
+UPDATE {events} AS e SET seq = o.seq
+FROM (SELECT project, key, row_number() OVER (ORDER BY received_ms, ts_ms, project, key) AS seq
+      FROM {events}) AS o
+WHERE e.project = o.project AND e.key = o.key;
+SELECT setval({regclass}, (SELECT coalesce(max(seq), 0) + 1 FROM {events}), false);
+ALTER TABLE {events} ALTER COLUMN seq SET DEFAULT nextval({regclass});
+"""
+# Named apart from the partitions (``events_<channel>``) and the sequences (``seq_...``).
+_LOG_INDEX: Final = """
+ALTER TABLE events ALTER COLUMN seq SET NOT NULL;
+CREATE UNIQUE INDEX log_of_events ON events (channel, seq);
+"""
+
+
+async def _add_the_log(conn: asyncpg.Connection) -> None:
+    """4 -> 5: the log. Each event gets a ``seq`` from its channel's sequence, taken as the row
+    is inserted (the partition's default), and the events stored so far are numbered; then the
+    log's index, and the revisions.
+
+    A sequence of its own for each channel rather than one for all: a channel's log then skips
+    only the numbers of its own duplicates and failed commits, which its readers must wait for a
+    moment, not every number another channel took. Numbering the stored events rewrites every
+    row, like version 2's step: on a large store, run it at a quiet time.
+    """
+    await conn.execute(_LOG_TABLES)
+    for events, bound in await conn.fetch(_EVENT_PARTITIONS):
+        found = _BOUND.fullmatch(bound)
+        if found is None:
+            raise StoreUnavailable(
+                f"the partition {events} of events is not of one channel ({bound}); the stores"
+                " make each channel's partition FOR VALUES IN ('channel')"
+            )
+        sequence = _quote_identifier(sequence_name("events", found[1].replace("''", "'")))
+        regclass = _quote_literal(sequence)
+        await conn.execute(
+            _NUMBER_EVENTS.format(sequence=sequence, events=events, regclass=regclass)
+        )
+    await conn.execute(_LOG_INDEX)
+
+
 # Text compared or ordered by the rules is COLLATE "C": ids order like Python's str (the vote
 # tie-break must agree with every other replica and with SQLite), and byte comparison is faster.
-_STEPS: Final[dict[int, str]] = {
+_STEPS: Final[dict[int, str | Callable[[asyncpg.Connection], Awaitable[None]]]] = {
     # 0 -> 1: the partitioned tables; each store adds its channel's partitions when opened.
     0: """
 CREATE TABLE events (
@@ -207,6 +275,8 @@ INSERT INTO aggregates_daily (channel, project, metric, form, day, score, count)
     SELECT channel, project, metric, '{ALL_FORMS}', {day_start("hour")}, score, sum(count)
     FROM aggregates GROUP BY 1, 2, 3, 5, 6;
 """,
+    # 4 -> 5: the log: each event's ``seq`` and the revisions (``_add_the_log``).
+    4: _add_the_log,
 }
 
 _VERSION: Final = "SELECT version FROM voxloop_schema WHERE component = $1"
@@ -214,8 +284,9 @@ _SET_VERSION: Final = """
 INSERT INTO voxloop_schema (component, version) VALUES ($1, $2)
 ON CONFLICT (component) DO UPDATE SET version = excluded.version"""
 _PARTITION: Final = (
-    "CREATE TABLE IF NOT EXISTS {name} PARTITION OF {parent} FOR VALUES IN ({value})"
+    "CREATE TABLE IF NOT EXISTS {name} PARTITION OF {parent}{columns} FOR VALUES IN ({value})"
 )
+_SEQUENCE: Final = "CREATE SEQUENCE IF NOT EXISTS {name} AS bigint"
 # The array is sorted: unnest yields it in order, and the aggregate takes the locks in that order.
 _LOCK_GROUPS: Final = "SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k"
 _INSERT_EVENTS: Final = """
@@ -290,6 +361,26 @@ GROUP BY form, hour, score"""
 _ATTACH_COMMENT: Final = """
 UPDATE {events} SET body = jsonb_set(body, '{{comment}}', to_jsonb($1::text))
 WHERE channel = {channel} AND project = $2 AND key = $3 AND vote_key = $4"""
+# The same, for a comment attached after the fact, in one statement (one round trip, one
+# transaction): the vote is locked and its comment compared, changed only if it differs, and then
+# logged as a revision numbered from the channel's sequence. Answers 1 if the vote is there.
+_ATTACH_REVISED: Final = """
+WITH found AS (
+    SELECT e.project, e.key, (e.body ->> 'comment') IS DISTINCT FROM $1 AS differs
+    FROM {events} AS e
+    WHERE e.channel = {channel} AND e.project = $2 AND e.key = $3 AND e.vote_key = $4
+    FOR UPDATE
+), changed AS (
+    UPDATE {events} AS e SET body = jsonb_set(e.body, '{{comment}}', to_jsonb($1::text))
+    FROM found
+    WHERE found.differs AND e.channel = {channel} AND e.project = found.project
+        AND e.key = found.key
+    RETURNING e.project, e.key
+), logged AS (
+    INSERT INTO revisions (channel, seq, project, key)
+    SELECT {channel}, nextval({revisions_seq}), project, key FROM changed
+)
+SELECT count(*) FROM found"""
 _RETRYABLE: Final = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 #: A ``\u0000`` escape in JSON text: preceded by an even number of backslashes.
 _NUL_ESCAPE: Final = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
@@ -313,14 +404,19 @@ class _Statements:
     scan: str
     quarantined: str
     attach_comment: str
+    attach_revised: str
 
     @classmethod
-    def of(cls, events: str, aggregates: str, channel: str) -> _Statements:
+    def of(cls, events: str, aggregates: str, channel: str, revisions_seq: str) -> _Statements:
         # The channel's literal, in statements that look rows up by key: the partition's
         # indexes start with the channel, so without it they would scan the partition.
         def sql(template: str) -> str:
             return template.format(
-                events=events, aggregates=aggregates, channel=channel, filters="{filters}"
+                events=events,
+                aggregates=aggregates,
+                channel=channel,
+                revisions_seq=revisions_seq,
+                filters="{filters}",
             )
 
         return cls(
@@ -336,6 +432,7 @@ class _Statements:
             sql(_SCAN),
             sql(_QUARANTINED),
             sql(_ATTACH_COMMENT),
+            sql(_ATTACH_REVISED),
         )
 
 
@@ -386,14 +483,23 @@ class PostgresStore(Store):
         self._pool = pool
         self._events = _quote_identifier(partition_name("events", channel))
         self._aggregates = _quote_identifier(partition_name("aggregates", channel))
-        self._sql = _Statements.of(self._events, self._aggregates, _quote_literal(channel))
+        self._sequences = [
+            _quote_identifier(sequence_name(log, channel)) for log in ("events", "revisions")
+        ]
+        self._sql = _Statements.of(
+            self._events,
+            self._aggregates,
+            _quote_literal(channel),
+            _quote_literal(self._sequences[1]),
+        )
         self._dialect = PostgresDialect(self._events, _quote_literal(channel))
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.channel!r}, replica={self.replica!r})"
 
     async def open(self) -> None:
-        """Check the schema version, create the channel's partitions if missing, start the writer.
+        """Check the schema version, create the channel's partitions (and the sequences that number
+        its log) if missing, start the writer.
 
         Opening an open store does nothing.
 
@@ -427,8 +533,17 @@ class PostgresStore(Store):
         async with conn.transaction():
             # Two replicas opening a new channel at once would both try to create it.
             await conn.execute("SELECT pg_advisory_xact_lock($1)", PARTITION_LOCK)
-            for parent, name in (("events", self._events), ("aggregates", self._aggregates)):
-                await conn.execute(_PARTITION.format(name=name, parent=parent, value=value))
+            for sequence in self._sequences:
+                await conn.execute(_SEQUENCE.format(name=sequence))
+            # Each event's seq is taken from the channel's sequence as the row is inserted.
+            numbered = f" (seq DEFAULT nextval({_quote_literal(self._sequences[0])}))"
+            for parent, name, columns in (
+                ("events", self._events, numbered),
+                ("aggregates", self._aggregates, ""),
+            ):
+                await conn.execute(
+                    _PARTITION.format(name=name, parent=parent, columns=columns, value=value)
+                )
 
     def _body(self, record: Record) -> str:
         return _body_json(record)
@@ -548,14 +663,14 @@ class PostgresStore(Store):
         self._check_open()
         try:
             async with self._connection() as conn:
-                status = await conn.execute(
-                    self._sql.attach_comment, comment.replace("\x00", ""), project, key, vote_key
+                found = await conn.fetchval(
+                    self._sql.attach_revised, comment.replace("\x00", ""), project, key, vote_key
                 )
         except _DATABASE_ERRORS as exc:
             raise StoreUnavailable(
                 f"the store of channel {self.channel!r} could not commit: {_describe(exc)}"
             ) from exc
-        return bool(status == "UPDATE 1")
+        return bool(found == 1)
 
     async def _histogram_rows(
         self,
@@ -671,6 +786,16 @@ def vote_lock(channel: str, project: str, form: str, vote_key: str) -> int:
     return int.from_bytes(hashlib.blake2b(name, digest_size=8).digest(), "big", signed=True)
 
 
+def sequence_name(log: str, channel: str) -> str:
+    """The name of ``channel``'s sequence that numbers its ``log`` (events or revisions).
+
+    It starts with ``seq_``, which no partition's name does (each starts with its table's), so
+    no channel's partition can take it: ``events_seq_web`` is the partition of channel
+    ``seq_web``, ``seq_events_web`` the sequence of ``web``.
+    """
+    return partition_name(f"seq_{log}", channel)
+
+
 def partition_name(table: str, channel: str) -> str:
     """The name of ``channel``'s partition of ``table``, within PostgreSQL's 63 bytes.
 
@@ -729,7 +854,11 @@ async def migrate(db: asyncpg.Connection | asyncpg.Pool) -> tuple[int, int]:
                     )
                 if version == SCHEMA_VERSION:
                     return found, version
-                await conn.execute(_STEPS[version])
+                step = _STEPS[version]
+                if isinstance(step, str):
+                    await conn.execute(step)
+                else:
+                    await step(conn)
                 await conn.execute(_SET_VERSION, COMPONENT, version + 1)
                 logging.getLogger(__name__).info(
                     "migrated the stores' schema from version %d to %d", version, version + 1

@@ -26,6 +26,10 @@ walked by ``events_by_time`` (project, ts_ms, key); comments are searched throug
 triggers keep equal to the comments: on insert, when a comment is attached later
 (:meth:`SqliteStore.attach_comment`), and on delete.
 
+The log (:meth:`~.base.Store.log`) is ``events`` by ``seq``: one writer commits in order, so a
+reader never finds a gap that fills later. A comment attached later adds a row to
+``revisions`` in the same transaction.
+
 Durability: the file is in WAL mode. With ``synchronous=FULL`` (the default) SQLite fsyncs the
 WAL at every commit, so a committed write survives a power loss or an OS crash: a caller that got
 its :class:`WriteResult` can answer 202. With ``synchronous=NORMAL`` the WAL is fsynced only at
@@ -72,7 +76,7 @@ from .reads import Position, ResponseFilter
 
 #: How long a statement waits for another process's lock before failing with "locked".
 DEFAULT_BUSY_TIMEOUT_MS: Final = 5_000
-SCHEMA_VERSION: Final = 5
+SCHEMA_VERSION: Final = 6
 #: Connections that read, besides the writer's: two pages (or a page and the stats) at once.
 READERS: Final = 2
 
@@ -99,6 +103,20 @@ CREATE TABLE IF NOT EXISTS aggregates_daily (
     count INTEGER NOT NULL,
     PRIMARY KEY (project, metric, form, day, score)
 ) WITHOUT ROWID;
+"""
+
+# The log (version 6): events are logged by ``seq``, their rowid, in the order of the commits;
+# a comment attached later (``attach_comment``) adds a revision. AUTOINCREMENT keeps a revision's
+# seq from being used again once the highest rows are removed (a reader past them would skip the
+# new ones), so revisions may be pruned once read. ``events`` has no such guard, and rows are
+# never deleted today: whatever comes to delete events (erasure, retention) must keep the highest
+# seq in use, or SQLite gives it to the next insert (max + 1) and the log readers skip that event.
+_LOG_TABLE: Final = """
+CREATE TABLE IF NOT EXISTS revisions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    project TEXT NOT NULL,
+    key BLOB NOT NULL
+);
 """
 
 # The read side (version 4): responses in time order, and the comments' trigram index with the
@@ -166,7 +184,7 @@ CREATE TABLE IF NOT EXISTS aggregates (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     at_ms INTEGER NOT NULL
 );
-{_READ_SIDE}
+{_READ_SIDE}{_LOG_TABLE}
 PRAGMA user_version = {SCHEMA_VERSION};
 COMMIT;
 """
@@ -216,6 +234,13 @@ INSERT INTO aggregates_daily (project, metric, form, day, score, count)
     SELECT project, metric, '{ALL_FORMS}', {day_start("hour")}, score, sum(count) FROM aggregates
     GROUP BY 1, 2, 4, 5;
 PRAGMA user_version = 5;
+COMMIT;
+""",
+    # 6: the revisions of the log; the events' seq is already there.
+    5: f"""
+BEGIN IMMEDIATE;
+{_LOG_TABLE}
+PRAGMA user_version = 6;
 COMMIT;
 """,
 }
@@ -282,6 +307,10 @@ ORDER BY form, hour, score"""
 _ATTACH_COMMENT: Final = """
 UPDATE main.events SET body = json_set(body, '$.comment', ?)
 WHERE project = ? AND key = ? AND vote_key = ?"""
+_VOTE_COMMENT: Final = """
+SELECT seq, body ->> '$.comment' FROM main.events WHERE project = ? AND key = ? AND vote_key = ?"""
+_SET_COMMENT: Final = "UPDATE main.events SET body = json_set(body, '$.comment', ?) WHERE seq = ?"
+_ADD_REVISION: Final = "INSERT INTO main.revisions (project, key) VALUES (?, ?)"
 
 
 class SqliteStore(Store):
@@ -428,14 +457,13 @@ class SqliteStore(Store):
     async def attach_comment(self, project: str, key: bytes, vote_key: str, comment: str) -> bool:
         try:
             async with self._lock:
-                changed = await _in_thread(
-                    self._connection(), _update, _ATTACH_COMMENT, (comment, project, key, vote_key)
+                return await _in_thread(
+                    self._connection(), _attach, project, key, vote_key, comment
                 )
         except sqlite3.Error as exc:
             raise StoreUnavailable(
                 f"the store of channel {self.channel!r} could not commit: {_describe(exc)}"
             ) from exc
-        return changed == 1
 
     async def _histogram_rows(
         self,
@@ -573,16 +601,25 @@ def _beat(conn: sqlite3.Connection, now_ms: int) -> None:
         raise
 
 
-def _update(conn: sqlite3.Connection, sql: str, params: Row) -> int:
-    """Run one statement in its own write transaction; the number of rows it changed."""
+def _attach(
+    conn: sqlite3.Connection, project: str, key: bytes, vote_key: str, comment: str
+) -> bool:
+    """Set the comment of a stored vote, and log the change as a revision, in one transaction.
+
+    Whether the vote is there; the same comment again writes nothing, so a form sent twice
+    makes one revision.
+    """
     conn.execute("BEGIN IMMEDIATE")
     try:
-        changed = conn.execute(sql, params).rowcount
+        found = conn.execute(_VOTE_COMMENT, (project, key, vote_key)).fetchone()
+        if found is not None and found[1] != comment:
+            conn.execute(_SET_COMMENT, (comment, found[0]))
+            conn.execute(_ADD_REVISION, (project, key))
         conn.execute("COMMIT")
     except BaseException:
         _rollback(conn)
         raise
-    return changed
+    return found is not None
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

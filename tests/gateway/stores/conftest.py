@@ -295,7 +295,7 @@ class PostgresBackend:
         try:
             if fresh:
                 await session.admin.execute(
-                    "TRUNCATE events, aggregates, aggregates_daily, heartbeat"
+                    "TRUNCATE events, aggregates, aggregates_daily, heartbeat, revisions"
                 )
             yield session
         finally:
