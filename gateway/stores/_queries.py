@@ -117,7 +117,7 @@ class Dialect(abc.ABC):
         query = Query(self)
         query.where += [self.of_channel("e"), f"e.seq > {query.bind(after, 'bigint')}"]
         tail = f" ORDER BY e.seq LIMIT {query.bind(limit, 'bigint')}"
-        return query.sql(tail, first="e.seq"), query.params
+        return query.sql(tail, first="e.seq, e.project"), query.params
 
     def revisions(self, after: int, limit: int) -> tuple[str, list[object]]:
         """The SELECT of the channel's revisions after the seq ``after``, by seq, each led by
@@ -129,7 +129,7 @@ class Dialect(abc.ABC):
         )
         query.where += [self.of_channel("r"), f"r.seq > {query.bind(after, 'bigint')}"]
         tail = f" ORDER BY r.seq LIMIT {query.bind(limit, 'bigint')}"
-        return query.sql(tail, first="r.seq"), query.params
+        return query.sql(tail, first="r.seq, e.project"), query.params
 
     def last_seq(self) -> str:
         """The SELECT of the highest event seq and revision seq of the channel, 0 if none."""

@@ -392,7 +392,12 @@ class Store(abc.ABC):
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
         rows = await self._select(select(after, limit))
-        return [(int(row[0]), stored_response(self.channel, row[1:])) for row in rows]
+        found = []
+        for row in rows:
+            response = stored_response(self.channel, row[2:])
+            response.project = row[1]
+            found.append((int(row[0]), response))
+        return found
 
     @abc.abstractmethod
     async def _transact(self, group: list[Pending]) -> list[int]:

@@ -72,7 +72,9 @@ class StoredResponse(msgspec.Struct, kw_only=True):
 
     ``counted``: whether it is in the aggregates now; ``held``: why not, for a vote held apart;
     ``revised``: its vote group holds other votes (the person changed their answer, or a
-    scanner's click came first); ``respondent``: the pseudonym, for the respondent view.
+    scanner's click came first); ``respondent``: the pseudonym, for the respondent view;
+    ``project``: whose it is, given by a read of the log (:meth:`Store.log`), which reads every
+    project's events of a channel, and None where the reader asked for one project's.
     """
 
     channel: str
@@ -92,6 +94,7 @@ class StoredResponse(msgspec.Struct, kw_only=True):
     respondent: str | None
     vote_key: str | None
     revised: bool
+    project: str | None = None
 
     @property
     def position(self) -> Position:
