@@ -1,0 +1,1 @@
+"""Tests of what the gateway tells other systems: the outbox, webhooks, emails."""
