@@ -28,9 +28,14 @@ from .errors import GatewayError, as_api_error
 from .http.access_log import KeepSecretsOutOfLogs
 from .http.cors import cors_headers
 from .http.responses import error_response
+from .integrations.workers import Workers
 from .pages import dashboard as dashboard_pages
 from .pages import login as login_pages
 from .pages.app_layout import refusal as app_refusal
+from .routes import alert_rules
+from .routes import followups as followup_routes
+from .routes import rules as rule_routes
+from .routes import webhooks as webhook_routes
 from .routes.demo import Demo, demo_page
 from .routes.email_links import RatingLinkEndpoint
 from .routes.email_links import refusal as rating_refusal
@@ -74,9 +79,12 @@ def create_app(settings: Settings | None = None, demo: Demo | None = None) -> St
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await service.open()
+        workers = Workers(service)
+        workers.start()
         try:
             yield
         finally:
+            await workers.stop()
             await service.close()
 
     app = Starlette(
@@ -94,6 +102,10 @@ def create_app(settings: Settings | None = None, demo: Demo | None = None) -> St
             ),
             Route("/v1/exports/responses.csv", export_csv, methods=["GET"], name="exports"),
             Route("/v1/exports/responses.ndjson", export_ndjson, methods=["GET"], name="exports"),
+            *alert_rules.routes(),
+            *followup_routes.routes(),
+            *rule_routes.routes(),
+            *webhook_routes.routes(),
             *login_pages.routes(),
             *dashboard_pages.routes(),
             Route("/healthz", healthz),

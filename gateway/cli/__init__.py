@@ -15,6 +15,8 @@
     voxloop-gateway groups scope NAME PROJECT [--channel C]... [--form F]... [--remove]
     voxloop-gateway export PROJECT --format csv|ndjson [filters] [-o FILE]   responses, streamed
     voxloop-gateway email-secret create PROJECT | list [PROJECT] | revoke ID   rating-link secrets
+    voxloop-gateway webhooks add PROJECT URL --event TYPE... | list [PROJECT] | remove ID
+                             | rotate-secret ID | enable ID
     voxloop-gateway serve [--host H] [--port P] [--drain-seconds S] ...   every setting a flag
     voxloop-gateway demo                                      what `make run` does
     voxloop-gateway stats PROJECT --metric nps [--interval day] ...
@@ -39,12 +41,13 @@ from collections.abc import Sequence
 import click
 
 from ..errors import ConfigError
-from . import email_secrets, export, groups, keys, ops, projects, serve, stats, users
+from . import email_secrets, export, groups, keys, ops, projects, serve, stats, users, webhooks
 from .base import PROG, cli, one_line, usage_line, without_secrets
+from .digests import digests, mail  # noqa: F401  (their commands join cli)
 
 __all__ = ["cli", "main"]
 # each adds its commands to cli
-_COMMANDS = (email_secrets, export, groups, keys, ops, projects, serve, stats, users)
+_COMMANDS = (email_secrets, export, groups, keys, ops, projects, serve, stats, users, webhooks)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

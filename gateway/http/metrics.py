@@ -26,7 +26,20 @@ __all__ = ["CONTENT_TYPE_LATEST", "OTHER", "Metrics"]
 #: The label value of whatever is outside a label's known set.
 OTHER: Final = "_other"
 ROUTES: Final = frozenset(
-    {"events", "stats", "rating", "responses", "response", "respondents", "exports"}
+    {
+        "events",
+        "stats",
+        "rating",
+        "responses",
+        "response",
+        "respondents",
+        "exports",
+        "followups",
+        "followup",
+        "rules",
+        "alert_rules",
+        "webhooks",
+    }
 )
 OUTCOMES: Final = frozenset({"accepted", "duplicate", "rejected"})
 

@@ -36,6 +36,10 @@ def test_the_commands_are_the_documented_ones() -> None:
         "",
         "core",
         "demo",
+        "digests",
+        "digests add",
+        "digests list",
+        "digests remove",
         "email-secret",
         "email-secret create",
         "email-secret list",
@@ -53,6 +57,8 @@ def test_the_commands_are_the_documented_ones() -> None:
         "keys create",
         "keys list",
         "keys revoke",
+        "mail",
+        "mail test",
         "migrate",
         "projects",
         "projects create",
@@ -64,6 +70,12 @@ def test_the_commands_are_the_documented_ones() -> None:
         "users disable",
         "users list",
         "users reset-password",
+        "webhooks",
+        "webhooks add",
+        "webhooks enable",
+        "webhooks list",
+        "webhooks remove",
+        "webhooks rotate-secret",
     ]
 
 

@@ -1,0 +1,119 @@
+"""The gateway's background work: rules, SLA, alerts, digests, and delivering the outbox.
+
+One :class:`Workers` per gateway process, started when the service opens and stopped before it
+closes. Each round runs every job once, each in its own ``try`` so that one failing (a database
+that is briefly away, a receiver that hangs) never stops the others, and logs what failed. The
+jobs themselves make sure they run once across replicas (:mod:`.jobs`, ``SKIP LOCKED``); this
+only decides how often each is tried:
+
+- every round (``ROUND_SECONDS``): the rules read what the stores committed (``followups.feed``),
+  the SLA's breach scan, and the deliveries of webhooks and emails that are due;
+- every minute: the aggregate alerts and the digests, which look at whole periods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Final
+
+import httpx
+
+if TYPE_CHECKING:
+    from ..service import Service
+
+#: How often the frequent jobs run: the longest a detractor waits for their follow-up item.
+ROUND_SECONDS: Final = 0.5
+#: How often the jobs over whole periods run.
+PERIODIC_SECONDS: Final = 60.0
+
+_log = logging.getLogger(__name__)
+Job = Callable[[int], Awaitable[int]]
+
+
+def now_ms() -> int:
+    """The time now, in epoch milliseconds: what every job is given, as tests give their own."""
+    return int(time.time() * 1000)
+
+
+class Workers:
+    """The background jobs of one gateway process."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        #: Who holds a lease: this process, unique even across hosts that reuse pids.
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._task: asyncio.Task[None] | None = None
+        self._last_periodic = 0.0
+        #: One client for the process's webhook deliveries, so connections are reused.
+        self._client: httpx.AsyncClient | None = None
+
+    def jobs(self) -> tuple[list[tuple[str, Job]], list[tuple[str, Job]]]:
+        """The frequent jobs and the periodic ones, each named for the log."""
+        from ..followups import alerts, feed, sla
+        from . import digest, mail, ssrf, webhooks
+
+        service, db, holder = self.service, self.service.registry.db, self.holder
+        settings = service.settings
+        if self._client is None:
+            self._client = ssrf.guarded_client(settings.webhook_allow, settings.webhook_timeout_s)
+        client = self._client
+        frequent: list[tuple[str, Job]] = [
+            ("rules", lambda now: feed.read_feed(service, now, holder)),
+            ("sla", lambda now: sla.scan_breaches(db, now, base_url=settings.base_url)),
+            ("webhooks", lambda now: webhooks.deliver_due(db, settings, holder, now, client)),
+            ("mail", lambda now: mail.send_due(db, settings, holder, now)),
+        ]
+        periodic: list[tuple[str, Job]] = [
+            ("alerts", lambda now: alerts.check_aggregates(service, now)),
+            ("digests", lambda now: digest.write_digests(service, now)),
+        ]
+        return frequent, periodic
+
+    async def round(self, now: int, *, periodic: bool) -> dict[str, int]:
+        """Run every frequent job once (and the periodic ones with ``periodic``); what each did.
+
+        A job that fails is logged and counted as -1; the others still run.
+        """
+        frequent, every_minute = self.jobs()
+        done: dict[str, int] = {}
+        for name, job in frequent + (every_minute if periodic else []):
+            try:
+                done[name] = await job(now)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                _log.exception("background job %s failed; it runs again next round", name)
+                done[name] = -1
+        return done
+
+    def start(self) -> None:
+        """Start the rounds on the running loop."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="workers")
+
+    async def stop(self) -> None:
+        """Stop after the job in progress: what it had not committed is done again later."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    async def _run(self) -> None:
+        while True:
+            started = time.monotonic()
+            periodic = started - self._last_periodic >= PERIODIC_SECONDS
+            if periodic:
+                self._last_periodic = started
+            await self.round(now_ms(), periodic=periodic)
+            await asyncio.sleep(max(0.0, ROUND_SECONDS - (time.monotonic() - started)))
