@@ -34,7 +34,6 @@ that gets the rules on an existing store acts on recent feedback, not on years o
 from __future__ import annotations
 
 import functools
-import html
 import logging
 import weakref
 from collections.abc import Iterable, Sequence
@@ -49,12 +48,12 @@ from voxloop_core import DAY_MS
 
 from ..control import tables
 from ..errors import StoreError
-from ..integrations import jobs, outbox
+from ..integrations import jobs, messages, outbox
 from ..reading.formats import item, ref_of, rfc3339
 from ..service import Service
 from ..stores.base import Store
 from ..stores.reads import StoredResponse
-from . import items
+from . import items, sla
 from .rules import Rule, ensure_default, first_match, matches
 
 #: How long a missing ``seq`` is waited for before the feed reads past it.
@@ -62,7 +61,7 @@ GAP_WAIT_MS: Final = 5_000
 #: Most events (and most revisions) one transaction takes.
 BATCH: Final = 500
 #: Most batches one channel is read for in one call: the others' turn comes.
-MAX_BATCHES: Final = 20
+MAX_BATCHES: Final = 4
 #: How far before its end a channel's log is first read.
 BACKFILL: Final = 1_000
 #: How long a replica holds a channel's feed: longer than a call takes.
@@ -139,24 +138,29 @@ async def take(conn: AsyncConnection, seen: Iterable[Seen], now_ms: int, base_ur
     """Act on ``seen`` in ``conn``'s transaction: messages, items and alerts, in order.
 
     A project seen without any rule gets the default rule first (``rules.ensure_default``).
-    Returns how many items were made or changed.
+    Its rules and webhook endpoints are read once a batch, and a ``response.*`` message is
+    written only when an endpoint takes its type: with nobody listening, a response that no
+    rule matches costs no statement at all. Returns how many items were made or changed.
     """
-    rules: dict[str, list[Rule]] = {}
+    projects: dict[str, tuple[list[Rule], list[Rule], list[tuple[str, str]]]] = {}
     acted = 0
     for one in seen:
-        found = rules.get(one.project)
-        if found is None:
-            found = rules[one.project] = await ensure_default(conn, one.project, now_ms)
-        kind = message_type(one)
-        if kind is not None:
-            await outbox.enqueue(
-                conn, one.project, kind, response_data(one.project, one.response), now_ms
+        known = projects.get(one.project)
+        if known is None:
+            found = await ensure_default(conn, one.project, now_ms)
+            known = projects[one.project] = (
+                [r for r in found if r.kind == "followup" and r.enabled],
+                [r for r in found if r.kind == "alert" and r.enabled],
+                await outbox.endpoints_of(conn, one.project),
             )
-        followup = [r for r in found if r.kind == "followup" and r.enabled]
+        followup, alerting, endpoints = known
+        kind = message_type(one)
+        if kind is not None and outbox.wanted(endpoints, kind):
+            data = response_data(one.project, one.response)
+            await outbox.enqueue(conn, one.project, kind, data, now_ms, endpoints=endpoints)
         if await follow_up(conn, one, followup, now_ms):
             acted += 1
-        if one.answer is not None:
-            alerting = [r for r in found if r.kind == "alert" and r.enabled]
+        if one.answer is not None and alerting:
             await fire_alerts(conn, one.project, one.answer, alerting, now_ms, base_url)
     return acted
 
@@ -164,6 +168,9 @@ async def take(conn: AsyncConnection, seen: Iterable[Seen], now_ms: int, base_ur
 async def follow_up(conn: AsyncConnection, seen: Seen, rules: Sequence[Rule], now_ms: int) -> bool:
     """Make or follow the item of ``seen``'s subject; whether one was made or changed."""
     response, answer = seen.response, seen.answer
+    rule = None if answer is None else first_match(rules, answer)
+    if rule is None and response.vote_key is None and not seen.revision:
+        return False  # a new response of its own, matched by no rule: it has no item
     f = tables.followups
     found = await conn.execute(
         select(f.c.id).where(
@@ -174,7 +181,6 @@ async def follow_up(conn: AsyncConnection, seen: Seen, rules: Sequence[Rule], no
         )
     )
     existing = found.scalar_one_or_none()
-    rule = None if answer is None else first_match(rules, answer)
     if existing is None:
         if rule is None or answer is None:
             return False
@@ -231,8 +237,24 @@ async def fire_alerts(
         await outbox.enqueue(conn, project, "alert.fired", data, now_ms)
         recipient = await _recipient(conn, rule.escalate_to)
         if recipient is not None:
-            subject, text, page = alert_email(project, rule, answer, base_url)
-            await outbox.enqueue_email(conn, project, recipient, subject, text, page, now_ms)
+            langs = await sla.languages_of(conn, project, [recipient])
+            email = messages.alert_email(
+                langs[recipient],
+                project=project,
+                rule=rule.name,
+                channel=answer.channel,
+                form=answer.form,
+                metric=answer.metric,
+                score=answer.score,
+                comment=answer.comment,
+                at_ms=answer.received_ms,
+                respondent=answer.respondent,
+                ref=ref_of(answer),
+                base_url=base_url,
+            )
+            await outbox.enqueue_email(
+                conn, project, recipient, email.subject, email.text, email.html, now_ms
+            )
     return fired
 
 
@@ -259,38 +281,6 @@ async def _recipient(conn: AsyncConnection, escalate_to: str | None) -> str | No
     )
     email: str | None = found.scalar_one_or_none()
     return email
-
-
-def alert_email(
-    project: str, rule: Rule, answer: StoredResponse, base_url: str
-) -> tuple[str, str, str]:
-    """The email of an alert on one response: subject, plain text and HTML."""
-    link = f"{base_url.rstrip('/')}/app/{project}/responses/{ref_of(answer)}"
-    subject = f"[{project}] {rule.name}: {answer.metric} {answer.score} on {answer.channel}"
-    lines = [
-        f"The rule {rule.name!r} matched a response of project {project}.",
-        "",
-        f"Channel: {answer.channel}",
-        f"Form: {answer.form}",
-        f"Score: {answer.score} ({answer.metric})",
-        f"Received: {rfc3339(answer.received_ms)}",
-    ]
-    if answer.comment:
-        lines += ["", "Comment:", answer.comment]
-    lines += ["", f"See it: {link}", ""]
-    comment = ""
-    if answer.comment:
-        comment = f"<blockquote>{html.escape(answer.comment)}</blockquote>"
-    page = (
-        f"<p>The rule <strong>{html.escape(rule.name)}</strong> matched a response of project"
-        f" {html.escape(project)}.</p>"
-        f"<ul><li>Channel: {html.escape(answer.channel)}</li>"
-        f"<li>Form: {html.escape(answer.form)}</li>"
-        f"<li>Score: {answer.score} ({html.escape(answer.metric)})</li>"
-        f"<li>Received: {rfc3339(answer.received_ms)}</li></ul>"
-        f'{comment}<p><a href="{html.escape(link)}">See the response</a></p>'
-    )
-    return subject, "\n".join(lines), page
 
 
 # --- gaps -----------------------------------------------------------------------------------
@@ -539,7 +529,6 @@ __all__ = [
     "Gaps",
     "Seen",
     "alert_data",
-    "alert_email",
     "answer_of",
     "changes_answer",
     "feed_of",

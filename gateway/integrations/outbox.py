@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from sqlalchemy import insert, select
@@ -51,6 +51,7 @@ async def enqueue(
     data: Mapping[str, Any],
     now_ms: int,
     message_id: str | None = None,
+    endpoints: Sequence[tuple[str, str]] | None = None,
 ) -> str:
     """Write a message of ``event_type`` about ``data`` to the outbox, in ``conn``'s transaction.
 
@@ -76,12 +77,8 @@ async def enqueue(
             created_ms=now_ms,
         )
     )
-    endpoints = await conn.execute(
-        select(tables.webhook_endpoints.c.id, tables.webhook_endpoints.c.event_types).where(
-            tables.webhook_endpoints.c.project == project,
-            tables.webhook_endpoints.c.disabled_ms.is_(None),
-        )
-    )
+    if endpoints is None:
+        endpoints = await endpoints_of(conn, project)
     rows = [
         {
             "message": message,
@@ -96,6 +93,22 @@ async def enqueue(
     if rows:
         await conn.execute(insert(tables.webhook_deliveries), rows)
     return message
+
+
+async def endpoints_of(conn: AsyncConnection, project: str) -> list[tuple[str, str]]:
+    """``project``'s enabled endpoints: their ids and ``event_types`` (JSON, as stored)."""
+    found = await conn.execute(
+        select(tables.webhook_endpoints.c.id, tables.webhook_endpoints.c.event_types).where(
+            tables.webhook_endpoints.c.project == project,
+            tables.webhook_endpoints.c.disabled_ms.is_(None),
+        )
+    )
+    return [(endpoint, types) for endpoint, types in found]
+
+
+def wanted(endpoints: Sequence[tuple[str, str]], event_type: str) -> bool:
+    """Whether any of ``endpoints`` takes ``event_type``."""
+    return any(subscribed(types, event_type) for _, types in endpoints)
 
 
 async def enqueue_email(

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 ROUND_SECONDS: Final = 0.5
 #: How often the jobs over whole periods run.
 PERIODIC_SECONDS: Final = 60.0
+#: How long a stop waits for the round in progress before cutting it short.
+STOP_SECONDS: Final = 5.0
 
 _log = logging.getLogger(__name__)
 Job = Callable[[int], Awaitable[int]]
@@ -50,6 +52,7 @@ class Workers:
         #: Who holds a lease: this process, unique even across hosts that reuse pids.
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self._last_periodic = 0.0
         #: One client for the process's webhook deliveries, so connections are reused.
         self._client: httpx.AsyncClient | None = None
@@ -84,6 +87,8 @@ class Workers:
         frequent, every_minute = self.jobs()
         done: dict[str, int] = {}
         for name, job in frequent + (every_minute if periodic else []):
+            if self._stopping.is_set():
+                break
             try:
                 done[name] = await job(now)
             except asyncio.CancelledError:
@@ -99,21 +104,33 @@ class Workers:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="workers")
 
     async def stop(self) -> None:
-        """Stop after the job in progress: what it had not committed is done again later."""
+        """Stop after the job in progress, or cut it short after :data:`STOP_SECONDS`.
+
+        A job is let finish rather than cancelled at once: a store's read runs in a thread of
+        its own, which must hand its result back to a loop still running. A job cut short
+        commits nothing of its unfinished transaction; the next round (of this gateway or
+        another) does it again.
+        """
+        self._stopping.set()
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            try:
+                await asyncio.wait_for(asyncio.shield(task), STOP_SECONDS)
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             started = time.monotonic()
             periodic = started - self._last_periodic >= PERIODIC_SECONDS
             if periodic:
                 self._last_periodic = started
             await self.round(now_ms(), periodic=periodic)
-            await asyncio.sleep(max(0.0, ROUND_SECONDS - (time.monotonic() - started)))
+            pause = max(0.0, ROUND_SECONDS - (time.monotonic() - started))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), pause)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.gateway.pg import pg_schema_url, pg_url
@@ -28,6 +28,7 @@ from voxloop_gateway.control.people import People
 from voxloop_gateway.control.registry import Registry
 from voxloop_gateway.followups import feed
 from voxloop_gateway.followups.feed import Seen
+from voxloop_gateway.integrations import outbox
 from voxloop_gateway.stores.reads import StoredResponse
 
 __all__ = ["pg_schema_url", "pg_url"]  # fixtures
@@ -148,12 +149,33 @@ def make_people(registry: Registry) -> dict[str, str]:
     return {name: user.id for name, user in made.items()}
 
 
+async def listening(conn: AsyncConnection) -> None:
+    """An endpoint of each project taking every type: ``response.*`` messages are written only
+    for a project that has one."""
+    await conn.execute(
+        insert(tables.webhook_endpoints),
+        [
+            {
+                "id": f"ep_{project}",
+                "project": project,
+                "url": f"https://{project}.example.com/hooks",
+                "event_types": json.dumps(outbox.EVENT_TYPES),
+                "secret": "whsec_" + "A" * 43 + "=",
+                "description": "",
+                "created_ms": NOW_MS,
+            }
+            for project in ("shop", "other")
+        ],
+    )
+
+
 def make_control(data_dir: Path, store: str, backend: str) -> Control:
     registry = Registry(data_dir, store)
     if store != "sqlite":
         schema.migrate(registry.db)
     registry.create_project("shop", ["kiosk"])
     registry.create_project("other")
+    registry.db.run(listening, write=True)
     users = make_people(registry)
     return Control(backend, data_dir, store, registry.db, users)
 

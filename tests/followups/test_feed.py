@@ -34,7 +34,7 @@ from voxloop_gateway.followups.feed import GAP_WAIT_MS, Gaps
 from voxloop_gateway.ingest.votes import VoteRule
 from voxloop_gateway.service import Service
 
-from .conftest import HOUR_MS
+from .conftest import HOUR_MS, listening
 
 #: The feed's clock in these tests; events carry the real time (the core checks it).
 NOW_MS = int(time.time() * 1000)
@@ -115,6 +115,7 @@ def make_stores(data_dir: Path, store: str, backend: str) -> Stores:
     try:
         shop = registry.create_project("shop")
         other = registry.create_project("other")
+        registry.db.run(listening, write=True)
     finally:
         registry.close()
     return Stores(backend, settings, shop, other)

@@ -6,7 +6,9 @@ revokes a key or touches a file, so the first demo's page and keys go on working
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -24,6 +26,17 @@ def _files(data_dir: Path) -> dict[str, tuple[int, int]]:
         for path in sorted(data_dir.rglob("*"))
         if path.is_file()
     }
+
+
+def _registry(data_dir: Path) -> list[tuple[object, ...]]:
+    """The projects, keys and email secrets the registry holds: what a second start must not
+    touch while the first gateway's background work writes to the same database."""
+    with contextlib.closing(sqlite3.connect(data_dir / "registry.sqlite3", timeout=10)) as db:
+        return [
+            *db.execute("SELECT id, channels FROM projects ORDER BY id"),
+            *db.execute("SELECT id, hash, revoked_ms FROM keys ORDER BY id"),
+            *db.execute("SELECT id, revoked_ms FROM email_secrets ORDER BY id"),
+        ]
 
 
 def _fails(spawn: Spawn, data_dir: Path, *args: str, env: dict[str, str] | None = None) -> str:
@@ -58,7 +71,8 @@ def test_a_second_demo_on_the_same_port_says_so_and_leaves_the_first_one_working
     first, _, told = run_demo(spawn, tmp_path)
     try:
         port = told["url"].rsplit(":", 1)[1]
-        before = _files(tmp_path)
+        before = _registry(tmp_path)
+        files = set(_files(tmp_path))
         for args, env in (
             (["demo", "--port", port], None),
             (["demo"], {"VOXLOOP_PORT": port}),
@@ -67,7 +81,9 @@ def test_a_second_demo_on_the_same_port_says_so_and_leaves_the_first_one_working
             line = _fails(spawn, tmp_path, *args, env=env)
             assert line.startswith(f"voxloop-gateway: can't listen on 127.0.0.1:{port}: ")
             assert "the port is in use" in line and "--port or VOXLOOP_PORT" in line
-        assert _files(tmp_path) == before  # no key minted or revoked, no file made or changed
+        # No key minted or revoked, no file made (the first gateway's workers write on).
+        assert _registry(tmp_path) == before
+        assert set(_files(tmp_path)) <= files | {"registry.sqlite3-journal"}
         _works(told["url"], told["site"], told["server"])
         with httpx.Client(timeout=10) as client:  # the page's widgets' script is still served
             assert client.get(f"{told['url']}/demo").status_code == 200
