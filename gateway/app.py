@@ -32,7 +32,7 @@ from .integrations.workers import Workers
 from .pages import dashboard as dashboard_pages
 from .pages import login as login_pages
 from .pages.app_layout import refusal as app_refusal
-from .routes import alert_rules
+from .routes import alert_rules, followups_sla
 from .routes import followups as followup_routes
 from .routes import rules as rule_routes
 from .routes import webhooks as webhook_routes
@@ -103,6 +103,7 @@ def create_app(settings: Settings | None = None, demo: Demo | None = None) -> St
             Route("/v1/exports/responses.csv", export_csv, methods=["GET"], name="exports"),
             Route("/v1/exports/responses.ndjson", export_ndjson, methods=["GET"], name="exports"),
             *alert_rules.routes(),
+            *followups_sla.routes(),
             *followup_routes.routes(),
             *rule_routes.routes(),
             *webhook_routes.routes(),

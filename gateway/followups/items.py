@@ -26,7 +26,7 @@ the first change a person makes (an assignment, a note, a status, tags) sets
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, Literal, get_args
 
 import msgspec
@@ -592,6 +592,16 @@ async def list_items(
     return [item_of(row) for row in await conn.execute(query)]
 
 
+async def emails_of(conn: AsyncConnection, user_ids: Iterable[str]) -> dict[str, str]:
+    """The email of each of ``user_ids`` that is a user (disabled ones too): what a page shows
+    of the assignees a change names by id."""
+    wanted = sorted(set(user_ids))
+    if not wanted:
+        return {}
+    found = await conn.execute(select(_U.c.id, _U.c.email).where(_U.c.id.in_(wanted)))
+    return {user_id: email for user_id, email in found}
+
+
 __all__ = [
     "ENDED",
     "EXCERPT_CHARS",
@@ -610,6 +620,7 @@ __all__ = [
     "checked_tags",
     "create",
     "edit",
+    "emails_of",
     "excerpt_of",
     "find_assignee",
     "follow",

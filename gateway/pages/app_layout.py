@@ -38,7 +38,9 @@ APP_HEADERS: Final = PAGE_HEADERS
 _PAGES: Final[tuple[tuple[Section, str], ...]] = (
     ("dashboard", ""),
     ("responses", "responses"),
+    ("inbox", "followups"),
     ("exports", "exports"),
+    ("alerts", "webhooks"),
 )
 
 
@@ -73,6 +75,7 @@ def section_path(project: str, section: Section) -> str:
 def _nav(locale: Locale, access: Access, project: str, current: Section) -> list[NavItem]:
     titles = {"dashboard": locale.words.dashboard, "responses": locale.words.responses}
     titles["exports"] = locale.words.exports
+    titles["inbox"], titles["alerts"] = locale.words.followups, locale.words.webhooks
     return [
         NavItem(
             section,

@@ -146,6 +146,100 @@ class Words:
     metrics: dict[str, str]
     channels: dict[str, str]
 
+    # the follow-up inbox
+    followups: str
+    followup_views: dict[str, str]
+    which_items: str
+    statuses: dict[str, str]
+    status: str
+    assignee: str
+    nobody: str
+    due: str
+    due_in: str
+    overdue_by: str
+    breached: str
+    durations: dict[str, str]
+    percent: str
+    no_followups: str
+    older_items: str
+    newest_items: str
+    select_item: str
+    bulk_title: str
+    assign_to: str
+    assign: str
+    assign_me: str
+    unassign: str
+    open_item: str
+    # the SLA figure
+    sla_title: str
+    sla_windows: dict[str, str]
+    sla_share: str
+    sla_counts: str
+    sla_median: str
+    sla_by_team: str
+    sla_trend: str
+    team: str
+    unassigned_team: str
+    items_count: str
+    in_time: str
+    late: str
+    waiting: str
+    sla_empty: str
+    step: str
+    # a follow-up item
+    followup_title: str
+    back_to_followups: str
+    rule: str
+    created: str
+    finished: str
+    response_gone: str
+    changes_title: str
+    the_gateway: str
+    change_kinds: dict[str, str]
+    work_title: str
+    new_status: str
+    change_status: str
+    note: str
+    add_note: str
+    save_tags: str
+    tags_hint: str
+    end_title: str
+    resolution: str
+    finish: str
+    done_notes: dict[str, str]
+    failed: str
+    view_only: str
+    # webhooks
+    webhooks: str
+    endpoints_title: str
+    no_endpoints: str
+    url: str
+    event_types: str
+    description: str
+    state: str
+    endpoint_states: dict[str, str]
+    disabled_because: str
+    failing_since: str
+    add_endpoint: str
+    add: str
+    secret_once: str
+    secret: str
+    rotate: str
+    previous_until: str
+    enable: str
+    remove: str
+    remove_confirm: str
+    log_title: str
+    no_attempts: str
+    event: str
+    result: str
+    delivery: str
+    delivery_states: dict[str, str]
+    redeliver: str
+    older_attempts: str
+    all_endpoints: str
+    webhook_done: dict[str, str]
+
 
 WORDS: Final[dict[str, Words]] = {
     "en": Words(
@@ -284,6 +378,127 @@ WORDS: Final[dict[str, Words]] = {
             "thumbs": "Thumbs up %",
         },
         channels={"web": "Web", "app": "App", "email": "Email"},
+        followups="Follow-up inbox",
+        followup_views={
+            "all": "All",
+            "mine": "Mine",
+            "unassigned": "Unassigned",
+            "overdue": "Overdue",
+        },
+        which_items="Which items",
+        statuses={
+            "new": "New",
+            "assigned": "Assigned",
+            "in_progress": "In progress",
+            "resolved": "Resolved",
+            "closed": "Closed",
+        },
+        status="Status",
+        assignee="Assignee",
+        nobody="Nobody",
+        due="Due",
+        due_in="Due in {}",
+        overdue_by="Overdue by {}",
+        breached="SLA breached",
+        durations={"d": "{} d", "h": "{} h", "min": "{} min"},
+        percent="{}%",
+        no_followups="No follow-ups here.",
+        older_items="Older items",
+        newest_items="Newest items",
+        select_item="Select the item: {}",
+        bulk_title="The selected items",
+        assign_to="Assign to (email address)",
+        assign="Assign",
+        assign_me="Assign to me",
+        unassign="Unassign",
+        open_item="Open the item",
+        sla_title="Followed up within the SLA",
+        sla_windows={"day": "The last {} days", "week": "The last {} weeks"},
+        sla_share="Within the SLA",
+        sla_counts="{} in time, {} late, {} waiting",
+        sla_median="Median time to first action",
+        sla_by_team="By team",
+        sla_trend="Over time",
+        team="Team",
+        unassigned_team="Not assigned",
+        items_count="Items",
+        in_time="In time",
+        late="Late",
+        waiting="Waiting",
+        sla_empty="No follow-up items in this period yet.",
+        step="Periods",
+        followup_title="Follow-up",
+        back_to_followups="Back to the follow-ups",
+        rule="Rule",
+        created="Created",
+        finished="Finished",
+        response_gone="The response is no longer stored.",
+        changes_title="History",
+        the_gateway="voxloop (automatic)",
+        change_kinds={
+            "created": "Created by a rule",
+            "status": "Status changed",
+            "assignee": "Assignee changed",
+            "tags": "Tags changed",
+            "note": "Note",
+            "resolution": "Resolution note changed",
+            "response": "The answer changed",
+            "breached": "Past due, escalated",
+        },
+        work_title="Work on it",
+        new_status="New status",
+        change_status="Change the status",
+        note="Internal note",
+        add_note="Add the note",
+        save_tags="Save the tags",
+        tags_hint="Separate tags with commas.",
+        end_title="Resolve or close",
+        resolution="Resolution note",
+        finish="Save and finish",
+        done_notes={
+            "assign": "Assigned.",
+            "me": "Assigned to you.",
+            "unassign": "Unassigned.",
+            "status": "The status was changed.",
+            "end": "The item was finished.",
+            "note": "The note was added.",
+            "tags": "The tags were saved.",
+        },
+        failed="That could not be done:",
+        view_only="You can look at this, but not change it.",
+        webhooks="Webhooks",
+        endpoints_title="Endpoints",
+        no_endpoints="No endpoints yet.",
+        url="URL",
+        event_types="Events",
+        description="Description",
+        state="State",
+        endpoint_states={"active": "Active", "failing": "Failing", "disabled": "Disabled"},
+        disabled_because="Disabled: {}",
+        failing_since="Failing since {}",
+        add_endpoint="Add an endpoint",
+        add="Add the endpoint",
+        secret_once="The signing secret of {}. Copy it now: it is not shown again.",
+        secret="Signing secret",
+        rotate="Rotate the secret",
+        previous_until="The previous secret signs too until {}.",
+        enable="Enable",
+        remove="Remove",
+        remove_confirm="Remove this endpoint and its delivery log",
+        log_title="Delivery log",
+        no_attempts="No deliveries yet.",
+        event="Event",
+        result="Result",
+        delivery="Delivery",
+        delivery_states={"pending": "Pending", "delivered": "Delivered", "failed": "Failed"},
+        redeliver="Redeliver",
+        older_attempts="Older attempts",
+        all_endpoints="All endpoints",
+        webhook_done={
+            "enable": "The endpoint was enabled.",
+            "remove": "The endpoint was removed.",
+            "redeliver": "The message is sent again: the log shows the new attempt.",
+        },
     ),
     "ar": Words(
         skip="انتقل إلى المحتوى",
@@ -421,6 +636,127 @@ WORDS: Final[dict[str, Words]] = {
             "thumbs": "الإعجاب ٪",
         },
         channels={"web": "الويب", "app": "التطبيق", "email": "البريد الإلكتروني"},
+        followups="صندوق المتابعة",
+        followup_views={
+            "all": "الكل",
+            "mine": "المسندة إليّ",
+            "unassigned": "غير المسندة",
+            "overdue": "المتأخرة",
+        },
+        which_items="أي العناصر",
+        statuses={
+            "new": "جديد",
+            "assigned": "مُسند",
+            "in_progress": "قيد المعالجة",
+            "resolved": "محلول",
+            "closed": "مغلق",
+        },
+        status="الحالة",
+        assignee="المسؤول",
+        nobody="لا أحد",
+        due="الموعد النهائي",
+        due_in="يستحق خلال {}",
+        overdue_by="متأخر بمقدار {}",
+        breached="تجاوز المهلة",
+        durations={"d": "{} يوم", "h": "{} ساعة", "min": "{} دقيقة"},
+        percent="{}٪",
+        no_followups="لا توجد متابعات هنا.",
+        older_items="عناصر أقدم",
+        newest_items="أحدث العناصر",
+        select_item="تحديد العنصر: {}",
+        bulk_title="العناصر المحددة",
+        assign_to="إسناد إلى (البريد الإلكتروني)",
+        assign="إسناد",
+        assign_me="إسناد إليّ",
+        unassign="إلغاء الإسناد",
+        open_item="فتح العنصر",
+        sla_title="المتابعة ضمن المهلة",
+        sla_windows={"day": "آخر {} أيام", "week": "آخر {} أسابيع"},
+        sla_share="ضمن المهلة",
+        sla_counts="{} في الوقت، {} متأخرة، {} بالانتظار",
+        sla_median="وسيط زمن أول إجراء",
+        sla_by_team="حسب الفريق",
+        sla_trend="عبر الزمن",
+        team="الفريق",
+        unassigned_team="غير مُسندة",
+        items_count="العناصر",
+        in_time="في الوقت",
+        late="متأخرة",
+        waiting="بالانتظار",
+        sla_empty="لا توجد عناصر متابعة في هذه الفترة بعد.",
+        step="الفترات",
+        followup_title="متابعة",
+        back_to_followups="العودة إلى المتابعات",
+        rule="القاعدة",
+        created="وقت الإنشاء",
+        finished="وقت الإنهاء",
+        response_gone="لم تعد هذه الإجابة محفوظة.",
+        changes_title="السجل",
+        the_gateway="voxloop (تلقائيًا)",
+        change_kinds={
+            "created": "أنشأتها قاعدة",
+            "status": "تغيّرت الحالة",
+            "assignee": "تغيّر المسؤول",
+            "tags": "تغيّرت الوسوم",
+            "note": "ملاحظة",
+            "resolution": "تغيّرت ملاحظة الحل",
+            "response": "تغيّرت الإجابة",
+            "breached": "تجاوزت المهلة وصُعّدت",
+        },
+        work_title="العمل عليها",
+        new_status="الحالة الجديدة",
+        change_status="تغيير الحالة",
+        note="ملاحظة داخلية",
+        add_note="إضافة الملاحظة",
+        save_tags="حفظ الوسوم",
+        tags_hint="افصل بين الوسوم بفواصل.",
+        end_title="الحل أو الإغلاق",
+        resolution="ملاحظة الحل",
+        finish="حفظ وإنهاء",
+        done_notes={
+            "assign": "تم الإسناد.",
+            "me": "أُسندت إليك.",
+            "unassign": "أُلغي الإسناد.",
+            "status": "تغيّرت الحالة.",
+            "end": "أُنهي العنصر.",
+            "note": "أُضيفت الملاحظة.",
+            "tags": "حُفظت الوسوم.",
+        },
+        failed="تعذّر تنفيذ ذلك:",
+        view_only="يمكنك الاطلاع على هذا دون تغييره.",
+        webhooks="خطافات الويب",
+        endpoints_title="نقاط الاستقبال",
+        no_endpoints="لا توجد نقاط استقبال بعد.",
+        url="العنوان (URL)",
+        event_types="الأحداث",
+        description="الوصف",
+        state="الحالة",
+        endpoint_states={"active": "نشطة", "failing": "متعثرة", "disabled": "معطّلة"},
+        disabled_because="معطّلة: {}",
+        failing_since="متعثرة منذ {}",
+        add_endpoint="إضافة نقطة استقبال",
+        add="إضافة نقطة الاستقبال",
+        secret_once="سرّ التوقيع لـ {}. انسخه الآن: لن يظهر مرة أخرى.",
+        secret="سرّ التوقيع",
+        rotate="تدوير السرّ",
+        previous_until="يوقّع السرّ السابق أيضًا حتى {}.",
+        enable="تفعيل",
+        remove="إزالة",
+        remove_confirm="إزالة نقطة الاستقبال هذه وسجل تسليمها",
+        log_title="سجل التسليم",
+        no_attempts="لا توجد عمليات تسليم بعد.",
+        event="الحدث",
+        result="النتيجة",
+        delivery="التسليم",
+        delivery_states={"pending": "قيد الانتظار", "delivered": "سُلّمت", "failed": "فشلت"},
+        redeliver="إعادة الإرسال",
+        older_attempts="محاولات أقدم",
+        all_endpoints="كل نقاط الاستقبال",
+        webhook_done={
+            "enable": "فُعّلت نقطة الاستقبال.",
+            "remove": "أُزيلت نقطة الاستقبال.",
+            "redeliver": "أُعيد إرسال الرسالة: يظهر السجل المحاولة الجديدة.",
+        },
     ),
     "fa": Words(
         skip="رفتن به محتوا",
@@ -560,6 +896,127 @@ WORDS: Final[dict[str, Words]] = {
             "thumbs": "پسندیدن ٪",
         },
         channels={"web": "وب", "app": "اپ", "email": "ایمیل"},
+        followups="صندوق پیگیری",
+        followup_views={
+            "all": "همه",
+            "mine": "مال من",
+            "unassigned": "بی‌مسئول",
+            "overdue": "گذشته از موعد",
+        },
+        which_items="کدام موارد",
+        statuses={
+            "new": "تازه",
+            "assigned": "واگذارشده",
+            "in_progress": "در حال انجام",
+            "resolved": "حل‌شده",
+            "closed": "بسته",
+        },
+        status="وضعیت",
+        assignee="مسئول",
+        nobody="هیچ‌کس",
+        due="موعد",
+        due_in="موعد تا {} دیگر",
+        overdue_by="{} گذشته از موعد",
+        breached="مهلت گذشته",
+        durations={"d": "{} روز", "h": "{} ساعت", "min": "{} دقیقه"},
+        percent="{}٪",
+        no_followups="اینجا پیگیری‌ای نیست.",
+        older_items="موارد قدیمی‌تر",
+        newest_items="تازه‌ترین موارد",
+        select_item="انتخاب مورد: {}",
+        bulk_title="موارد انتخاب‌شده",
+        assign_to="واگذاری به (نشانی ایمیل)",
+        assign="واگذاری",
+        assign_me="واگذاری به من",
+        unassign="لغو واگذاری",
+        open_item="باز کردن مورد",
+        sla_title="پیگیری در مهلت",
+        sla_windows={"day": "{} روز گذشته", "week": "{} هفتهٔ گذشته"},
+        sla_share="در مهلت",
+        sla_counts="{} به‌موقع، {} دیرهنگام، {} در انتظار",
+        sla_median="میانهٔ زمان تا نخستین اقدام",
+        sla_by_team="بر پایهٔ تیم",
+        sla_trend="در گذر زمان",
+        team="تیم",
+        unassigned_team="واگذارنشده",
+        items_count="موارد",
+        in_time="به‌موقع",
+        late="دیرهنگام",
+        waiting="در انتظار",
+        sla_empty="هنوز در این بازه مورد پیگیری‌ای نیست.",
+        step="بازه‌ها",
+        followup_title="پیگیری",
+        back_to_followups="بازگشت به پیگیری‌ها",
+        rule="قاعده",
+        created="زمان ایجاد",
+        finished="زمان پایان",
+        response_gone="این پاسخ دیگر ذخیره نیست.",
+        changes_title="تاریخچه",
+        the_gateway="voxloop (خودکار)",
+        change_kinds={
+            "created": "ساخته‌شده با یک قاعده",
+            "status": "تغییر وضعیت",
+            "assignee": "تغییر مسئول",
+            "tags": "تغییر برچسب‌ها",
+            "note": "یادداشت",
+            "resolution": "تغییر یادداشت حل",
+            "response": "تغییر پاسخ",
+            "breached": "گذشتن از مهلت و ارجاع",
+        },
+        work_title="کار روی آن",
+        new_status="وضعیت تازه",
+        change_status="تغییر وضعیت",
+        note="یادداشت داخلی",
+        add_note="افزودن یادداشت",
+        save_tags="ذخیرهٔ برچسب‌ها",
+        tags_hint="برچسب‌ها را با ویرگول جدا کنید.",
+        end_title="حل یا بستن",
+        resolution="یادداشت حل",
+        finish="ذخیره و پایان",
+        done_notes={
+            "assign": "واگذار شد.",
+            "me": "به شما واگذار شد.",
+            "unassign": "واگذاری لغو شد.",
+            "status": "وضعیت تغییر کرد.",
+            "end": "مورد به پایان رسید.",
+            "note": "یادداشت افزوده شد.",
+            "tags": "برچسب‌ها ذخیره شد.",
+        },
+        failed="انجام نشد:",
+        view_only="می‌توانید این را ببینید، ولی نمی‌توانید تغییرش دهید.",
+        webhooks="وب‌هوک‌ها",
+        endpoints_title="نقطه‌های دریافت",
+        no_endpoints="هنوز نقطهٔ دریافتی نیست.",
+        url="نشانی (URL)",
+        event_types="رویدادها",
+        description="توضیح",
+        state="وضعیت",
+        endpoint_states={"active": "فعال", "failing": "ناموفق", "disabled": "غیرفعال"},
+        disabled_because="غیرفعال: {}",
+        failing_since="ناموفق از {}",
+        add_endpoint="افزودن نقطهٔ دریافت",
+        add="افزودن این نقطهٔ دریافت",
+        secret_once="رمز امضای {}. همین حالا رونوشت بگیرید: دوباره نشان داده نمی‌شود.",
+        secret="رمز امضا",
+        rotate="چرخش رمز",
+        previous_until="رمز پیشین هم تا {} امضا می‌کند.",
+        enable="فعال کردن",
+        remove="حذف",
+        remove_confirm="حذف این نقطهٔ دریافت و گزارش تحویل آن",
+        log_title="گزارش تحویل",
+        no_attempts="هنوز تحویلی نبوده است.",
+        event="رویداد",
+        result="نتیجه",
+        delivery="تحویل",
+        delivery_states={"pending": "در انتظار", "delivered": "تحویل‌شده", "failed": "ناموفق"},
+        redeliver="تحویل دوباره",
+        older_attempts="تلاش‌های قدیمی‌تر",
+        all_endpoints="همهٔ نقطه‌های دریافت",
+        webhook_done={
+            "enable": "نقطهٔ دریافت فعال شد.",
+            "remove": "نقطهٔ دریافت حذف شد.",
+            "redeliver": "پیام دوباره فرستاده می‌شود: گزارش، تلاش تازه را نشان می‌دهد.",
+        },
     ),
     "id": Words(
         skip="Langsung ke konten",
@@ -703,5 +1160,126 @@ WORDS: Final[dict[str, Words]] = {
             "thumbs": "Jempol ke atas %",
         },
         channels={"web": "Web", "app": "Aplikasi", "email": "Email"},
+        followups="Kotak tindak lanjut",
+        followup_views={
+            "all": "Semua",
+            "mine": "Milik saya",
+            "unassigned": "Belum ditugaskan",
+            "overdue": "Terlambat",
+        },
+        which_items="Item mana",
+        statuses={
+            "new": "Baru",
+            "assigned": "Ditugaskan",
+            "in_progress": "Sedang dikerjakan",
+            "resolved": "Selesai",
+            "closed": "Ditutup",
+        },
+        status="Status",
+        assignee="Penanggung jawab",
+        nobody="Tidak ada",
+        due="Tenggat",
+        due_in="Tenggat dalam {}",
+        overdue_by="Terlambat {}",
+        breached="SLA terlampaui",
+        durations={"d": "{} hr", "h": "{} jam", "min": "{} mnt"},
+        percent="{}%",
+        no_followups="Tidak ada tindak lanjut di sini.",
+        older_items="Item lebih lama",
+        newest_items="Item terbaru",
+        select_item="Pilih item: {}",
+        bulk_title="Item yang dipilih",
+        assign_to="Tugaskan ke (alamat email)",
+        assign="Tugaskan",
+        assign_me="Tugaskan ke saya",
+        unassign="Batalkan penugasan",
+        open_item="Buka item",
+        sla_title="Ditindaklanjuti dalam SLA",
+        sla_windows={"day": "{} hari terakhir", "week": "{} minggu terakhir"},
+        sla_share="Dalam SLA",
+        sla_counts="{} tepat waktu, {} terlambat, {} menunggu",
+        sla_median="Median waktu hingga tindakan pertama",
+        sla_by_team="Per tim",
+        sla_trend="Dari waktu ke waktu",
+        team="Tim",
+        unassigned_team="Belum ditugaskan",
+        items_count="Item",
+        in_time="Tepat waktu",
+        late="Terlambat",
+        waiting="Menunggu",
+        sla_empty="Belum ada item tindak lanjut pada periode ini.",
+        step="Periode",
+        followup_title="Tindak lanjut",
+        back_to_followups="Kembali ke tindak lanjut",
+        rule="Aturan",
+        created="Dibuat",
+        finished="Diselesaikan",
+        response_gone="Jawaban ini tidak lagi disimpan.",
+        changes_title="Riwayat",
+        the_gateway="voxloop (otomatis)",
+        change_kinds={
+            "created": "Dibuat oleh aturan",
+            "status": "Status diubah",
+            "assignee": "Penanggung jawab diubah",
+            "tags": "Tag diubah",
+            "note": "Catatan",
+            "resolution": "Catatan penyelesaian diubah",
+            "response": "Jawaban berubah",
+            "breached": "Lewat tenggat, dieskalasi",
+        },
+        work_title="Kerjakan",
+        new_status="Status baru",
+        change_status="Ubah status",
+        note="Catatan internal",
+        add_note="Tambahkan catatan",
+        save_tags="Simpan tag",
+        tags_hint="Pisahkan tag dengan koma.",
+        end_title="Selesaikan atau tutup",
+        resolution="Catatan penyelesaian",
+        finish="Simpan dan selesaikan",
+        done_notes={
+            "assign": "Sudah ditugaskan.",
+            "me": "Ditugaskan ke Anda.",
+            "unassign": "Penugasan dibatalkan.",
+            "status": "Status sudah diubah.",
+            "end": "Item sudah diselesaikan.",
+            "note": "Catatan sudah ditambahkan.",
+            "tags": "Tag sudah disimpan.",
+        },
+        failed="Itu tidak dapat dilakukan:",
+        view_only="Anda dapat melihat ini, tetapi tidak mengubahnya.",
+        webhooks="Webhook",
+        endpoints_title="Endpoint",
+        no_endpoints="Belum ada endpoint.",
+        url="URL",
+        event_types="Peristiwa",
+        description="Deskripsi",
+        state="Keadaan",
+        endpoint_states={"active": "Aktif", "failing": "Gagal terus", "disabled": "Nonaktif"},
+        disabled_because="Nonaktif: {}",
+        failing_since="Gagal sejak {}",
+        add_endpoint="Tambahkan endpoint",
+        add="Tambahkan endpoint ini",
+        secret_once="Rahasia penanda tangan {}. Salin sekarang: tidak akan ditampilkan lagi.",
+        secret="Rahasia penanda tangan",
+        rotate="Ganti rahasia",
+        previous_until="Rahasia sebelumnya juga menandatangani hingga {}.",
+        enable="Aktifkan",
+        remove="Hapus",
+        remove_confirm="Hapus endpoint ini beserta log pengirimannya",
+        log_title="Log pengiriman",
+        no_attempts="Belum ada pengiriman.",
+        event="Peristiwa",
+        result="Hasil",
+        delivery="Pengiriman",
+        delivery_states={"pending": "Menunggu", "delivered": "Terkirim", "failed": "Gagal"},
+        redeliver="Kirim ulang",
+        older_attempts="Percobaan lebih lama",
+        all_endpoints="Semua endpoint",
+        webhook_done={
+            "enable": "Endpoint sudah diaktifkan.",
+            "remove": "Endpoint sudah dihapus.",
+            "redeliver": "Pesan dikirim ulang: log menampilkan percobaan baru.",
+        },
     ),
 }

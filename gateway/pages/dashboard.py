@@ -38,7 +38,7 @@ from ..reading.params import Params, check_known, scope, single
 from ..reading.stats import Bucket, Readings, StatsAnswer, answer, read, step_for
 from ..service import Service
 from ..stores import Step
-from . import inbox
+from . import followups, inbox, webhooks
 from .app_auth import project_of, signed_in
 from .app_i18n import Locale, locale_of
 from .app_layout import APP_HEADERS, app_page, link, section_path
@@ -53,7 +53,7 @@ DEFAULT_INTERVAL: Final[Interval] = "day"
 TABLE_BUCKETS: Final = 60
 #: The forms the overview breaks a metric down by: the most answered ones.
 MAX_FORMS: Final = 20
-_SECTIONS: Final[tuple[Section, ...]] = ("dashboard", "responses", "exports")
+_SECTIONS: Final[tuple[Section, ...]] = ("dashboard", "responses", "inbox", "exports", "alerts")
 
 
 class Overview(NamedTuple):
@@ -271,10 +271,13 @@ def _ms(start: str | None) -> int:
 
 
 def routes() -> list[Route]:
-    """The dashboard's pages, for the application's table: the projects, the overview, and
-    :mod:`.inbox`'s (the feedback inbox, a response, the exports)."""
+    """The dashboard's pages, for the application's table: the projects, the overview,
+    :mod:`.inbox`'s (the feedback inbox, a response, the exports), :mod:`.followups`' (the
+    follow-up inbox, an item) and :mod:`.webhooks`'."""
     return [
         Route("/app/", projects_page, methods=["GET"], name="app.projects"),
         Route("/app/{project}/", overview_page, methods=["GET"], name="app.overview"),
         *inbox.routes(),
+        *followups.routes(),
+        *webhooks.routes(),
     ]
