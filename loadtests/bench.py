@@ -10,6 +10,8 @@ Run with ``make bench``. Sections:
 - ``http``: the gateway and its peers under wrk (see ``http_bench``).
 - ``read``: a year of stored events read over HTTP: responses, search, deep pages, the
   dashboard, stats and the whole export, beside the naive peer (see ``read_bench``).
+- ``integrations``: ingest with five rules and two webhook endpoints at work, beside ingest
+  without them, and how far the background workers got (see ``integrations_bench``).
 
 Machines are noisy: every figure is the median of several rounds, and the goals are ratios of
 figures taken side by side.
@@ -34,6 +36,7 @@ from voxloop_core import DEFAULT_POLICY, HOUR_MS, METRIC_RANGES, Batch, decode_b
 from voxloop_core import _pipeline_py as reference
 
 from .http_bench import DEFAULT_PEERS, http_section
+from .integrations_bench import integrations_section
 from .sdk_bench import print_sdk, sdk_section
 
 NOW_MS = int(time.time() * 1000)
@@ -184,7 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=200, help="request bodies per round")
     parser.add_argument("--rounds", type=int, default=9, help="rounds per figure (median)")
-    parser.add_argument("--section", choices=["all", "core", "sdk", "http", "read"], default="all")
+    parser.add_argument(
+        "--section", choices=["all", "core", "sdk", "http", "read", "integrations"], default="all"
+    )
     parser.add_argument("--seconds", type=int, default=5, help="length of each wrk run")
     parser.add_argument("--http-rounds", type=int, default=3, help="interleaved rounds of wrk runs")
     parser.add_argument(
@@ -208,6 +213,18 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_REQUESTS,
         help="timed requests of each read (after a few warm-ups)",
     )
+    parser.add_argument(
+        "--integrations-seconds", type=int, default=10, help="length of each integrations run"
+    )
+    parser.add_argument(
+        "--integrations-rounds", type=int, default=3, help="interleaved rounds of (a) and (b)"
+    )
+    parser.add_argument(
+        "--catchup-seconds",
+        type=float,
+        default=120.0,
+        help="longest wait for the last (b)'s workers to catch up after its load",
+    )
     args = parser.parse_args(argv)
     if args.section in ("all", "core"):
         print_core(core_section(args.batches, args.rounds))
@@ -219,6 +236,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.section in ("all", "read"):
         status = max(
             status, read_section(args.read_events, args.read_requests, args.peers.resolve())
+        )
+    if args.section in ("all", "integrations"):
+        status = max(
+            status,
+            integrations_section(
+                args.integrations_seconds, args.integrations_rounds, args.catchup_seconds
+            ),
         )
     return status
 
