@@ -65,6 +65,8 @@ class Service:
         self.metrics = Metrics(
             lambda: float(sum(s.pending for s in self.stores.values())), self.registry.channels
         )
+        #: Events this process stored: the background work yields to ingest while it grows.
+        self.accepted = 0
         #: Set on the first stop signal (and at close): /readyz and new writes answer 503.
         self.draining = False
         self._opening = asyncio.Lock()

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
@@ -59,9 +60,9 @@ from .rules import Rule, ensure_default, first_match, matches
 #: How long a missing ``seq`` is waited for before the feed reads past it.
 GAP_WAIT_MS: Final = 5_000
 #: Most events (and most revisions) one transaction takes.
-BATCH: Final = 500
+BATCH: Final = 200
 #: Most batches one channel is read for in one call: the others' turn comes.
-MAX_BATCHES: Final = 4
+MAX_BATCHES: Final = 10
 #: How far before its end a channel's log is first read.
 BACKFILL: Final = 1_000
 #: How long a replica holds a channel's feed: longer than a call takes.
@@ -342,8 +343,14 @@ def feed_of(service: Service) -> Feed:
 # --- reading the stores -----------------------------------------------------------------------
 
 
-async def read_feed(service: Service, now_ms: int, holder: str) -> int:
+async def read_feed(
+    service: Service, now_ms: int, holder: str, *, budget_s: float | None = None
+) -> int:
     """Read every channel's new events and revisions; how many were taken.
+
+    ``budget_s``: after a batch, no more are started once this much time has passed (the
+    workers give a short one while events arrive, so that ingest keeps the CPU); None: up to
+    :data:`MAX_BATCHES` a channel.
 
     Each channel whose store exists is read by whoever claims the job ``feed:<channel>`` (one
     replica at a time), from its cursor on, batch by batch, each batch in one transaction with
@@ -353,7 +360,10 @@ async def read_feed(service: Service, now_ms: int, holder: str) -> int:
     db = service.registry.db
     state = feed_of(service)
     taken = 0
+    deadline = None if budget_s is None else time.monotonic() + budget_s
     for channel in service.channels():
+        if deadline is not None and time.monotonic() >= deadline:
+            break
         if not await service.has_store(channel):
             continue
         job = f"feed:{channel}"
@@ -361,7 +371,7 @@ async def read_feed(service: Service, now_ms: int, holder: str) -> int:
             continue
         try:
             store = await service.store(channel)
-            taken += await read_channel(service, state, store, now_ms)
+            taken += await read_channel(service, state, store, now_ms, deadline)
         except StoreError as exc:  # one store away must not hold up the others
             _log.warning("the feed could not read channel %r: %s", channel, exc)
         finally:
@@ -411,7 +421,9 @@ async def _cursor(service: Service, store: Store, now_ms: int) -> tuple[int, int
     return made
 
 
-async def read_channel(service: Service, feed: Feed, store: Store, now_ms: int) -> int:
+async def read_channel(
+    service: Service, feed: Feed, store: Store, now_ms: int, deadline: float | None = None
+) -> int:
     """Read one channel from its cursor, batch by batch; how many events and revisions."""
     taken = 0
     channel = store.channel
@@ -446,7 +458,7 @@ async def read_channel(service: Service, feed: Feed, store: Store, now_ms: int) 
             break  # another replica moved the cursor meanwhile: what it read is its own
         taken += n_events + n_revised
         full = (n_events == len(events) == BATCH) or (n_revised == len(revised) == BATCH)
-        if not full:
+        if not full or (deadline is not None and time.monotonic() >= deadline):
             break
     return taken
 

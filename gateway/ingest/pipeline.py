@@ -38,5 +38,6 @@ async def commit(
         service.metrics.commit(channel, time.perf_counter() - started)
         window.remember(fresh, now_ms)
     service.metrics.outcome(channel, "accepted", result.stored)
+    service.accepted += result.stored
     service.metrics.outcome(channel, "duplicate", seen + result.duplicates)
     return result.stored, seen + result.duplicates

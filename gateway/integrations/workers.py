@@ -9,6 +9,12 @@ only decides how often each is tried:
 - every round (``ROUND_SECONDS``): the rules read what the stores committed (``followups.feed``),
   the SLA's breach scan, and the deliveries of webhooks and emails that are due;
 - every minute: the aggregate alerts and the digests, which look at whole periods.
+
+The jobs share the process with ingest. While events arrive, a round that took ``t`` seconds
+is followed by a pause of at least ``t × (1 / BUSY_SHARE − 1)``, so the jobs take no more than
+:data:`BUSY_SHARE` of the time and a burst of traffic is stored at full speed; the follow-up
+items, alerts and webhooks of that burst come after it (``make bench``'s integrations section
+measures both). When nothing arrives, the jobs run as often as a round allows.
 """
 
 from __future__ import annotations
@@ -32,6 +38,12 @@ if TYPE_CHECKING:
 ROUND_SECONDS: Final = 0.5
 #: How often the jobs over whole periods run.
 PERIODIC_SECONDS: Final = 60.0
+#: The most of the process's time the jobs take while events are arriving: ingest comes first
+#: (its 202 is what clients wait on), the rules and deliveries catch up when it slows down.
+BUSY_SHARE: Final = 0.08
+#: How long the feed reads in a round while events arrive (it stops after the batch that
+#: passes it).
+BUSY_BUDGET_SECONDS: Final = 0.1
 #: How long a stop waits for the round in progress before cutting it short.
 STOP_SECONDS: Final = 5.0
 
@@ -54,6 +66,7 @@ class Workers:
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._last_periodic = 0.0
+        self._accepted = service.accepted
         #: One client for the process's webhook deliveries, so connections are reused.
         self._client: httpx.AsyncClient | None = None
 
@@ -68,7 +81,7 @@ class Workers:
             self._client = ssrf.guarded_client(settings.webhook_allow, settings.webhook_timeout_s)
         client = self._client
         frequent: list[tuple[str, Job]] = [
-            ("rules", lambda now: feed.read_feed(service, now, holder)),
+            ("rules", lambda now: feed.read_feed(service, now, holder, budget_s=self.budget())),
             ("sla", lambda now: sla.scan_breaches(db, now, base_url=settings.base_url)),
             ("webhooks", lambda now: webhooks.deliver_due(db, settings, holder, now, client)),
             ("mail", lambda now: mail.send_due(db, settings, holder, now)),
@@ -124,6 +137,19 @@ class Workers:
         if client is not None:
             await client.aclose()
 
+    def budget(self) -> float | None:
+        """The feed's time for a round: short while events arrive (none when they don't)."""
+        return BUSY_BUDGET_SECONDS if self.service.accepted != self._accepted else None
+
+    def pause(self, took: float) -> float:
+        """How long to wait after a round that took ``took`` seconds (see the module's text)."""
+        busy = self.service.accepted != self._accepted
+        self._accepted = self.service.accepted
+        pause = ROUND_SECONDS - took
+        if busy:
+            pause = max(pause, took * (1 / BUSY_SHARE - 1))
+        return max(0.0, pause)
+
     async def _run(self) -> None:
         while not self._stopping.is_set():
             started = time.monotonic()
@@ -131,6 +157,17 @@ class Workers:
             if periodic:
                 self._last_periodic = started
             await self.round(now_ms(), periodic=periodic)
-            pause = max(0.0, ROUND_SECONDS - (time.monotonic() - started))
+            await self._wait(self.pause(time.monotonic() - started))
+
+    async def _wait(self, pause: float) -> None:
+        """Wait ``pause`` seconds, or less: until a stop, or a round's time without events."""
+        deadline = time.monotonic() + pause
+        while not self._stopping.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            before = self.service.accepted
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), pause)
+                await asyncio.wait_for(self._stopping.wait(), min(left, ROUND_SECONDS))
+            if self.service.accepted == before and left > ROUND_SECONDS:
+                return  # ingest went quiet: catch up now
