@@ -8,6 +8,7 @@ channels and forms) or a person's session (their groups' grants), and what it ma
 
 from __future__ import annotations
 
+import hmac
 import time
 from typing import Final
 
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 
 from ..control.access import SECTION_TITLES, Access, Denied, Scope, Section, read_key_access
+from ..control.people import Session
 from ..control.registry import NAME_RULE, Key, Project
 from ..control.tables import projects
 from ..errors import ApiError, retry_after
@@ -192,6 +194,39 @@ async def _session_reader(
     if project is None:
         raise ApiError(404, f"no project {wanted!r}")
     return access, project
+
+
+def check_csrf(expected: str, given: str | None) -> None:
+    """Refuse a form whose CSRF token is missing or not ``expected`` (compared in constant time).
+
+    Raises:
+        Denied: 403, and nothing of the form is done.
+    """
+    if not expected or not given or not hmac.compare_digest(expected.encode(), given.encode()):
+        raise Denied("the form's CSRF token is missing or wrong: reload the page and send it again")
+
+
+async def person_changing(
+    request: Request,
+    service: Service,
+    access: Access,
+    section: Section,
+    project: Project,
+    what: str,
+) -> Session:
+    """The person logged in who changes ``what`` (follow-ups, rules, webhooks) in ``project``.
+
+    A change of what people manage is a person's: made with a session (a key never changes
+    them: 403), carrying that session's CSRF token in ``X-CSRF-Token`` (so another site can't
+    make a logged-in browser send it), by someone with ``edit`` on ``section`` there.
+    """
+    token = request.cookies.get(SESSION_COOKIE, "")
+    session = await service.people.session(token) if token else None
+    if session is None:
+        raise Denied(f"{what} changed by a person logged in to the dashboard")
+    check_csrf(session.csrf, request.headers.get(CSRF_HEADER))
+    access.require(section, "edit", project.id)
+    return session
 
 
 async def project_ids(service: Service) -> list[str]:

@@ -13,10 +13,12 @@ unsupported encoding.
 from __future__ import annotations
 
 import zlib
+from typing import Final, TypeVar
 
+import msgspec
 from starlette.requests import Request
 
-from ..errors import BodyRefused
+from ..errors import ApiError, BodyRefused
 
 __all__ = ["BodyRefused", "media_type", "read_body"]
 
@@ -141,3 +143,28 @@ def _trailing_data() -> BodyRefused:
     return BodyRefused(
         400, "gzip body has trailing data after the end of the gzip stream; send one gzip member"
     )
+
+
+#: The media type of the JSON the routes of people's settings take (follow-ups, rules,
+#: webhooks), and the most of it they read.
+JSON_TYPE: Final = "application/json"
+MAX_JSON_BYTES: Final = 64 * 1024
+_T = TypeVar("_T")
+
+
+async def json_body(request: Request, kind: type[_T], what: str = "the body") -> _T:
+    """The request's JSON body as ``kind`` (``Any``: as decoded).
+
+    Raises:
+        ApiError: 415 for another media type, 400 for what isn't JSON, 422 naming the field for
+            JSON of the wrong shape; BodyRefused for a body over :data:`MAX_JSON_BYTES`.
+    """
+    if media_type(request) != JSON_TYPE:
+        raise ApiError(415, f"send {what} as {JSON_TYPE}")
+    raw = await read_body(request, limit=MAX_JSON_BYTES)
+    try:
+        return msgspec.json.decode(raw, type=kind)
+    except msgspec.ValidationError as exc:
+        raise ApiError(422, str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, f"the body is not JSON: {exc}") from None

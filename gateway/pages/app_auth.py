@@ -16,7 +16,6 @@ an account of its choosing.
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 import secrets
 from typing import Final, NamedTuple
@@ -25,11 +24,11 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..control.access import Access, Denied, Section
+from ..control.access import Access, Section
 from ..control.people import Session
 from ..control.registry import Project
 from ..errors import ApiError
-from ..http.auth import SESSION_COOKIE
+from ..http.auth import SESSION_COOKIE, check_csrf
 from ..http.body import media_type, read_body
 from ..service import Service
 
@@ -106,16 +105,6 @@ def project_of(service: Service, access: Access, name: str, section: Section) ->
     if project is None:
         raise ApiError(404, f"no project {name!r}")
     return project
-
-
-def check_csrf(expected: str, given: str | None) -> None:
-    """Refuse a form whose CSRF token is missing or not ``expected`` (compared in constant time).
-
-    Raises:
-        Denied: 403, and nothing of the form is done.
-    """
-    if not expected or not given or not hmac.compare_digest(expected.encode(), given.encode()):
-        raise Denied("the form's CSRF token is missing or wrong: reload the page and send it again")
 
 
 async def form_fields(request: Request, names: tuple[str, ...]) -> dict[str, str]:

@@ -12,29 +12,26 @@ exist (404), and making one is a 403 naming the channel or form. The rules and t
 from __future__ import annotations
 
 import time
-from typing import Any, Final
+from typing import Any
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..control.access import Access, Denied, Visible
+from ..control.access import Denied, Visible
 from ..control.registry import Project
 from ..errors import ApiError
 from ..followups import alerts
 from ..followups.alerts import AlertRule, AlertRuleFields
-from ..http.auth import CSRF_HEADER, SESSION_COOKIE, reader
-from ..http.body import media_type, read_body
+from ..http.auth import person_changing, reader
+from ..http.body import json_body
 from ..http.responses import json_response
-from ..pages.app_auth import check_csrf
 from ..reading.formats import rfc3339
 from ..reading.params import check_known
 from ..service import Service
 
 #: The most an alert rule's body may hold: a few fields and up to 50 addresses.
-MAX_BODY_BYTES: Final = 16 * 1024
-_JSON: Final = "application/json"
 
 
 class AlertRuleItem(msgspec.Struct, kw_only=True):
@@ -89,30 +86,13 @@ async def _asker(request: Request, *, edit: bool) -> tuple[Service, Project, Vis
     access, project = await reader(request, service, "alerts")
     check_known(request.query_params, ("project",))
     if edit:
-        await _check_change(request, service, access, project)
+        await person_changing(request, service, access, "alerts", project, "alert rules are")
     return service, project, access.visible("alerts", project.id, project.channels)
 
 
-async def _check_change(
-    request: Request, service: Service, access: Access, project: Project
-) -> None:
-    token = request.cookies.get(SESSION_COOKIE, "")
-    session = await service.people.session(token) if token else None
-    if session is None:  # a key: it never edits settings (reader() refused it already)
-        raise Denied("alert rules are changed by a person logged in to the dashboard")
-    check_csrf(session.csrf, request.headers.get(CSRF_HEADER))
-    access.require("alerts", "edit", project.id)
-
-
 async def _body(request: Request) -> dict[str, Any]:
-    """The request's JSON object; 415 for another media type, 400 for what isn't one."""
-    if media_type(request) != _JSON:
-        raise ApiError(415, f"send the alert rule as {_JSON}")
-    raw = await read_body(request, limit=MAX_BODY_BYTES)
-    try:
-        found = msgspec.json.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise ApiError(400, f"the body is not JSON: {exc}") from None
+    """The request's JSON object (see :func:`json_body`)."""
+    found = await json_body(request, Any, "the alert rule")
     if not isinstance(found, dict):
         raise ApiError(422, "an alert rule must be a JSON object")
     return found

@@ -24,7 +24,7 @@ import binascii
 import re
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -38,10 +38,9 @@ from ..control.registry import Project
 from ..errors import ApiError
 from ..followups import items
 from ..followups.items import Change, Edit, FollowupItem
-from ..http.auth import CSRF_HEADER, SESSION_COOKIE, reader
-from ..http.body import media_type, read_body
+from ..http.auth import SESSION_COOKIE, person_changing, reader
+from ..http.body import json_body
 from ..http.responses import json_response
-from ..pages.app_auth import check_csrf
 from ..reading import find
 from ..reading.formats import ResponseItem
 from ..reading.formats import item as response_item
@@ -57,15 +56,12 @@ from ..reading.params import (
 from ..service import Service
 
 #: The most a change's body may hold: a note of 5,000 characters, or 500 ids.
-MAX_BODY_BYTES: Final = 64 * 1024
 #: Most items one bulk assignment takes.
 MAX_BULK: Final = 500
 LIST_PARAMS: Final = ("project", "view", "channel", "form", "status", "limit", "cursor")
 NOT_FOUND: Final = "no such follow-up"
-_JSON: Final = "application/json"
 _ID: Final = re.compile(r"fu_[0-9a-z]{26}")
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_T = TypeVar("_T")
 
 
 class FollowupsAnswer(msgspec.Struct, kw_only=True):
@@ -133,30 +129,17 @@ async def asker(
     """
     service: Service = request.app.state.service
     access, project = await reader(request, service, "inbox")
-    token = request.cookies.get(SESSION_COOKIE, "")
-    session = await service.people.session(token) if token else None
-    if session is None:
-        raise Denied("the follow-up inbox is a person's: log in to the dashboard")
     if edit:
-        check_csrf(session.csrf, request.headers.get(CSRF_HEADER))
-        access.require("inbox", "edit", project.id)
+        session = await person_changing(
+            request, service, access, "inbox", project, "follow-ups are"
+        )
+    else:
+        token = request.cookies.get(SESSION_COOKIE, "")
+        found = await service.people.session(token) if token else None
+        if found is None:
+            raise Denied("the follow-up inbox is a person's: log in to the dashboard")
+        session = found
     return Asker(service, session, project, scope(access, "inbox", project, channels, forms))
-
-
-async def _body(request: Request, kind: type[_T]) -> _T:
-    """The request's JSON body as ``kind``: 415 for another media type, 400 for what isn't
-    JSON, 422 naming the field for JSON of the wrong shape."""
-    if media_type(request) != _JSON:
-        raise ApiError(415, f"send the body as {_JSON}")
-    raw = await read_body(request, limit=MAX_BODY_BYTES)
-    try:
-        found = msgspec.json.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise ApiError(400, f"the body is not JSON: {exc}") from None
-    try:
-        return msgspec.convert(found, kind)
-    except msgspec.ValidationError as exc:
-        raise ApiError(422, str(exc)) from None
 
 
 def encode_cursor(item: FollowupItem) -> str:
@@ -275,7 +258,7 @@ async def change_followup(request: Request) -> Response:
     """Answer ``PATCH /v1/followups/{id}``: the item as changed."""
     check_known(request.query_params, ("project",))
     who = await asker(request, edit=True)
-    asked = await _body(request, Edit)
+    asked = await json_body(request, Edit)
     item_id = request.path_params["id"]
 
     async def write(conn: AsyncConnection) -> FollowupItem:
@@ -291,7 +274,7 @@ async def add_note(request: Request) -> Response:
     """Answer ``POST /v1/followups/{id}/notes``: 201 and the item."""
     check_known(request.query_params, ("project",))
     who = await asker(request, edit=True)
-    note = await _body(request, Note)
+    note = await json_body(request, Note)
     item_id = request.path_params["id"]
 
     async def write(conn: AsyncConnection) -> FollowupItem:
@@ -308,7 +291,7 @@ async def assign_many(request: Request) -> Response:
     naming the first id the asker can't see)."""
     check_known(request.query_params, ("project",))
     who = await asker(request, edit=True)
-    bulk = await _body(request, Bulk)
+    bulk = await json_body(request, Bulk)
     ids = list(dict.fromkeys(bulk.ids))
     if not 1 <= len(ids) <= MAX_BULK:
         raise ApiError(422, f"ids: give 1-{MAX_BULK} follow-up ids, got {len(ids)}")

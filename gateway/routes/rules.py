@@ -25,19 +25,16 @@ from ..control.registry import Project
 from ..errors import ApiError
 from ..followups import rules
 from ..followups.rules import Rule, RuleFields
-from ..http.auth import CSRF_HEADER, SESSION_COOKIE, reader
-from ..http.body import media_type, read_body
+from ..http.auth import person_changing, reader
+from ..http.body import json_body
 from ..http.responses import json_response
 from ..integrations.outbox import new_id
-from ..pages.app_auth import check_csrf
 from ..reading.formats import rfc3339
 from ..reading.params import check_known
 from ..service import Service
 
 #: The most a rule's body may hold: a few fields and up to 50 words.
-MAX_BODY_BYTES: Final = 16 * 1024
 NOT_FOUND: Final = "no such rule"
-_JSON: Final = "application/json"
 
 
 class RuleItem(msgspec.Struct, kw_only=True):
@@ -98,24 +95,13 @@ async def _asker(request: Request, *, edit: bool) -> tuple[Service, Project, Vis
     access, project = await reader(request, service, "alerts")
     check_known(request.query_params, ("project",))
     if edit:
-        token = request.cookies.get(SESSION_COOKIE, "")
-        session = await service.people.session(token) if token else None
-        if session is None:  # a key: it never edits settings (reader() refused it already)
-            raise Denied("rules are changed by a person logged in to the dashboard")
-        check_csrf(session.csrf, request.headers.get(CSRF_HEADER))
-        access.require("alerts", "edit", project.id)
+        await person_changing(request, service, access, "alerts", project, "rules are")
     return service, project, access.visible("alerts", project.id, project.channels)
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    """The request's JSON object; 415 for another media type, 400 for what isn't JSON."""
-    if media_type(request) != _JSON:
-        raise ApiError(415, f"send the rule as {_JSON}")
-    raw = await read_body(request, limit=MAX_BODY_BYTES)
-    try:
-        found = msgspec.json.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise ApiError(400, f"the body is not JSON: {exc}") from None
+    """The request's JSON object (see :func:`json_body`)."""
+    found = await json_body(request, Any, "the rule")
     if not isinstance(found, dict):
         raise ApiError(422, "a rule must be a JSON object")
     return found

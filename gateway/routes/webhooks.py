@@ -23,7 +23,6 @@ naming the field; the rules are :mod:`..integrations.webhooks`'s and the SSRF gu
 from __future__ import annotations
 
 import time
-from typing import Final, TypeVar
 
 import msgspec
 from starlette.requests import Request
@@ -34,19 +33,15 @@ from ..control.access import Denied
 from ..control.db import Database
 from ..control.registry import Project
 from ..errors import ApiError
-from ..http.auth import CSRF_HEADER, SESSION_COOKIE, reader
-from ..http.body import media_type, read_body
+from ..http.auth import person_changing, reader
+from ..http.body import json_body
 from ..http.responses import json_response
 from ..integrations import webhooks as hooks
-from ..pages.app_auth import check_csrf
 from ..reading.formats import rfc3339
 from ..reading.params import check_known, single
 from ..service import Service
 
 #: The most a request's body may hold: a URL, a few event types, a description.
-MAX_BODY_BYTES: Final = 16 * 1024
-_JSON: Final = "application/json"
-_T = TypeVar("_T")
 
 
 class WebhookItem(msgspec.Struct, kw_only=True):
@@ -156,12 +151,7 @@ async def _asker(request: Request, *, edit: bool, known: tuple[str, ...] = ()) -
     access, project = await reader(request, service, "alerts")
     check_known(request.query_params, ("project", *known))
     if edit:
-        token = request.cookies.get(SESSION_COOKIE, "")
-        session = await service.people.session(token) if token else None
-        if session is None:  # a key: it never edits settings (reader() refused it already)
-            raise Denied("webhooks are changed by a person logged in to the dashboard")
-        check_csrf(session.csrf, request.headers.get(CSRF_HEADER))
-        access.require("alerts", "edit", project.id)
+        await person_changing(request, service, access, "alerts", project, "webhooks are")
         visible = access.visible("alerts", project.id, project.channels)
         if set(visible) != set(project.channels) or any(f is not None for f in visible.values()):
             raise Denied(
@@ -169,20 +159,6 @@ async def _asker(request: Request, *, edit: bool, known: tuple[str, ...] = ()) -
                 " webhooks needs Alerts & webhooks access to all of it"
             )
     return project
-
-
-async def _body(request: Request, kind: type[_T]) -> _T:
-    """The request's JSON body as ``kind``; 415 for another media type, 400 for what isn't
-    JSON, 422 naming the field for a value of the wrong type or an unknown field."""
-    if media_type(request) != _JSON:
-        raise ApiError(415, f"Content-Type must be {_JSON}")
-    raw = await read_body(request, limit=MAX_BODY_BYTES)
-    try:
-        return msgspec.json.decode(raw, type=kind)
-    except msgspec.ValidationError as exc:
-        raise ApiError(422, str(exc)) from None
-    except msgspec.DecodeError as exc:
-        raise ApiError(400, f"the body is not JSON: {exc}") from None
 
 
 def _db(request: Request) -> tuple[Service, Database]:
@@ -204,7 +180,7 @@ async def add_webhook(request: Request) -> Response:
     """``POST /v1/webhooks``: a new endpoint (201) and its secret, shown once."""
     project = await _asker(request, edit=True)
     service, db = _db(request)
-    asked = await _body(request, NewWebhook)
+    asked = await json_body(request, NewWebhook)
     now = _now_ms()
     made, secret = await hooks.add(
         db,
@@ -298,7 +274,7 @@ async def redeliver(request: Request) -> Response:
     project = await _asker(request, edit=True)
     service, db = _db(request)
     endpoint = await hooks.get(db, project.id, request.path_params["id"])
-    asked = await _body(request, Redelivery)
+    asked = await json_body(request, Redelivery)
     await hooks.redeliver(db, asked.message, endpoint.id, _now_ms())
     service.metrics.request("webhooks", 202)
     answer = Redelivered(message=asked.message, webhook=endpoint.id, state="pending")
