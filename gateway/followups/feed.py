@@ -322,10 +322,14 @@ class Gaps:
 
 
 class Feed:
-    """What one gateway's feed remembers between calls: the gaps it waits on."""
+    """What one gateway's feed remembers between calls: the gaps it waits on, and the end of
+    each channel's log (events, revisions) that its cursor was last seen at: while the log
+    ends there, the channel has nothing to read and its job is not even claimed, so an idle
+    gateway writes nothing."""
 
     def __init__(self) -> None:
         self.gaps = Gaps()
+        self.idle: dict[str, tuple[int, int]] = {}
 
 
 #: Each service's feed state, for as long as the service lives.
@@ -366,13 +370,22 @@ async def read_feed(
             break
         if not await service.has_store(channel):
             continue
+        try:
+            store = await service.store(channel)
+            top = await store.last_seq()
+        except StoreError as exc:  # one store away must not hold up the others
+            _log.warning("the feed could not read channel %r: %s", channel, exc)
+            continue
+        if state.idle.get(channel) == top:
+            continue  # nothing was logged since this gateway saw the cursor reach the end
         job = f"feed:{channel}"
         if not await jobs.claim(db, job, holder, now_ms, lease_ms=LEASE_MS):
             continue
         try:
-            store = await service.store(channel)
             taken += await read_channel(service, state, store, now_ms, deadline)
-        except StoreError as exc:  # one store away must not hold up the others
+            if await _cursor(service, store, now_ms) == top:
+                state.idle[channel] = top
+        except StoreError as exc:
             _log.warning("the feed could not read channel %r: %s", channel, exc)
         finally:
             await jobs.finish(db, job, holder, now_ms)
