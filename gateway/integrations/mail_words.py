@@ -47,7 +47,6 @@ class MailWords:
     opened: str
     due: str
     status: str
-    statuses: dict[str, str]
     assignee: str
     nobody: str
     # the digest
@@ -105,13 +104,6 @@ MAIL_WORDS: Final[dict[str, MailWords]] = {
         opened="Opened",
         due="Due",
         status="Status",
-        statuses={
-            "new": "New",
-            "assigned": "Assigned",
-            "in_progress": "In progress",
-            "resolved": "Resolved",
-            "closed": "Closed",
-        },
         assignee="Assignee",
         nobody="Nobody",
         digest_subjects={
@@ -171,13 +163,6 @@ MAIL_WORDS: Final[dict[str, MailWords]] = {
         opened="فُتحت",
         due="الموعد النهائي",
         status="الحالة",
-        statuses={
-            "new": "جديدة",
-            "assigned": "مُسندة",
-            "in_progress": "قيد المعالجة",
-            "resolved": "محلولة",
-            "closed": "مغلقة",
-        },
         assignee="المسؤول",
         nobody="لا أحد",
         digest_subjects={
@@ -237,13 +222,6 @@ MAIL_WORDS: Final[dict[str, MailWords]] = {
         opened="باز شده",
         due="مهلت",
         status="وضعیت",
-        statuses={
-            "new": "تازه",
-            "assigned": "واگذارشده",
-            "in_progress": "در حال انجام",
-            "resolved": "حل‌شده",
-            "closed": "بسته",
-        },
         assignee="مسئول",
         nobody="هیچ‌کس",
         digest_subjects={
@@ -303,13 +281,6 @@ MAIL_WORDS: Final[dict[str, MailWords]] = {
         opened="Dibuka",
         due="Tenggat",
         status="Status",
-        statuses={
-            "new": "Baru",
-            "assigned": "Ditugaskan",
-            "in_progress": "Sedang dikerjakan",
-            "resolved": "Selesai",
-            "closed": "Ditutup",
-        },
         assignee="Penanggung jawab",
         nobody="Tidak ada",
         digest_subjects={

@@ -410,7 +410,7 @@ def breach_email(
         (words.score, shown),
         (w.opened, locale.datetime(created_ms)),
         (w.due, locale.datetime(due_ms)),
-        (w.status, w.statuses.get(status, status)),
+        (w.status, words.statuses.get(status, status)),
         (w.assignee, assignee or w.nobody),
     ]
     subject = w.breach_subject.format(
@@ -502,7 +502,7 @@ def _item_rows(
         when = (w.overdue_since if overdue else w.due_on).format(locale.datetime(item.due_ms))
         title = " · ".join(
             [
-                w.statuses.get(item.status, item.status),
+                locale.words.statuses.get(item.status, item.status),
                 f"{locale.metric(item.metric)} {_score_of_one(locale, item.metric, item.score)}",
                 f"{locale.channel(item.channel)} / {item.form}",
                 item.assignee or w.nobody,
