@@ -5,9 +5,11 @@ stays flat; the CLI writes the same bytes for the same filters."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -20,6 +22,7 @@ import httpx
 import pytest
 
 from voxloop import new_id
+from voxloop_gateway.control.db import REGISTRY_FILE
 from voxloop_gateway.reading.formats import neutralised
 
 from .conftest import BinaryCommand, Gateway, make_project, start_gateway
@@ -261,7 +264,11 @@ def test_the_cli_refuses_a_bad_filter_in_one_line(
 
 def test_an_export_is_streamed_in_pages_with_flat_memory(tmp_path: Path) -> None:
     """An export of 20,000 rows takes no more memory than one of 2,000: the rows leave the
-    gateway a page at a time (the process's peak of allocated memory during each export)."""
+    gateway a page at a time (the process's peak of allocated memory during each export).
+
+    The rules' feed reads the same events in this process: the scores make no follow-up item,
+    and each export waits for the feed to have read everything, so only the export is measured.
+    """
     site, server = make_project(tmp_path)
     gateway = start_gateway(tmp_path, site, server, key_rate=1e6, key_burst=1e6)
     ts = int(time.time() * 1000) - 3_600_000
@@ -274,7 +281,7 @@ def test_an_export_is_streamed_in_pages_with_flat_memory(tmp_path: Path) -> None
                     "channel": ("web", "app")[i % 2],
                     "form": "checkout",
                     "metric": "nps",
-                    "score": i % 11,
+                    "score": 7 + i % 4,
                     "comment": "a comment of some length, to weigh on memory " * 4,
                     "ts": ts - start - i,
                 }
@@ -282,6 +289,7 @@ def test_an_export_is_streamed_in_pages_with_flat_memory(tmp_path: Path) -> None
             ]
             assert gateway.post(batch).status_code == 202
             if start + 1_000 in (2_000, 20_000):
+                _feed_read(gateway, (start + 1_000) // 2)
                 measured.append(_streamed(gateway))
     finally:
         gateway.stop()
@@ -289,6 +297,18 @@ def test_an_export_is_streamed_in_pages_with_flat_memory(tmp_path: Path) -> None
     assert (small_lines, large_lines) == (2_001, 20_001)  # every row came, and the header
     assert large > 9 * small
     assert large_peak < 1.5 * small_peak, (small_peak, large_peak)
+
+
+def _feed_read(gateway: Gateway, per_channel: int) -> None:
+    """Wait (at most 60 s) until the rules' feed has read ``per_channel`` events of each channel."""
+    deadline = time.monotonic() + 60
+    with contextlib.closing(sqlite3.connect(gateway.data_dir / REGISTRY_FILE)) as db:
+        while True:
+            read = dict(db.execute("SELECT channel, event_seq FROM feed_cursors").fetchall())
+            if read.get("web") == read.get("app") == per_channel:
+                return
+            assert time.monotonic() < deadline, read
+            time.sleep(0.1)
 
 
 def _streamed(gateway: Gateway) -> tuple[int, int, int]:
