@@ -4,7 +4,7 @@ A person belongs to access groups; a read key (``rk_…``) is its own small grou
 a level (``edit``, ``view`` or ``none``) on each section of the product and a scope: one or
 more projects, each optionally narrowed to some of its channels and forms. The built-in
 ``owner`` group has ``edit`` on every section of every project; ``admin`` has the same but only
-``view`` on users & groups (an admin can't make an owner).
+``view`` on users & groups (an admin can't make an owner) and nothing of the audit log.
 
 Levels and scopes go together: a person in two groups may edit one project's inbox and only
 view another's dashboard. :class:`Access` keeps each group's pair (a :class:`Grant`) and answers
@@ -23,7 +23,9 @@ import msgspec
 
 from ..errors import ApiError
 
-Section = Literal["dashboard", "responses", "exports", "inbox", "alerts", "settings", "users"]
+Section = Literal[
+    "dashboard", "responses", "exports", "inbox", "alerts", "settings", "users", "privacy", "audit"
+]
 Level = Literal["none", "view", "edit"]
 
 SECTIONS: Final[tuple[Section, ...]] = get_args(Section)
@@ -37,12 +39,17 @@ SECTION_TITLES: Final[dict[Section, str]] = {
     "alerts": "Alerts & webhooks",
     "settings": "Keys & settings",
     "users": "Users & groups",
+    "privacy": "Privacy",
+    "audit": "Audit log",
 }
 _RANK: Final[dict[Level, int]] = {"none": 0, "view": 1, "edit": 2}
-#: The built-in groups' levels; their scope is every project.
+#: The built-in groups' levels; their scope is every project. Only owners read the audit log:
+#: it records what admins did too.
 BUILTIN_LEVELS: Final[dict[str, dict[Section, Level]]] = {
     "owner": {s: "edit" for s in SECTIONS},
-    "admin": {s: ("view" if s == "users" else "edit") for s in SECTIONS},
+    "admin": {
+        s: ("view" if s == "users" else "none" if s == "audit" else "edit") for s in SECTIONS
+    },
 }
 #: What a read key (``rk_…``) may do: read, within its scope; never write anything.
 READ_KEY_LEVELS: Final[dict[Section, Level]] = {

@@ -393,3 +393,56 @@ jobs: Final = Table(
     Column("holder", Text),
     Column("last_ms", Millis),
 )
+
+# --- privacy: policies, the audit log, erasure receipts (migration 0005) ----------------------
+
+#: A project's privacy policy. ``scrub``: comments lose the personal data found in them before
+#: they are stored; ``patterns`` a JSON list of ``{"name", "pattern"}`` the operator adds (each
+#: hit becomes ``[name]``). ``retention_days`` (NULL: kept for ever) and ``retention_mode``
+#: ('delete': the events go, 'redact': only their comments and meta) say what the retention
+#: job does with older events; the aggregates stay either way. A project without a row has the
+#: defaults of a new project (``privacy.policy``).
+privacy_policies: Final = Table(
+    "privacy_policies",
+    metadata,
+    Column("project", Text, ForeignKey("projects.id"), primary_key=True),
+    Column("scrub", Boolean, nullable=False),
+    Column("patterns", Text, nullable=False),
+    Column("retention_days", Integer),
+    Column("retention_mode", Text, nullable=False),
+    Column("updated_ms", Millis, nullable=False),
+    CheckConstraint("retention_mode IN ('delete', 'redact')", name="retention_mode"),
+)
+
+#: Who did what, when: append-only. ``actor`` is ``user:EMAIL``, ``key:ID``, ``cli:operator``
+#: or ``system:JOB``; ``action`` a dotted name (``login``, ``response.read``, ``export``,
+#: ``erasure``, ``key.create``...); ``target`` what it was done to; ``detail`` a JSON map of
+#: the rest (filters, counts), never a secret. No foreign key: the record outlives what it names.
+audit_log: Final = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("at_ms", Millis, nullable=False, index=True),
+    Column("actor", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("project", Text),
+    Column("target", Text),
+    Column("detail", Text, nullable=False),
+    Column("address", Text),
+    Index("audit_log_project_at_ms_idx", "project", "at_ms"),
+)
+
+#: One erasure: what was asked (``scope``, a JSON map: the respondent's pseudonym, a form, a
+#: time range, or the whole project), by whom, and its receipt (``counts``, a JSON map channel
+#: -> events removed) once ``finished_ms`` is set.
+erasures: Final = Table(
+    "erasures",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("project", Text, nullable=False, index=True),
+    Column("scope", Text, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("requested_ms", Millis, nullable=False),
+    Column("finished_ms", Millis),
+    Column("counts", Text),
+)

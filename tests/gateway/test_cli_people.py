@@ -246,8 +246,8 @@ ERRORS: dict[str, tuple[list[str], str]] = {
     "groups-create-bad-level": (
         ["groups", "create", "sales", "--project", "shop", "--level", "dashboard=admin"],
         "voxloop-gateway groups create: argument --level: 'dashboard=admin' must be"
-        " SECTION=LEVEL (SECTION: dashboard, responses, exports, inbox, alerts, settings, users;"
-        " LEVEL: none, view, edit)",
+        " SECTION=LEVEL (SECTION: dashboard, responses, exports, inbox, alerts, settings, users,"
+        " privacy, audit; LEVEL: none, view, edit)",
     ),
     "groups-create-exists": (
         ["groups", "create", "support", "--project", "shop"],
@@ -265,7 +265,8 @@ ERRORS: dict[str, tuple[list[str], str]] = {
     "groups-grant-bad-section": (
         ["groups", "grant", "support", "stats", "view"],
         "voxloop-gateway groups grant: argument section: invalid choice: 'stats' (choose from"
-        " 'dashboard', 'responses', 'exports', 'inbox', 'alerts', 'settings', 'users')",
+        " 'dashboard', 'responses', 'exports', 'inbox', 'alerts', 'settings', 'users', 'privacy',"
+        " 'audit')",
     ),
     "groups-grant-bad-level": (
         ["groups", "grant", "support", "users", "admin"],

@@ -164,6 +164,7 @@ CHECKS = {
     "webhook_deliveries": ["webhook_deliveries_state_check"],
     "email_outbox": ["email_outbox_state_check"],
     "digests": ["digests_frequency_check"],
+    "privacy_policies": ["privacy_policies_retention_mode_check"],
 }
 
 
