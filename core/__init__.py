@@ -48,10 +48,11 @@ from ._models import (
 from ._select import fallback_reason, pipeline
 
 if TYPE_CHECKING:
-    from ._pipeline_py import DedupWindow, aggregate, validate
+    from ._pipeline_py import DedupWindow, aggregate, suspects, validate
 else:
     DedupWindow = pipeline.DedupWindow
     aggregate = pipeline.aggregate
+    suspects = pipeline.suspects
     validate = pipeline.validate
 
 IMPLEMENTATION: str = pipeline.IMPLEMENTATION
@@ -100,5 +101,6 @@ __all__ = [
     "merge",
     "rollup",
     "score",
+    "suspects",
     "validate",
 ]

@@ -95,6 +95,7 @@ cdef Py_ssize_t _R_CHANNEL = _slot_offset(Record, "channel")
 cdef Py_ssize_t _R_FORM = _slot_offset(Record, "form")
 cdef Py_ssize_t _R_METRIC = _slot_offset(Record, "metric")
 cdef Py_ssize_t _R_SCORE = _slot_offset(Record, "score")
+cdef Py_ssize_t _R_COMMENT = _slot_offset(Record, "comment")
 
 
 cdef inline object _key_of(object record):
@@ -134,6 +135,7 @@ cdef str _LOCALE_RULE = (
 cdef unsigned char _CONTROL = 1
 cdef unsigned char _MAY_CHANGE = 2
 cdef unsigned char _COMBINING = 4  # has a canonical combining class: its order matters
+cdef unsigned char _MARKED = 8  # "@" or a decimal digit of any script: see ``suspects``
 cdef unsigned int _FLAGGED_UPTO = 0x20000
 
 
@@ -165,6 +167,8 @@ def _character_tables():
             flags[code] = _MAY_CHANGE
         if classes[code]:
             flags[code] |= _COMBINING
+        if ch == "@" or ch.isdecimal():
+            flags[code] |= _MARKED
     return bytes(flags), bytes(classes)
 
 
@@ -745,6 +749,58 @@ cdef class DedupWindow:
                 del remembered[order.popleft()]
             remembered[key] = now_ms
             order.append(key)
+
+    def forget(self, keys):
+        """Drop ``keys``; how many the window held. See ``_pipeline_py.DedupWindow.forget``.
+
+        The order of remembering is rebuilt once a call without them (one pass over the window:
+        erasures are rare), so that it names only keys the window holds.
+        """
+        cdef dict remembered = self._remembered
+        cdef Py_ssize_t forgotten = 0
+        for key in keys:
+            if remembered.pop(key, None) is not None:
+                forgotten += 1
+        if forgotten:
+            self._order = deque([key for key in self._order if key in remembered])
+        return forgotten
+
+
+def suspects(records):
+    """Where in ``records`` a comment holds an "@" or a decimal digit; see ``_pipeline_py``."""
+    cdef list found = []
+    cdef Py_ssize_t index = 0
+    for record in records:
+        comment = _slot(record, _R_COMMENT) if type(record) is Record else record.comment
+        if comment is not None and _marked(<str>comment):
+            found.append(index)
+        index += 1
+    return found
+
+
+cdef bint _marked(str text):
+    """Whether ``text`` holds a character flagged _MARKED, read in its own storage width.
+
+    No decimal digit lies above the flag table (the last, U+1FBF9, is below it)."""
+    cdef Py_ssize_t i, n = PyUnicode_GET_LENGTH(text)
+    cdef int kind = PyUnicode_KIND(text)
+    cdef void* data = PyUnicode_DATA(text)
+    cdef uint32_t c
+    if kind == PyUnicode_1BYTE_KIND:
+        for i in range(n):
+            if _flag_of[(<uint8_t*>data)[i]] & _MARKED:
+                return True
+        return False
+    if kind == PyUnicode_2BYTE_KIND:
+        for i in range(n):
+            if _flag_of[(<uint16_t*>data)[i]] & _MARKED:
+                return True
+        return False
+    for i in range(n):
+        c = (<uint32_t*>data)[i]
+        if c < _FLAGGED_UPTO and _flag_of[c] & _MARKED:
+            return True
+    return False
 
 
 def aggregate(records):

@@ -280,12 +280,45 @@ class DedupWindow:
                 self._remembered.popitem(last=False)
             self._remembered[key] = now_ms
 
+    def forget(self, keys: Iterable[bytes]) -> int:
+        """Drop ``keys``, the keys of erased events; how many of them the window held.
+
+        An erasure removes what is held of a person everywhere, this cache included; a retry of
+        an erased event then reaches the store, whose tombstone refuses it.
+        """
+        forgotten = 0
+        for key in keys:
+            if self._remembered.pop(key, None) is not None:
+                forgotten += 1
+        return forgotten
+
     def _expire(self, now_ms: int) -> None:
         while self._remembered:
             oldest_key, at = next(iter(self._remembered.items()))
             if now_ms - at < self.max_age_ms:
                 return
             del self._remembered[oldest_key]
+
+
+#: What personal data that a scrubber finds by itself never goes without (an email address, a
+#: phone, card or account number): an "@" or a decimal digit, of any script (``\d`` of a str
+#: pattern is Unicode's category Nd, as ``str.isdecimal``).
+_MARKED: Final = re.compile(r"[@\d]")
+
+
+def suspects(records: Iterable[Record]) -> list[int]:
+    """Where in ``records`` a comment holds an "@" or a decimal digit: the only comments the
+    gateway's scrubber reads for email addresses, phone, card and account numbers.
+
+    Most comments hold neither; one scan of each, in C in the compiled twin, lets ingest skip
+    them without a Python step per comment.
+    """
+    search = _MARKED.search
+    return [
+        index
+        for index, record in enumerate(records)
+        if record.comment is not None and search(record.comment) is not None
+    ]
 
 
 def aggregate(records: Iterable[Record]) -> Histograms:

@@ -15,7 +15,7 @@ from typing import Final
 import msgspec
 
 from . import _search
-from .reads import Position, ResponseFilter
+from .reads import Position, ResponseFilter, Selection
 
 #: What every query returns, in the order :func:`.base.stored_response` reads it.
 _COLUMNS: Final = (
@@ -139,6 +139,51 @@ class Dialect(abc.ABC):
             f" (SELECT coalesce(max(r.seq), 0) FROM {REVISIONS} AS r"
             f" WHERE {self.of_channel('r')})"
         )
+
+    def selected(
+        self, project: str, selection: Selection, columns: str
+    ) -> tuple[str, list[object]]:
+        """The SELECT of ``columns`` of the events of ``project`` that ``selection`` names
+        (what an erasure removes), read through the respondent's or the time index."""
+        query = self._query(project)
+        if selection.respondent is not None:
+            query.where.append(f"e.respondent = {query.bind(selection.respondent)}")
+        if selection.form is not None:
+            query.where.append(f"e.form = {query.bind(selection.form)}")
+        if selection.start_ms is not None:
+            query.where.append(f"e.ts_ms >= {query.bind(selection.start_ms, 'bigint')}")
+        if selection.end_ms is not None:
+            query.where.append(f"e.ts_ms < {query.bind(selection.end_ms, 'bigint')}")
+        where = " AND ".join(query.where)
+        return f"SELECT {columns} FROM {query.source} WHERE {where}", query.params
+
+    def expiring(
+        self,
+        project: str,
+        before_ms: int,
+        redact: bool,
+        columns: str,
+        limit: int | None,
+        after: tuple[int, bytes] | None = None,
+    ) -> tuple[str, list[object]]:
+        """The SELECT of ``columns`` of the events of ``project`` older than ``before_ms`` that
+        retention changes, oldest first, after ``(ts_ms, key)`` ``after`` if given, at most
+        ``limit`` (None: all): for ``redact``, only those still holding a comment or meta, so a
+        redacted event is not found again."""
+        query = self._query(project)
+        query.where.append(f"e.ts_ms < {query.bind(before_ms, 'bigint')}")
+        if after is not None:
+            ts, key = query.bind(after[0], "bigint"), query.bind(after[1], "bytea")
+            query.where.append(f"(e.ts_ms, e.key) > ({ts}, {key})")
+        if redact:
+            query.where.append(
+                f"({self.field('comment')} IS NOT NULL OR {self.field('meta')} IS NOT NULL)"
+            )
+        tail = ""
+        if limit is not None:
+            tail = f" ORDER BY e.ts_ms, e.key LIMIT {query.bind(limit, 'bigint')}"
+        where = " AND ".join(query.where)
+        return f"SELECT {columns} FROM {query.source} WHERE {where}{tail}", query.params
 
     def filtered(self, filter: ResponseFilter, *, candidates: list[int] | None = None) -> Query:
         """A query of the rows passing ``filter``, every condition ANDed."""

@@ -19,6 +19,17 @@ SQL of each is written once in ``_queries``, and every row becomes a
 The log (:meth:`Store.log`, :meth:`Store.revisions`): every event has a ``seq``, its place in
 the channel's log, and every comment attached later a revision; what reacts to responses reads
 them after they were committed, from a cursor of its own, so the write path does nothing for it.
+
+Erasure and retention (:meth:`Store.erase`, :meth:`Store.expire`) are the only ways events
+leave a store. The invariant "the aggregates equal a scan of the counted events" holds after
+every commit, every erasure and every redaction, with one exception written here once:
+retention's ``delete`` mode removes old events and keeps their counts, so afterwards each
+aggregate row equals a scan plus the counted events retention removed from it (the stats of
+past months stay as they were; only the events behind them are gone). An erasure instead takes
+its events' counts away in the same transaction and re-ranks their vote groups, so after it the
+aggregates equal a scan again, whatever retention removed before stays counted. An erased key
+leaves a tombstone until a given time: a write of that key before then is a duplicate, neither
+stored nor counted, so a client's late retry can't bring the event back.
 """
 
 from __future__ import annotations
@@ -40,7 +51,7 @@ from ..ingest.votes import Click, Held, StoredVote, VoteRule, settle
 from ._errors import StoreBusy, StoreUnavailable
 from ._queries import Dialect
 from ._rollups import ALL_FORMS, Step
-from .reads import Position, ResponseFilter, StoredResponse, includes_tie
+from .reads import Position, ResponseFilter, Selection, StoredResponse, includes_tie
 
 Histograms = dict[tuple[str, int], list[int]]
 """(form, hour start in epoch ms) -> counts per score of one metric; index i counts score low+i.
@@ -61,6 +72,22 @@ class WriteResult(NamedTuple):
     stored: int
     duplicates: int
 
+
+class Erased(msgspec.Struct, frozen=True):
+    """What one :meth:`Store.erase` removed.
+
+    Attributes:
+        events: how many events (rows) it removed.
+        refs: ``(key, vote_key)`` of each removed event, for what else holds them (follow-up
+            items, webhooks' outbox, dedup windows).
+    """
+
+    events: int
+    refs: list[tuple[bytes, str | None]]
+
+
+#: How retention treats an expired event: remove it, or clear its comment and meta.
+ExpireMode = Literal["delete", "redact"]
 
 #: Most records one transaction takes; a single larger write still goes in one transaction.
 MAX_GROUP_RECORDS: Final = 5_000
@@ -219,6 +246,8 @@ class Store(abc.ABC):
         self._wakeup = asyncio.Event()
         self._pending = 0
         self._records_per_second = 0.0
+        #: Per project, where redaction stopped (see :meth:`expire`).
+        self._redacted: dict[str, tuple[int, bytes]] = {}
 
     @property
     def pending(self) -> int:
@@ -250,6 +279,98 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """Let queued writes commit, then release everything; closing twice does nothing."""
+
+    @abc.abstractmethod
+    async def erase(self, project: str, selection: Selection, *, tombstone_until_ms: int) -> Erased:
+        """Remove the events of ``project`` that ``selection`` names, in ONE transaction.
+
+        In that transaction the events go (with their revisions and their comments' search
+        rows), the counted ones leave the hourly and daily aggregates, every vote group they
+        were in is ranked again (when the erased vote was the counted one, the next one
+        counts), and each removed key gets a tombstone until ``tombstone_until_ms``: a write of
+        it before then is a duplicate. Tombstones past their time are removed. Afterwards the
+        aggregates equal a scan (module docstring). Erasing again finds nothing: it is safe to
+        run an interrupted erasure again.
+
+        It is serialised with the group commits (SQLite: the writer's connection and lock;
+        PostgreSQL: the vote groups' advisory locks, then rows and aggregate rows in the order
+        every write locks them), so writes meanwhile stay exact.
+
+        Raises:
+            StoreUnavailable: the store is not open, or the commit failed (nothing of it
+                applied).
+        """
+
+    async def count(self, project: str, selection: Selection) -> int:
+        """How many events :meth:`erase` would remove now (a dry run).
+
+        Raises:
+            StoreUnavailable: the store is not open, or the read failed.
+        """
+        rows = list(await self._select(self._dialect.selected(project, selection, "count(*)")))
+        return int(rows[0][0])
+
+    async def expire(self, project: str, before_ms: int, mode: ExpireMode, limit: int) -> int:
+        """Retention: one bounded batch of ``project``'s events whose ``ts`` is before
+        ``before_ms``, oldest first, in one transaction; how many rows it changed.
+
+        ``delete`` removes at most ``limit`` such events (with their revisions and search rows)
+        and leaves the aggregates as they are: the counts of the past stay (module docstring).
+        ``redact`` clears the comment and the meta of at most ``limit`` such events that still
+        hold one (tags, locale and score stay: they are the answer, not what the person
+        wrote about themselves); a redacted event is not found, nor counted as changed, again.
+        0 means nothing is left to do: the caller loops until then. Tombstones past their time
+        are removed.
+
+        A vote group whose counted vote ``delete`` removed keeps that count, and a vote the
+        group gets afterwards counts as well (the vote it would replace is gone): an answer
+        changed after the retention window counts twice. Windows are days to years, far
+        longer than votes are changed (an email link's edit window is minutes).
+
+        Redaction goes on from where this store's last batch of the project stopped (every
+        event before it holds nothing left to clear), so a long backlog is walked once, not
+        once a batch; when nothing is found after it, the batch looks again from the oldest
+        (a comment attached since to an old vote), and only then answers 0.
+
+        Raises:
+            ValueError: ``limit`` is below 1 or ``mode`` is neither mode.
+            StoreUnavailable: the store is not open, or the commit failed.
+        """
+        if mode not in ("delete", "redact"):
+            raise ValueError(f"mode must be delete or redact, got {mode!r}")
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        redact = mode == "redact"
+        after = self._redacted.get(project) if redact else None
+        select = self._dialect.expiring(project, before_ms, redact, "e.ts_ms, e.key", limit, after)
+        changed, last = await self._expire_batch(project, select, redact)
+        if not redact:
+            return changed
+        if last is not None:
+            self._redacted[project] = last
+            return changed
+        self._redacted.pop(project, None)
+        if after is not None:  # nothing after where it stopped: once more from the oldest
+            return await self.expire(project, before_ms, mode, limit)
+        return changed
+
+    @abc.abstractmethod
+    async def _expire_batch(
+        self, project: str, select: tuple[str, list[object]], redact: bool
+    ) -> tuple[int, tuple[int, bytes] | None]:
+        """One batch of retention in one transaction: the events ``select`` finds (``ts_ms,
+        key``, oldest first) removed or, if ``redact``, cleared; the tombstones past their
+        time removed. How many rows changed, and the ``(ts_ms, key)`` of the last one found."""
+
+    async def count_expired(self, project: str, before_ms: int, mode: ExpireMode) -> int:
+        """How many rows :meth:`expire` would change, all batches together (a dry run).
+
+        Raises:
+            StoreUnavailable: the store is not open, or the read failed.
+        """
+        select = self._dialect.expiring(project, before_ms, mode == "redact", "count(*)", None)
+        rows = list(await self._select(select))
+        return int(rows[0][0])
 
     @abc.abstractmethod
     async def _select(self, sql: tuple[str, list[object]]) -> Iterable[Sequence[Any]]:

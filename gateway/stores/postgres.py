@@ -40,6 +40,16 @@ concurrent transactions, and those of duplicates (``ON CONFLICT DO NOTHING`` tak
 and of failed commits are never used: a reader finds gaps, some filled a moment later. A
 comment attached later is logged in ``revisions`` by the same statement that sets it.
 
+Erasure (:meth:`~.base.Store.erase`) locks as a write does: the vote groups of the events it
+found (advisory locks, sorted), then the events by key, the re-ranked votes by key, the
+aggregate rows in key order, so a replica erasing while others write stays exact and never
+waits in a cycle. It erases the events it found as it started; one stored by another replica
+meanwhile stays (erasing again removes it). A tombstone is read by the insert of every group
+commit (an anti-join, by primary key, only when the channel has tombstones); a retry of an
+erased key whose insert began before the erasure committed can still be stored, counted as
+any write is, in that instant only. Retention (:meth:`~.base.Store.expire`) runs on one replica
+(the caller's lease); each batch is one transaction.
+
 Durability is PostgreSQL's: with ``synchronous_commit`` on (its default) a committed write
 survives a crash of the database server.
 """
@@ -58,7 +68,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
 
@@ -66,6 +76,7 @@ import voxloop_core
 from voxloop_core import CHANNEL_PATTERN, METRIC_RANGES, Record
 
 from ..ingest.votes import Click, StoredVote
+from ._erase import Removed, receipt, uncounted, vote_groups
 from ._errors import StoreUnavailable
 from ._queries import PostgresDialect
 from ._rollups import ALL_FORMS, Step, day_start, select_of
@@ -73,6 +84,7 @@ from .base import (
     DEFAULT_MAX_PENDING,
     AggregateKey,
     Body,
+    Erased,
     Part,
     Pending,
     Row,
@@ -82,9 +94,12 @@ from .base import (
     encode_body,
     settle_votes,
 )
+from .reads import Selection
+
+_T = TypeVar("_T")
 
 #: The version of this component's tables that this gateway reads and writes.
-SCHEMA_VERSION: Final = 5
+SCHEMA_VERSION: Final = 6
 #: This component's row in ``voxloop_schema``.
 COMPONENT: Final = "store"
 #: The advisory lock every voxloop migration holds while it runs, whatever its component.
@@ -277,6 +292,19 @@ INSERT INTO aggregates_daily (channel, project, metric, form, day, score, count)
 """,
     # 4 -> 5: the log: each event's ``seq`` and the revisions (``_add_the_log``).
     4: _add_the_log,
+    # 5 -> 6: erasure: a tombstone per erased key refuses a write of that key until its time
+    # (one table for every channel: few rows, mostly none), and the revisions by event, to be
+    # removed with it. Sequences never give a number twice, so the log needs nothing more.
+    5: """
+CREATE TABLE tombstones (
+    channel text COLLATE "C" NOT NULL,
+    project text COLLATE "C" NOT NULL,
+    key bytea NOT NULL,
+    until_ms bigint NOT NULL,
+    PRIMARY KEY (channel, project, key)
+);
+CREATE INDEX revisions_by_key ON revisions (channel, project, key);
+""",
 }
 
 _VERSION: Final = "SELECT version FROM voxloop_schema WHERE component = $1"
@@ -289,6 +317,11 @@ _PARTITION: Final = (
 _SEQUENCE: Final = "CREATE SEQUENCE IF NOT EXISTS {name} AS bigint"
 # The array is sorted: unnest yields it in order, and the aggregate takes the locks in that order.
 _LOCK_GROUPS: Final = "SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS k"
+# A row whose key has a live tombstone (an erased event's late retry) is not inserted: a
+# duplicate. Whether the channel has any tombstone is asked once a statement (an InitPlan), and
+# only then each row's key is looked up by the primary key; OFFSET 0 keeps the planner from
+# turning that lookup into a hash of every tombstone of the channel (after a whole project's
+# erasure, millions), which each commit would build again.
 _INSERT_EVENTS: Final = """
 INSERT INTO {events} AS e (channel, project, key, id, ts_ms, form, metric, score, vote_key,
                            counted, received_ms, body, respondent)
@@ -298,6 +331,11 @@ FROM unnest($2::text[], $3::bytea[], $4::text[], $5::bigint[], $6::text[], $7::t
             $8::smallint[], $9::text[], $10::boolean[], $11::bigint[], $12::text[], $13::text[])
     AS r(project, key, id, ts_ms, form, metric, score, vote_key, counted, received_ms, body,
          respondent)
+WHERE NOT EXISTS (SELECT FROM tombstones WHERE channel = $1) OR NOT EXISTS (
+    SELECT FROM tombstones AS t
+    WHERE t.channel = $1 AND t.project = r.project AND t.key = r.key AND t.until_ms > $14
+    OFFSET 0
+)
 ON CONFLICT (channel, project, key) DO NOTHING
 RETURNING e.project, e.key"""
 # Every stored vote of the groups a commit touches, named by the group's place in the arrays
@@ -381,6 +419,23 @@ WITH found AS (
     SELECT {channel}, nextval({revisions_seq}), project, key FROM changed
 )
 SELECT count(*) FROM found"""
+# Erasure and retention (``Store.erase``, ``Store.expire``): rows found by the read side's
+# selection are removed or redacted by key, in key order, the order writes lock them in.
+_DELETE_KEYS: Final = """
+DELETE FROM {events} AS e USING unnest($2::bytea[]) AS k(key)
+WHERE e.channel = {channel} AND e.project = $1 AND e.key = k.key
+RETURNING e.key, e.vote_key, e.form, e.metric, e.score, e.ts_ms, e.counted"""
+_DELETE_REVISIONS: Final = """
+DELETE FROM revisions WHERE channel = {channel} AND project = $1 AND key = ANY($2::bytea[])"""
+_REDACT: Final = """
+UPDATE {events} AS e SET body = e.body - 'comment' - 'meta' FROM unnest($2::bytea[]) AS k(key)
+WHERE e.channel = {channel} AND e.project = $1 AND e.key = k.key"""
+_TOMBSTONE: Final = """
+INSERT INTO tombstones AS t (channel, project, key, until_ms)
+SELECT {channel}, $1, k.key, $3 FROM unnest($2::bytea[]) AS k(key)
+ON CONFLICT (channel, project, key)
+    DO UPDATE SET until_ms = greatest(t.until_ms, excluded.until_ms)"""
+_DROP_TOMBSTONES: Final = "DELETE FROM tombstones WHERE channel = {channel} AND until_ms <= $1"
 _RETRYABLE: Final = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 #: A ``\u0000`` escape in JSON text: preceded by an even number of backslashes.
 _NUL_ESCAPE: Final = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
@@ -405,6 +460,11 @@ class _Statements:
     quarantined: str
     attach_comment: str
     attach_revised: str
+    delete_keys: str
+    delete_revisions: str
+    redact: str
+    tombstone: str
+    drop_tombstones: str
 
     @classmethod
     def of(cls, events: str, aggregates: str, channel: str, revisions_seq: str) -> _Statements:
@@ -433,6 +493,11 @@ class _Statements:
             sql(_QUARANTINED),
             sql(_ATTACH_COMMENT),
             sql(_ATTACH_REVISED),
+            sql(_DELETE_KEYS),
+            sql(_DELETE_REVISIONS),
+            sql(_REDACT),
+            sql(_TOMBSTONE),
+            sql(_DROP_TOMBSTONES),
         )
 
 
@@ -551,21 +616,113 @@ class PostgresStore(Store):
     async def _transact(self, group: list[Pending]) -> list[int]:
         """Commit the group in one transaction, tried again after a deadlock; what each stored."""
         plan = _Plan.of(self.channel, group)
+        return await self._retrying("commit", self._store_group, group, plan)
+
+    async def _retrying(self, what: str, work: Callable[..., Awaitable[_T]], *args: object) -> _T:
+        """``work(conn, *args)`` in one transaction, tried again after a deadlock or a
+        serialization failure (rows are locked in one order, but PostgreSQL may still see one)."""
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 async with self._connection() as conn, conn.transaction():
-                    return await self._store_group(conn, group, plan)
+                    return await work(conn, *args)
             except _RETRYABLE as exc:
                 if attempt == MAX_ATTEMPTS:
                     raise
                 logging.getLogger(__name__).info(
-                    "commit to channel %r tried again (attempt %d): %s",
+                    "%s to channel %r tried again (attempt %d): %s",
+                    what,
                     self.channel,
                     attempt,
                     _describe(exc),
                 )
                 await asyncio.sleep(random.uniform(0.0, 0.01 * 2**attempt))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def erase(self, project: str, selection: Selection, *, tombstone_until_ms: int) -> Erased:
+        select = self._dialect.selected(project, selection, "e.key, e.form, e.vote_key")
+        return await self._changing(
+            "erasure", self._erase, project, select, tombstone_until_ms, _now_ms()
+        )
+
+    async def _erase(
+        self,
+        conn: asyncpg.Connection,
+        project: str,
+        select: tuple[str, list[object]],
+        until_ms: int,
+        now_ms: int,
+    ) -> Erased:
+        """The erasure's transaction, locking as a write does: the vote groups' advisory locks,
+        then the events by key, the votes ranked again, the aggregate rows in key order.
+
+        The events are those the selection finds as it starts: one stored meanwhile is not
+        erased (an erasure run again removes it), and its vote group, locked or not, stays
+        exact either way.
+        """
+        found = sorted(
+            (bytes(key), form, vote_key)
+            for key, form, vote_key in await conn.fetch(select[0], *select[1])
+        )
+        if not found:
+            await conn.execute(self._sql.drop_tombstones, now_ms)
+            return receipt([])
+        locks = sorted(
+            {vote_lock(self.channel, project, form, vote) for _, form, vote in found if vote}
+        )
+        if locks:
+            await conn.execute(_LOCK_GROUPS, locks)
+        keys = [key for key, _, _ in found]
+        removed = [
+            Removed.of(row) for row in await conn.fetch(self._sql.delete_keys, project, keys)
+        ]
+        removed.sort()
+        gone = [row.key for row in removed]
+        await conn.execute(self._sql.delete_revisions, project, gone)
+        deltas = uncounted(project, removed)
+        groups = vote_groups(project, removed)
+        if groups:
+            deltas.update(await self._settle(conn, {group: [] for group in groups}))
+        await self._add_counts(conn, deltas)
+        await conn.execute(self._sql.tombstone, project, gone, until_ms)
+        await conn.execute(self._sql.drop_tombstones, now_ms)
+        return receipt(removed)
+
+    async def _expire_batch(
+        self, project: str, select: tuple[str, list[object]], redact: bool
+    ) -> tuple[int, tuple[int, bytes] | None]:
+        return await self._changing("retention", self._expire, project, select, redact, _now_ms())
+
+    async def _expire(
+        self,
+        conn: asyncpg.Connection,
+        project: str,
+        select: tuple[str, list[object]],
+        redact: bool,
+        now_ms: int,
+    ) -> tuple[int, tuple[int, bytes] | None]:
+        """One batch of retention: the events found removed, or their comment and meta cleared;
+        the aggregates stay."""
+        found = [(ts_ms, bytes(key)) for ts_ms, key in await conn.fetch(select[0], *select[1])]
+        keys = sorted(key for _, key in found)
+        changed = 0
+        if keys and redact:
+            changed = _affected(await conn.execute(self._sql.redact, project, keys))
+        elif keys:
+            changed = len(await conn.fetch(self._sql.delete_keys, project, keys))
+            await conn.execute(self._sql.delete_revisions, project, keys)
+        await conn.execute(self._sql.drop_tombstones, now_ms)
+        return changed, found[-1] if found else None
+
+    async def _changing(self, what: str, work: Callable[..., Awaitable[_T]], *args: object) -> _T:
+        """:meth:`_retrying` for an erasure or a retention batch: StoreUnavailable on failure."""
+        self._check_open()
+        try:
+            return await self._retrying(what, work, *args)
+        except _DATABASE_ERRORS as exc:
+            raise StoreUnavailable(
+                f"the store of channel {self.channel!r} could not commit the {what}:"
+                f" {_describe(exc)}"
+            ) from exc
 
     async def _store_group(
         self, conn: asyncpg.Connection, group: list[Pending], plan: _Plan
@@ -577,7 +734,7 @@ class PostgresStore(Store):
         inserted: set[tuple[str, bytes]] = set()
         if plan.rows:
             columns = _columns(plan.rows, 12)
-            found = await conn.fetch(sql.insert_events, self.channel, *columns)
+            found = await conn.fetch(sql.insert_events, self.channel, *columns, _now_ms())
             inserted = {(project, bytes(key)) for project, key in found}
         stored: list[int] = []
         fresh: dict[str, list[Record]] = collections.defaultdict(list)
@@ -923,6 +1080,15 @@ _SESSION_LOST: Final = (
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,
 )
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _affected(status: str) -> int:
+    """The number of rows of a command's status (``UPDATE 12``)."""
+    return int(status.rsplit(" ", 1)[-1])
 
 
 def _describe(exc: BaseException) -> str:

@@ -59,6 +59,23 @@ class ResponseFilter(msgspec.Struct, frozen=True, kw_only=True):
     respondent: str | None = None
 
 
+class Selection(msgspec.Struct, frozen=True):
+    """Which of a project's events of one channel an erasure removes (every field given must
+    hold; all None: the whole project in this channel).
+
+    Attributes:
+        respondent: the pseudonym stored in the ``respondent`` column, never the client's id.
+        form: the events of this form.
+        start_ms, end_ms: the event's ``ts`` is at or after ``start_ms`` and before
+            ``end_ms``, epoch ms.
+    """
+
+    respondent: str | None = None
+    form: str | None = None
+    start_ms: int | None = None
+    end_ms: int | None = None
+
+
 class Position(NamedTuple):
     """One row's place in the order: a page starts after (or before) it."""
 

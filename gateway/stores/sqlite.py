@@ -30,6 +30,11 @@ The log (:meth:`~.base.Store.log`) is ``events`` by ``seq``: one writer commits 
 reader never finds a gap that fills later. A comment attached later adds a row to
 ``revisions`` in the same transaction.
 
+Erasure and retention (:meth:`~.base.Store.erase`, :meth:`~.base.Store.expire`) run on the
+writer's connection under its lock, each in one transaction between two group commits, so they
+see and leave the aggregates exact. An erased key's tombstone is looked up with the keys the
+file holds (``_known_keys``), only when the file has tombstones.
+
 Durability: the file is in WAL mode. With ``synchronous=FULL`` (the default) SQLite fsyncs the
 WAL at every commit, so a committed write survives a power loss or an OS crash: a caller that got
 its :class:`WriteResult` can answer 202. With ``synchronous=NORMAL`` the WAL is fsynced only at
@@ -56,6 +61,7 @@ from voxloop_core import HOUR_MS, METRIC_RANGES, Record
 
 from ..ingest.votes import Click, StoredVote
 from . import _search
+from ._erase import COLUMNS, Removed, receipt, uncounted, vote_groups
 from ._errors import StoreUnavailable
 from ._queries import TEXT_FIRST, SqliteDialect
 from ._rollups import ALL_FORMS, Step, day_start, select_of
@@ -63,6 +69,7 @@ from .base import (
     DEFAULT_MAX_PENDING,
     AggregateChange,
     Body,
+    Erased,
     Part,
     Pending,
     Row,
@@ -72,11 +79,11 @@ from .base import (
     encode_body,
     settle_votes,
 )
-from .reads import Position, ResponseFilter
+from .reads import Position, ResponseFilter, Selection
 
 #: How long a statement waits for another process's lock before failing with "locked".
 DEFAULT_BUSY_TIMEOUT_MS: Final = 5_000
-SCHEMA_VERSION: Final = 6
+SCHEMA_VERSION: Final = 7
 #: Connections that read, besides the writer's: two pages (or a page and the stats) at once.
 READERS: Final = 2
 
@@ -108,14 +115,33 @@ CREATE TABLE IF NOT EXISTS aggregates_daily (
 # The log (version 6): events are logged by ``seq``, their rowid, in the order of the commits;
 # a comment attached later (``attach_comment``) adds a revision. AUTOINCREMENT keeps a revision's
 # seq from being used again once the highest rows are removed (a reader past them would skip the
-# new ones), so revisions may be pruned once read. ``events`` has no such guard, and rows are
-# never deleted today: whatever comes to delete events (erasure, retention) must keep the highest
-# seq in use, or SQLite gives it to the next insert (max + 1) and the log readers skip that event.
+# new ones), so revisions may be pruned once read. ``events`` has no such guard: erasure and
+# retention, which delete events, keep the highest seq they remove in ``log_end`` (version 7),
+# and the next insert takes the seq after it rather than SQLite's max + 1.
 _LOG_TABLE: Final = """
 CREATE TABLE IF NOT EXISTS revisions (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     project TEXT NOT NULL,
     key BLOB NOT NULL
+);
+"""
+
+# Erasure and retention (version 7): a tombstone per erased key refuses a write of that key
+# until its time (``_known_keys``); the revisions are found by event, to be removed with it; and
+# ``log_end`` keeps the highest seq ever used once the events holding it are removed (rows are
+# deleted now, see ``_LOG_TABLE``): the next event then takes the seq after it, not one a log
+# reader already went past.
+_PRIVACY_TABLES: Final = """
+CREATE TABLE IF NOT EXISTS tombstones (
+    project TEXT NOT NULL,
+    key BLOB NOT NULL,
+    until_ms INTEGER NOT NULL,
+    PRIMARY KEY (project, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS revisions_by_key ON revisions (project, key);
+CREATE TABLE IF NOT EXISTS log_end (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL
 );
 """
 
@@ -184,7 +210,7 @@ CREATE TABLE IF NOT EXISTS aggregates (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     at_ms INTEGER NOT NULL
 );
-{_READ_SIDE}{_LOG_TABLE}
+{_READ_SIDE}{_LOG_TABLE}{_PRIVACY_TABLES}
 PRAGMA user_version = {SCHEMA_VERSION};
 COMMIT;
 """
@@ -243,6 +269,13 @@ BEGIN IMMEDIATE;
 PRAGMA user_version = 6;
 COMMIT;
 """,
+    # 7: tombstones, the revisions by event, the log's end (``_PRIVACY_TABLES``).
+    6: f"""
+BEGIN IMMEDIATE;
+{_PRIVACY_TABLES}
+PRAGMA user_version = 7;
+COMMIT;
+""",
 }
 
 # Per connection, in memory (temp_store = MEMORY): the vote groups a commit touches, each with
@@ -265,6 +298,29 @@ _INSERT_EVENT: Final = """
 INSERT INTO main.events (project, key, id, ts_ms, form, metric, score, vote_key, counted,
                          received_ms, body, respondent)
 VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"""
+# The same with its seq, for the first event after the highest ones were removed.
+_INSERT_EVENT_AT: Final = """
+INSERT INTO main.events (seq, project, key, id, ts_ms, form, metric, score, vote_key, counted,
+                         received_ms, body, respondent)
+VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"""
+# The seq the next event must follow when the events that held the highest ones are gone.
+_LOG_END: Final = """
+SELECT seq FROM main.log_end WHERE seq > (SELECT coalesce(max(seq), 0) FROM main.events)"""
+_KEEP_LOG_END: Final = """
+INSERT INTO main.log_end (id, seq) VALUES (1, ?)
+ON CONFLICT (id) DO UPDATE SET seq = max(seq, excluded.seq)"""
+_LAST_SEQ: Final = "SELECT coalesce(max(seq), 0) FROM main.events"
+_ANY_TOMBSTONE: Final = "SELECT EXISTS (SELECT 1 FROM main.tombstones)"
+_DROP_TOMBSTONES: Final = "DELETE FROM main.tombstones WHERE until_ms <= ?"
+_TOMBSTONE: Final = """
+INSERT INTO main.tombstones (project, key, until_ms) VALUES (?, ?, ?)
+ON CONFLICT (project, key) DO UPDATE SET until_ms = max(until_ms, excluded.until_ms)"""
+_DELETE_EVENT: Final = "DELETE FROM main.events WHERE project = ? AND key = ?"
+_DELETE_REVISIONS: Final = "DELETE FROM main.revisions WHERE project = ? AND key = ?"
+_REDACT: Final = (
+    "UPDATE main.events SET body = json_remove(body, '$.comment', '$.meta')"
+    " WHERE project = ? AND key = ?"
+)
 _ADD_COUNTS: Final = """
 INSERT INTO main.aggregates (project, metric, form, hour, score, count) VALUES (?,?,?,?,?,?)
 ON CONFLICT (project, metric, form, hour, score) DO UPDATE SET count = count + excluded.count"""
@@ -460,6 +516,26 @@ class SqliteStore(Store):
                 return await _in_thread(
                     self._connection(), _attach, project, key, vote_key, comment
                 )
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(
+                f"the store of channel {self.channel!r} could not commit: {_describe(exc)}"
+            ) from exc
+
+    async def erase(self, project: str, selection: Selection, *, tombstone_until_ms: int) -> Erased:
+        select = self._dialect.selected(project, selection, COLUMNS)
+        return await self._change(_erase, project, select, tombstone_until_ms, _now_ms())
+
+    async def _expire_batch(
+        self, project: str, select: tuple[str, list[object]], redact: bool
+    ) -> tuple[int, tuple[int, bytes] | None]:
+        return await self._change(_expire, project, select, redact, _now_ms())
+
+    async def _change(self, work: Callable[..., _T], *args: object) -> _T:
+        """Run ``work(connection, *args)``, a transaction of its own, on the writer's connection,
+        between two group commits."""
+        try:
+            async with self._lock:
+                return await _in_thread(self._connection(), work, *args)
         except sqlite3.Error as exc:
             raise StoreUnavailable(
                 f"the store of channel {self.channel!r} could not commit: {_describe(exc)}"
@@ -661,7 +737,7 @@ def _store_group(conn: sqlite3.Connection, group: list[Pending]) -> list[int]:
                     if item.rule is not None:
                         clicks.append(Click(record.key, item.rule))
             stored.append(new)
-        conn.executemany(_INSERT_EVENT, rows)
+        _insert(conn, rows)
         _add_counts(conn, list(_count_rows(fresh)))
         if touched:
             _settle(conn, touched)
@@ -670,6 +746,81 @@ def _store_group(conn: sqlite3.Connection, group: list[Pending]) -> list[int]:
         _rollback(conn)
         raise
     return stored
+
+
+def _insert(conn: sqlite3.Connection, rows: list[Row]) -> None:
+    """Insert the new events; the first one after the log's end when the events that held the
+    highest seqs were removed (``log_end``), so that no reader past them skips it."""
+    if not rows:
+        return
+    end = conn.execute(_LOG_END).fetchone()
+    if end is not None:
+        conn.execute(_INSERT_EVENT_AT, (end[0] + 1, *rows[0]))
+        rows = rows[1:]
+    conn.executemany(_INSERT_EVENT, rows)
+
+
+def _remove(conn: sqlite3.Connection, project: str, keys: list[bytes]) -> None:
+    """Delete events of ``project`` by key with their revisions (their comments' search rows go
+    with them, by trigger), keeping the log's end if the highest seq goes."""
+    last = conn.execute(_LAST_SEQ).fetchone()[0]
+    pairs = [(project, key) for key in keys]
+    conn.executemany(_DELETE_EVENT, pairs)
+    conn.executemany(_DELETE_REVISIONS, pairs)
+    if conn.execute(_LAST_SEQ).fetchone()[0] < last:
+        conn.execute(_KEEP_LOG_END, (last,))
+
+
+def _erase(
+    conn: sqlite3.Connection,
+    project: str,
+    select: tuple[str, list[object]],
+    until_ms: int,
+    now_ms: int,
+) -> Erased:
+    """Remove the selected events, take their counts away, rank their vote groups again and
+    leave their tombstones, in one transaction (see ``Store.erase``)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        removed = [Removed.of(row) for row in conn.execute(*select)]
+        if removed:
+            _remove(conn, project, [row.key for row in removed])
+            _add_counts(conn, [(*key, delta) for key, delta in uncounted(project, removed).items()])
+            groups = vote_groups(project, removed)
+            if groups:
+                _settle(conn, {group: [] for group in groups})
+            conn.executemany(_TOMBSTONE, [(project, row.key, until_ms) for row in removed])
+        conn.execute(_DROP_TOMBSTONES, (now_ms,))
+        conn.execute("COMMIT")
+    except BaseException:
+        _rollback(conn)
+        raise
+    return receipt(removed)
+
+
+def _expire(
+    conn: sqlite3.Connection,
+    project: str,
+    select: tuple[str, list[object]],
+    redact: bool,
+    now_ms: int,
+) -> tuple[int, tuple[int, bytes] | None]:
+    """One batch of retention in one transaction: the selected events removed, or their comment
+    and meta cleared (the search rows follow by trigger); the aggregates stay."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        found = [(ts_ms, bytes(key)) for ts_ms, key in conn.execute(*select)]
+        keys = [key for _, key in found]
+        if redact:
+            conn.executemany(_REDACT, [(project, key) for key in keys])
+        elif keys:
+            _remove(conn, project, keys)
+        conn.execute(_DROP_TOMBSTONES, (now_ms,))
+        conn.execute("COMMIT")
+    except BaseException:
+        _rollback(conn)
+        raise
+    return len(keys), found[-1] if found else None
 
 
 def _settle(conn: sqlite3.Connection, touched: dict[VoteGroup, list[Click]]) -> None:
@@ -705,21 +856,28 @@ def _add_counts(conn: sqlite3.Connection, changes: list[AggregateChange]) -> Non
 
 
 def _known_keys(conn: sqlite3.Connection, group: list[Pending]) -> set[tuple[str, bytes]]:
-    """The ``(project, key)`` pairs of ``group`` that the file already holds."""
+    """The ``(project, key)`` pairs of ``group`` that the file already holds, or whose erasure
+    left a tombstone that has not passed (looked up only when there are tombstones)."""
     wanted: dict[str, set[bytes]] = collections.defaultdict(set)
     for item in group:
         wanted[item.project].update(record.key for record in item.records)
     known: set[tuple[str, bytes]] = set()
+    tables = ["SELECT key FROM main.events WHERE project = ? AND key IN ({marks})"]
+    live: list[object] = []
+    if conn.execute(_ANY_TOMBSTONE).fetchone()[0]:
+        tables.append(
+            "SELECT key FROM main.tombstones WHERE project = ? AND key IN ({marks})"
+            " AND until_ms > ?"
+        )
+        live.append(_now_ms())
     for project, keys in wanted.items():
         ordered = sorted(keys)  # neighbouring keys share index pages
         for start in range(0, len(ordered), _KEYS_PER_LOOKUP):
             part = ordered[start : start + _KEYS_PER_LOOKUP]
             marks = ",".join("?" * len(part))
-            found = conn.execute(
-                f"SELECT key FROM main.events WHERE project = ? AND key IN ({marks})",
-                [project, *part],
-            )
-            known.update((project, key) for (key,) in found)
+            for n, table in enumerate(tables):
+                found = conn.execute(table.format(marks=marks), [project, *part, *live[:n]])
+                known.update((project, key) for (key,) in found)
     return known
 
 
@@ -761,6 +919,10 @@ async def _in_thread(db: aiosqlite.Connection, work: Callable[..., _T], *args: o
 async def _scalar(db: aiosqlite.Connection, sql: str) -> object:
     rows = list(await db.execute_fetchall(sql))
     return rows[0][0] if rows else None
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 def _describe(exc: BaseException) -> str:

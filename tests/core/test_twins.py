@@ -93,9 +93,14 @@ def test_aggregates_merge_by_addition_and_twins_agree(a: list[Any], b: list[Any]
     st.integers(min_value=1, max_value=12),
     st.integers(min_value=1, max_value=50),
     st.lists(st.integers(min_value=0, max_value=40), min_size=1, max_size=10),
+    st.lists(st.lists(st.integers(min_value=0, max_value=30), max_size=4), min_size=1, max_size=12),
 )
 def test_dedup_windows_agree_and_are_idempotent(
-    stream: list[int], max_entries: int, max_age: int, steps: list[int]
+    stream: list[int],
+    max_entries: int,
+    max_age: int,
+    steps: list[int],
+    erasures: list[list[int]],
 ) -> None:
     keys = [n.to_bytes(16, "big") for n in stream]
     records = [KeyOnly(k) for k in keys]
@@ -106,6 +111,9 @@ def test_dedup_windows_agree_and_are_idempotent(
         chunk = records[start : start + 5]
         ref.remember(chunk, now)
         fast.remember(chunk, now)
+        erased = [n.to_bytes(16, "big") for n in erasures[start // 5 % len(erasures)]]
+        assert ref.forget(erased) == fast.forget(erased)
+        assert not any(fast.seen(k, now) for k in erased)
         assert len(ref) == len(fast) <= max_entries
         probe = now + steps[-1]
         assert [ref.seen(k, probe) for k in keys] == [fast.seen(k, probe) for k in keys]
@@ -144,3 +152,36 @@ def test_compiled_core_is_the_one_loaded() -> None:
 
     assert voxloop_core.IMPLEMENTATION == "accelerated", voxloop_core.FALLBACK_REASON
     assert voxloop_core.validate is c.validate
+
+
+class Commented(NamedTuple):
+    comment: str | None
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(batches, st.lists(st.one_of(st.none(), st.text(max_size=40)), max_size=12))
+def test_twins_find_the_same_comments_to_scrub(batch: list[Any], texts: list[str | None]) -> None:
+    # Validated records (the compiled twin reads their slots) and any text (its other path),
+    # in every storage width: Latin-1, BMP and astral characters all come from st.text.
+    ref, _ = both(encode(batch))
+    records = list(ref[0]) if ref is not None else []
+    assert c.suspects(records) == py.suspects(records)
+    others = [Commented(t) for t in texts]
+    assert c.suspects(others) == py.suspects(others)
+
+
+@pytest.mark.parametrize("twin", [py, c], ids=["pure", "compiled"])
+def test_a_comment_is_suspect_for_an_at_sign_or_a_digit_of_any_script(twin: Any) -> None:
+    texts = [
+        "great service, thanks",  # Latin-1
+        "خدمة ممتازة",  # Arabic letters only
+        "write to me at ana@example.com",
+        "order 4412 was late",
+        "با ۰۹۱۲ تماس بگیرید",  # Persian digits
+        "اتصل ٠٥٠",  # Arabic-Indic digits
+        "room ４０４",  # fullwidth digits
+        "💙 no digits 💙",  # astral, none
+        "💙 ७ 💙",  # Devanagari digit beside astral characters
+        None,
+    ]
+    assert twin.suspects([Commented(t) for t in texts]) == [2, 3, 4, 5, 6, 8]

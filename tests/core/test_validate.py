@@ -398,6 +398,21 @@ class TestDedupWindow:
         window.remember([KeyOnly(a.key)], NOW_MS)
         assert window.split([a, KeyOnly(b"other")], NOW_MS) == ([KeyOnly(b"other")], 1)
 
+    def test_forgetting_erased_keys_lets_them_in_again(self, pipeline: ModuleType) -> None:
+        window = pipeline.DedupWindow(max_entries=3, max_age_ms=1000)
+        a, b, c, d = self.records(pipeline, "a", "b", "c", "d")
+        window.remember([a, b, c], NOW_MS)
+        assert window.forget([b.key, b.key, d.key]) == 1  # held once; d never was
+        assert len(window) == 2
+        assert window.split([a, b, c], NOW_MS + 1) == ([b], 2)
+        # Remembered again after forgetting, it is one entry with its new time, and the
+        # window still forgets the oldest first, past either bound.
+        window.remember([b, d], NOW_MS + 500)
+        assert len(window) == 3 and not window.seen(a.key, NOW_MS + 500)
+        assert window.seen(b.key, NOW_MS + 1499) and not window.seen(c.key, NOW_MS + 1000)
+        window.remember([], NOW_MS + 1000)
+        assert len(window) == 2 and window.forget([]) == 0
+
     @pytest.mark.parametrize(("entries", "age"), [(0, 1), (1, 0)], ids=["entries", "age"])
     def test_bounds_must_be_positive(self, pipeline: ModuleType, entries: int, age: int) -> None:
         with pytest.raises(ValueError, match="max_entries >= 1 and max_age_ms >= 1"):

@@ -295,7 +295,8 @@ class PostgresBackend:
         try:
             if fresh:
                 await session.admin.execute(
-                    "TRUNCATE events, aggregates, aggregates_daily, heartbeat, revisions"
+                    "TRUNCATE events, aggregates, aggregates_daily, heartbeat, revisions,"
+                    " tombstones"
                 )
             yield session
         finally:

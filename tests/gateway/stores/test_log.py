@@ -310,7 +310,8 @@ async def test_sqlite_a_version_5_file_keeps_its_events_in_the_log_once_migrated
         )
     assert sqlite.file_version(path) == 5
     rows = query_file(path, "SELECT * FROM events ORDER BY seq")
-    with pytest.raises(StoreUnavailable, match="version 5, this gateway needs 6: run `voxloop"):
+    needs = f"version 5, this gateway needs {sqlite.SCHEMA_VERSION}: run `voxloop"
+    with pytest.raises(StoreUnavailable, match=needs):
         await SqliteStore(path, "web").open()
 
     assert sqlite.migrate_file(path) == (5, sqlite.SCHEMA_VERSION)
@@ -337,7 +338,7 @@ async def test_sqlite_a_version_5_file_keeps_its_events_in_the_log_once_migrated
         assert [(seq, r.id) for seq, r in await store.log(3, 10)] == [(4, "new")]
     finally:
         await store.close()
-    assert sqlite.migrate_file(path) == (6, 6)
+    assert sqlite.migrate_file(path) == (sqlite.SCHEMA_VERSION, sqlite.SCHEMA_VERSION)
 
 
 async def test_sqlite_a_revision_is_committed_with_its_comment_or_not_at_all(
@@ -470,7 +471,7 @@ async def test_postgres_a_version_4_schema_numbers_its_events_as_received_once_m
         await web.close()
         await app.close()
         await pool.close()
-    assert await postgres.migrate(admin) == (5, 5)
+    assert await postgres.migrate(admin) == (postgres.SCHEMA_VERSION, postgres.SCHEMA_VERSION)
 
 
 async def test_postgres_replicas_writing_at_once_leave_every_event_in_the_log_once(
