@@ -33,7 +33,10 @@ from .pages import dashboard as dashboard_pages
 from .pages import login as login_pages
 from .pages.app_layout import refusal as app_refusal
 from .routes import alert_rules, followups_sla
+from .routes import audit as audit_routes
+from .routes import erasures as erasure_routes
 from .routes import followups as followup_routes
+from .routes import privacy as privacy_routes
 from .routes import rules as rule_routes
 from .routes import webhooks as webhook_routes
 from .routes.demo import Demo, demo_page
@@ -43,7 +46,13 @@ from .routes.events import events_preflight, post_events
 from .routes.exports import export_csv, export_ndjson
 from .routes.openapi import build_openapi
 from .routes.ops import healthz, metrics, openapi, readyz
-from .routes.respondents import RESPONDENTS_PATH, respondent_responses
+from .routes.respondents import (
+    RESPONDENT_PATH,
+    RESPONDENTS_PATH,
+    erase_respondent,
+    get_respondent,
+    respondent_responses,
+)
 from .routes.responses import get_response, list_responses
 from .routes.stats import get_stats
 from .service import Service
@@ -100,6 +109,10 @@ def create_app(settings: Settings | None = None, demo: Demo | None = None) -> St
                 methods=["GET"],
                 name="respondents",
             ),
+            Route(RESPONDENT_PATH, get_respondent, methods=["GET"], name="respondents"),
+            Route(RESPONDENT_PATH, erase_respondent, methods=["DELETE"], name="respondents"),
+            *erasure_routes.routes(),
+            *privacy_routes.routes(),
             Route("/v1/exports/responses.csv", export_csv, methods=["GET"], name="exports"),
             Route("/v1/exports/responses.ndjson", export_ndjson, methods=["GET"], name="exports"),
             *alert_rules.routes(),
@@ -107,6 +120,7 @@ def create_app(settings: Settings | None = None, demo: Demo | None = None) -> St
             *followup_routes.routes(),
             *rule_routes.routes(),
             *webhook_routes.routes(),
+            *audit_routes.routes(),
             *login_pages.routes(),
             *dashboard_pages.routes(),
             Route("/healthz", healthz),

@@ -133,6 +133,9 @@ RULES: Final[Mapping[str, Rule]] = {
     ),
     "busy_timeout_ms": Rule(int, "an integer of at least 0 (milliseconds)", lambda v: v >= 0),
     "email_edit_days": Rule(float, "a number of days of at least 0", lambda v: v >= 0),
+    "audit_retention_days": Rule(
+        int, "an integer of days from 1 to 36500", lambda v: 1 <= v <= 36_500
+    ),
     "email_burst_seconds": Rule(float, "a number of seconds above 0", lambda v: v > 0),
     "public_url": Rule(
         lambda v: v.rstrip("/"), "an http:// or https:// URL (for links in emails)", _url_or_empty
@@ -187,6 +190,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             alerts and digests (none by default: emails wait in the outbox until one is set);
             ``smtp_tls`` is ``starttls`` (default), ``tls`` (implicit, port 465) or ``none``.
         mail_from: the sender of those emails.
+        audit_retention_days: how long the audit log keeps a record: apart from the events'
+            retention, so a record of an erasure outlives what it erased.
     """
 
     host: str = DEFAULT_HOST
@@ -217,6 +222,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     smtp_user: str = ""
     smtp_password: str = ""
     mail_from: str = "voxloop@localhost"
+    audit_retention_days: int = 730
 
     def __post_init__(self) -> None:
         for name, rule in RULES.items():

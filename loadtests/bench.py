@@ -10,6 +10,8 @@ Run with ``make bench``. Sections:
 - ``http``: the gateway and its peers under wrk (see ``http_bench``).
 - ``read``: a year of stored events read over HTTP: responses, search, deep pages, the
   dashboard, stats and the whole export, beside the naive peer (see ``read_bench``).
+- ``privacy``: ingest with comments scrubbed of personal data, beside ingest without, on the
+  core section's batches (see ``privacy_bench``).
 - ``integrations``: ingest with five rules and two webhook endpoints at work, beside ingest
   without them, and how far the background workers got (see ``integrations_bench``).
 
@@ -182,13 +184,16 @@ def print_core(rates: dict[str, list[float]]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     # Imported here: the read section's data is made by realistic_batch, from this module.
+    from .privacy_bench import print_privacy, privacy_section
     from .read_bench import DEFAULT_EVENTS, DEFAULT_REQUESTS, read_section
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=200, help="request bodies per round")
     parser.add_argument("--rounds", type=int, default=9, help="rounds per figure (median)")
     parser.add_argument(
-        "--section", choices=["all", "core", "sdk", "http", "read", "integrations"], default="all"
+        "--section",
+        choices=["all", "core", "privacy", "sdk", "http", "read", "integrations"],
+        default="all",
     )
     parser.add_argument("--seconds", type=int, default=5, help="length of each wrk run")
     parser.add_argument("--http-rounds", type=int, default=3, help="interleaved rounds of wrk runs")
@@ -228,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.section in ("all", "core"):
         print_core(core_section(args.batches, args.rounds))
+    if args.section in ("all", "privacy"):
+        print_privacy(privacy_section(args.batches, args.rounds, args.seconds, args.http_rounds))
     if args.section in ("all", "sdk"):
         print_sdk(sdk_section())
     status = 0

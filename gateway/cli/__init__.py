@@ -15,6 +15,8 @@
     voxloop-gateway groups scope NAME PROJECT [--channel C]... [--form F]... [--remove]
     voxloop-gateway export PROJECT --format csv|ndjson [filters] [-o FILE]   responses, streamed
     voxloop-gateway email-secret create PROJECT | list [PROJECT] | revoke ID   rating-link secrets
+    voxloop-gateway privacy show PROJECT | set PROJECT [--scrub/--no-scrub] [--pattern N=RE]...
+                            [--retention-days N | --keep-forever] [--retention-mode delete|redact]
     voxloop-gateway webhooks add PROJECT URL --event TYPE... | list [PROJECT] | remove ID
                              | rotate-secret ID | enable ID
     voxloop-gateway serve [--host H] [--port P] [--drain-seconds S] ...   every setting a flag
@@ -22,6 +24,9 @@
     voxloop-gateway stats PROJECT --metric nps [--interval day] ...
     voxloop-gateway core                                      which core implementation loads
     voxloop-gateway migrate                                   bring the schema to this version
+    voxloop-gateway erase PROJECT --respondent ID | --form F | --from T --to T | --all
+                          [--dry-run] [--yes]     erase events everywhere; prints the receipt
+    voxloop-gateway purge [--project P]... [--dry-run]        apply the retention windows now
     voxloop-gateway --store postgresql://… COMMAND            the same on PostgreSQL
 
 Commands are click commands of the group :data:`base.cli`, a module per group of them; a new
@@ -41,13 +46,38 @@ from collections.abc import Sequence
 import click
 
 from ..errors import ConfigError
-from . import email_secrets, export, groups, keys, ops, projects, serve, stats, users, webhooks
+from . import (
+    email_secrets,
+    export,
+    groups,
+    keys,
+    ops,
+    privacy,
+    projects,
+    serve,
+    stats,
+    users,
+    webhooks,
+)
 from .base import PROG, cli, one_line, usage_line, without_secrets
 from .digests import digests, mail  # noqa: F401  (their commands join cli)
+from .privacy_ops import erase, purge  # noqa: F401  (their commands join cli)
 
 __all__ = ["cli", "main"]
 # each adds its commands to cli
-_COMMANDS = (email_secrets, export, groups, keys, ops, projects, serve, stats, users, webhooks)
+_COMMANDS = (
+    email_secrets,
+    export,
+    groups,
+    keys,
+    ops,
+    privacy,
+    projects,
+    serve,
+    stats,
+    users,
+    webhooks,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

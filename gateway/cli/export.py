@@ -4,7 +4,8 @@ The command reads the stores directly, as ``stats`` does, through the same filte
 (:mod:`..reading.params`) and the same pages (:mod:`..reading.find`) as the API, so the same
 filters give the same rows, byte for byte. It is an operator's tool: whoever can read the data
 directory or the database reads everything, so it applies no access group; scoped reading is
-the API's (a read key, a person's session).
+the API's (a read key, a person's session). Each export is recorded in the audit log as the
+operator's (``cli:operator``), with its format, channels and filters.
 """
 
 from __future__ import annotations
@@ -35,9 +36,11 @@ import voxloop_core
 from ..control.access import BUILTIN_LEVELS, Access, Grant
 from ..control.db import PRIVATE_FILE_MODE
 from ..errors import ApiError, ConfigError
+from ..privacy import audit
 from ..reading import find
 from ..reading.formats import FORMATS, written
 from ..reading.params import HELD_VALUES, read_query
+from ..routes.audit import query_detail
 from ..service import Service
 from ..settings import Settings
 from ..stores.reads import StoredResponse
@@ -190,6 +193,18 @@ async def _export(
             query = read_query(params, project, OPERATOR, "exports", paged=False, spell=flag)
         except ApiError as exc:
             raise ConfigError(exc.message) from None
+        detail = {
+            "format": kind,
+            "channels": sorted(query.channels),
+            "filters": query_detail(params),
+        }
+        await audit.record(
+            service.registry.db,
+            actor=audit.CLI_ACTOR,
+            action="export",
+            project=project.id,
+            detail=detail,
+        )
         console = Console(stderr=True)
         columns = (SpinnerColumn(), TextColumn("exporting {task.description}"), BarColumn())
         with Progress(

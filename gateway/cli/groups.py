@@ -1,4 +1,5 @@
-"""``groups create``, ``list``, ``grant``, ``scope``, ``add-user`` and ``remove-user``."""
+"""``groups create``, ``list``, ``grant``, ``scope``, ``add-user`` and ``remove-user``; each
+change is recorded in the audit log as the operator's."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import click
 
 from ..control.access import LEVELS, SECTIONS, Level, Scope, Section
 from ..control.groups import Group
+from ..privacy import audit
 from .base import Choice, cli, print_table
 from .users import people
 
@@ -51,6 +53,11 @@ def group_rows(group: Group) -> list[tuple[str, ...]]:
 
 def _names(names: frozenset[str] | None) -> str:
     return "*" if names is None else ",".join(sorted(names))
+
+
+def _scope_detail(channel: tuple[str, ...], form: tuple[str, ...]) -> dict[str, object]:
+    """A scope as the audit log keeps it: its channels and forms, None for all of them."""
+    return {"channels": sorted(channel) or None, "forms": sorted(form) or None}
 
 
 def _show(group: Group) -> None:
@@ -103,6 +110,10 @@ def create(
     levels = cast(dict[Section, Level], dict(level))
     with people() as found:
         made = found.create_group(name, levels, [_scope(project, channel, form)])
+        detail = {"levels": dict(levels), "scope": _scope_detail(channel, form)}
+        audit.record_sync(
+            found.db, action="group.create", project=project, target=name, detail=detail
+        )
     _show(made)
 
 
@@ -125,9 +136,11 @@ def list_() -> None:
 @click.argument("level", type=Choice(list(LEVELS)), metavar="LEVEL")
 def grant(name: str, section: str, level: str) -> None:
     """Set the LEVEL (none, view or edit) of the group NAME on SECTION (dashboard, responses,
-    exports, inbox, alerts, settings or users). Prints the group."""
+    exports, inbox, alerts, settings, users, privacy or audit). Prints the group."""
     with people() as found:
         changed = found.grant(name, cast(Section, section), cast(Level, level))
+        detail = {"section": section, "level": level}
+        audit.record_sync(found.db, action="group.grant", target=name, detail=detail)
     _show(changed)
 
 
@@ -149,6 +162,10 @@ def scope(
             changed = found.remove_scope(name, project)
         else:
             changed = found.set_scope(name, _scope(project, channel, form))
+        detail = {"remove": True} if remove else _scope_detail(channel, form)
+        audit.record_sync(
+            found.db, action="group.scope", project=project, target=name, detail=detail
+        )
     _show(changed)
 
 
@@ -160,6 +177,7 @@ def add_user(name: str, email: str) -> None:
     group."""
     with people() as found:
         changed = found.add_user(name, email)
+        audit.record_sync(found.db, action="group.add_user", target=name, detail={"user": email})
     _show(changed)
 
 
@@ -171,4 +189,6 @@ def remove_user(name: str, email: str) -> None:
     group."""
     with people() as found:
         changed = found.remove_user(name, email)
+        detail = {"user": email}
+        audit.record_sync(found.db, action="group.remove_user", target=name, detail=detail)
     _show(changed)

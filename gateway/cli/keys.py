@@ -1,4 +1,5 @@
-"""``keys create``, ``keys list`` and ``keys revoke``."""
+"""``keys create``, ``keys list`` and ``keys revoke``; a key made or revoked is recorded in the
+audit log by its public id."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import cast
 
 import click
 
+from ..privacy import audit
 from .base import Choice, Key, KeyKind, cli, print_table, registry, settings
 
 
@@ -26,6 +28,16 @@ def describe(key: Key) -> str:
     if key.kind == "read":
         rules += f" forms={forms_of(key)}"
     return f"{key.id}…  {key.project:<16} {key.kind:<6} {state:<7} {rules}"
+
+
+def _detail(key: Key) -> dict[str, object]:
+    """What the audit log keeps of a key: its kind and reach, never the key itself."""
+    return {
+        "kind": key.kind,
+        "channels": sorted(key.channels),
+        "origins": sorted(key.origins),
+        "forms": None if key.forms is None else sorted(key.forms),
+    }
 
 
 @cli.group(short_help="create, list or revoke keys")
@@ -71,6 +83,9 @@ def create(
     """
     with registry(settings(), needed=True) as found:
         raw, key = found.create_key(project, cast(KeyKind, kind), channel, origin, form)
+        audit.record_sync(
+            found.db, action="key.create", project=key.project, target=key.id, detail=_detail(key)
+        )
     print(raw)
     print(describe(key), file=sys.stderr)
 
@@ -110,4 +125,11 @@ def revoke(key_id: str) -> None:
     at once, with no restart. Prints "revoked" and the key's description."""
     with registry(settings(), needed=True) as found:
         revoked = found.revoke_key(key_id)
+        audit.record_sync(
+            found.db,
+            action="key.revoke",
+            project=revoked.project,
+            target=revoked.id,
+            detail=_detail(revoked),
+        )
     print(f"revoked {describe(revoked)}")

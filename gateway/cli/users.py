@@ -1,7 +1,8 @@
 """``users create``, ``users list``, ``users disable`` and ``users reset-password``.
 
 A password is never taken on the command line (shell histories keep it): a user is made with a
-one-time password, printed once on stdout, which they change at first login.
+one-time password, printed once on stdout, which they change at first login. Each change is
+recorded in the audit log as the operator's, never with the password.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 import click
 
 from ..control.people import People, User
+from ..privacy import audit
 from .base import cli, print_table, registry, settings
 
 
@@ -21,6 +23,11 @@ def people() -> Iterator[People]:
     """The people of the registry that the global flags name; refuses a data dir without one."""
     with registry(settings(), needed=True) as found:
         yield People(found.db)
+
+
+def _detail(user: User) -> dict[str, object]:
+    """What the audit log keeps of a user made: their groups (the password is never kept)."""
+    return {"groups": list(user.groups)}
 
 
 def user_row(user: User) -> tuple[str, str, str, str]:
@@ -67,6 +74,7 @@ def create(email: str, group: tuple[str, ...]) -> None:
     """
     with people() as found:
         user, password = found.create_user(email, group)
+        audit.record_sync(found.db, action="user.create", target=user.email, detail=_detail(user))
     print(password)
     print("  ".join(user_row(user)), file=sys.stderr)
 
@@ -91,6 +99,7 @@ def disable(email: str) -> None:
     longer log in. Prints "disabled EMAIL"."""
     with people() as found:
         user = found.disable_user(email)
+        audit.record_sync(found.db, action="user.disable", target=user.email)
     print(f"disabled {user.email}")
 
 
@@ -102,5 +111,6 @@ def reset_password(email: str) -> None:
     with people() as found:
         password = found.reset_password(email)
         user = found.user(email)
+        audit.record_sync(found.db, action="user.reset_password", target=user.email)
     print(password)
     print(f"{user.email}: a one-time password; their sessions ended", file=sys.stderr)

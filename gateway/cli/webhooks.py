@@ -1,4 +1,5 @@
-"""``webhooks add``, ``list``, ``remove``, ``rotate-secret`` and ``enable``."""
+"""``webhooks add``, ``list``, ``remove``, ``rotate-secret`` and ``enable``; each change is
+recorded in the audit log as the operator's, never with a secret."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from ..control.db import Database
 from ..errors import ApiError, ConfigError
 from ..integrations import webhooks as hooks
 from ..integrations.outbox import EVENT_TYPES
+from ..privacy import audit
 from ..reading.formats import rfc3339
 from ..settings import Settings
 from .base import Choice, cli, print_table, registry, settings
@@ -102,6 +104,10 @@ def add(project: str, url: str, events: tuple[str, ...], description: str) -> No
         made, secret = asyncio.run(
             hooks.add(db, config.webhook_allow, project, url, list(events), description, _now_ms())
         )
+        detail = audit.webhook_detail(made.url, made.event_types)
+        audit.record_sync(
+            db, action="webhook.create", project=made.project, target=made.id, detail=detail
+        )
     print(secret)
     print(f"{made.id}  {made.project}  {','.join(made.event_types)}  {made.url}", file=sys.stderr)
 
@@ -128,6 +134,7 @@ def remove(endpoint_id: str) -> None:
     deliveries and its delivery log. Prints "removed" and the endpoint."""
     with control() as db:
         gone = asyncio.run(hooks.remove(db, None, endpoint_id))
+        audit.record_sync(db, action="webhook.remove", project=gone.project, target=gone.id)
     print(f"removed {gone.id}  {gone.project}  {gone.url}")
 
 
@@ -141,6 +148,7 @@ def rotate_secret(endpoint_id: str) -> None:
     """
     with control() as db:
         rotated, secret = asyncio.run(hooks.rotate_secret(db, None, endpoint_id, _now_ms()))
+        audit.record_sync(db, action="webhook.rotate", project=rotated.project, target=rotated.id)
     print(secret)
     print(f"{rotated.id}  {notice(rotated)}", file=sys.stderr)
 
@@ -152,4 +160,5 @@ def enable(endpoint_id: str) -> None:
     delivered to it. Prints the endpoint."""
     with control() as db:
         enabled = asyncio.run(hooks.enable(db, None, endpoint_id))
+        audit.record_sync(db, action="webhook.enable", project=enabled.project, target=enabled.id)
     _show(enabled)

@@ -1,9 +1,10 @@
 """Projects and their keys: created by the CLI, stored hashed, looked up on every request.
 
 The registry is the control plane's ``projects``, ``keys`` and ``email_secrets`` tables
-(:mod:`.tables`), in the data directory's ``registry.sqlite3`` or in the PostgreSQL every
-replica shares (:mod:`.db`), written only by ``voxloop-gateway init | projects | keys |
-email-secret`` and read by the gateway. Keys are 32
+(:mod:`.tables`; and each project's privacy policy, for the scrubber ingest runs), in the data
+directory's ``registry.sqlite3`` or in the PostgreSQL every replica shares (:mod:`.db`), written
+only by ``voxloop-gateway init | projects | keys | email-secret`` and read by the gateway. Keys
+are 32
 random bytes, so one SHA-256 of the key is a safe stored form (nothing to brute-force) and a
 cheap lookup. Three kinds: a site key (``pk_``) writes from web pages and apps, a server key
 (``sk_``) writes and reads stats from servers, a read key (``rk_``) reads within its channels
@@ -38,10 +39,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from voxloop_core import BUILTIN_CHANNELS, CHANNEL_PATTERN, FORM_PATTERN, MAX_FORM_CHARS
 
 from ..errors import ConfigError
+from ..privacy.policy import DEFAULT, policy_of_row, scrubber_of, write_policy_in
+from ..privacy.scrub import Scrubber
 from . import schema
 from .access import Scope
 from .db import Database
-from .tables import email_secrets, keys, projects
+from .tables import email_secrets, keys, privacy_policies, projects
 
 KeyKind = Literal["site", "server", "read"]
 RELOAD_SECONDS: Final = 5.0
@@ -59,11 +62,16 @@ ID_LENGTH: Final = 11
 
 
 class Project(msgspec.Struct, frozen=True):
-    """A tenant: its id, the secret keying its dedup hashes and pseudonyms, its channels."""
+    """A tenant: its id, the secret keying its dedup hashes and pseudonyms, its channels.
+
+    ``scrubber`` is its privacy policy's (:func:`..privacy.policy.scrubber_of`), None when the
+    policy keeps comments as they came; ingest runs it on every comment before it is stored.
+    """
 
     id: str
     secret: bytes
     channels: frozenset[str]
+    scrubber: Scrubber | None = None
 
     def __repr__(self) -> str:  # never the secret, wherever a project gets printed
         return f"Project({self.id!r}, channels={sorted(self.channels)!r})"
@@ -170,19 +178,30 @@ class Registry:
     # --- writes, from the CLI ------------------------------------------------------------
 
     def create_project(self, project_id: str, channels: Iterable[str] = ()) -> Project:
-        """Add a project with the built-in channels plus ``channels``, and a fresh secret."""
+        """Add a project with the built-in channels plus ``channels``, and a fresh secret.
+
+        It gets the privacy policy of a new project (:data:`..privacy.policy.DEFAULT`: comments
+        scrubbed) in the same transaction, so no comment of it is ever stored unscrubbed.
+        """
         check_name("project", project_id)
         names = frozenset(BUILTIN_CHANNELS) | {check_name("channel", c) for c in channels}
-        project = Project(project_id, secrets.token_bytes(32), names)
-        try:
-            self._write(
+        project = Project(project_id, secrets.token_bytes(32), names, scrubber_of(DEFAULT))
+        self._check_schema()
+
+        async def write(conn: AsyncConnection) -> None:
+            now_ms = _now_ms()
+            await conn.execute(
                 insert(projects).values(
                     id=project.id,
                     secret=project.secret,
                     channels=json.dumps(sorted(names)),
-                    created_ms=_now_ms(),
+                    created_ms=now_ms,
                 )
             )
+            await write_policy_in(conn, project.id, DEFAULT, now_ms)
+
+        try:
+            self.db.run(write, write=True)
         except IntegrityError:
             raise ConfigError(f"project {project_id!r} already exists") from None
         return project
@@ -430,8 +449,21 @@ class Registry:
 async def _read(conn: AsyncConnection) -> _Snapshot:
     """Every project, key and email secret, in one transaction."""
     found = await conn.execute(select(projects.c.id, projects.c.secret, projects.c.channels))
+    policies = {
+        project: scrubber_of(policy_of_row(scrub, patterns, days, mode))
+        for project, scrub, patterns, days, mode in await conn.execute(
+            select(
+                privacy_policies.c.project,
+                privacy_policies.c.scrub,
+                privacy_policies.c.patterns,
+                privacy_policies.c.retention_days,
+                privacy_policies.c.retention_mode,
+            )
+        )
+    }
+    default = scrubber_of(DEFAULT)
     read_projects = {
-        pid: Project(pid, bytes(secret), frozenset(json.loads(chans)))
+        pid: Project(pid, bytes(secret), frozenset(json.loads(chans)), policies.get(pid, default))
         for pid, secret, chans in found
     }
     found_keys = await conn.execute(

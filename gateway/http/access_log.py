@@ -13,7 +13,7 @@ _KEY_IN_URL: Final = re.compile(rb"([a-z]k(?:_|%5[fF])[A-Za-z0-9_-]{8})[A-Za-z0-
 #: A rating link's path, however many slashes lead to it: the token names its recipient.
 _TOKEN_PATH: Final = re.compile(r"/r/.*", re.DOTALL)
 #: A respondent's id as the client knows it: personal data, never logged.
-_RESPONDENT_PATH: Final = re.compile(r"(/v1/respondents/).*(/responses)", re.DOTALL)
+_RESPONDENT_PATH: Final = re.compile(r"(/v1/respondents/).*?((?:/responses)?)\Z", re.DOTALL)
 
 
 class KeepSecretsOutOfLogs:

@@ -13,13 +13,15 @@ are the code's own, and are held to their sets all the same.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from voxloop_core import BUILTIN_CHANNELS
+
+from ..privacy.scrub import TYPES as PII_TYPES
 
 __all__ = ["CONTENT_TYPE_LATEST", "OTHER", "Metrics"]
 
@@ -33,15 +35,21 @@ ROUTES: Final = frozenset(
         "responses",
         "response",
         "respondents",
+        "erasures",
+        "privacy",
         "exports",
         "followups",
         "followup",
         "rules",
         "alert_rules",
         "webhooks",
+        "audit",
     }
 )
 OUTCOMES: Final = frozenset({"accepted", "duplicate", "rejected"})
+#: The label of every hit of an operator's own pattern: their names are many and the
+#: operators', so they share one series.
+CUSTOM_PII: Final = "custom"
 
 
 class Metrics:
@@ -74,6 +82,12 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=self.registry,
         )
+        self.pii_scrubbed = Counter(
+            "voxloop_pii_scrubbed",
+            "Personal data replaced in comments before they were stored, by type (never values)",
+            ["type"],
+            registry=self.registry,
+        )
         depth = Gauge(
             "voxloop_queue_depth", "Records waiting for commit, all stores", registry=self.registry
         )
@@ -103,6 +117,13 @@ class Metrics:
     def commit(self, channel: str, seconds: float) -> None:
         """Record how long a store of ``channel`` took to commit a write."""
         self._child(self.commit_seconds, self.channel(channel)).observe(seconds)
+
+    def scrubbed(self, counts: Mapping[str, int]) -> None:
+        """Count the hits a scrubber replaced: ``email``, ``phone``, ``card``, ``iban``, and
+        ``custom`` for every operator's pattern."""
+        for kind, count in counts.items():
+            label = kind if kind in PII_TYPES else CUSTOM_PII
+            self._child(self.pii_scrubbed, label).inc(count)
 
     def channel(self, channel: str) -> str:
         """``channel`` as a label: itself if the gateway knows it, else ``_other``."""

@@ -8,7 +8,9 @@ only decides how often each is tried:
 
 - every round (``ROUND_SECONDS``): the rules read what the stores committed (``followups.feed``),
   the SLA's breach scan, and the deliveries of webhooks and emails that are due;
-- every minute: the aggregate alerts and the digests, which look at whole periods.
+- every minute: the aggregate alerts and the digests, which look at whole periods; the
+  privacy work: retention (a bounded round, on one replica), the erasures a crash left
+  unfinished, and the audit log's own retention.
 
 The jobs share the process with ingest. While events arrive, a round that took ``t`` seconds
 is followed by a pause of at least ``t × (1 / BUSY_SHARE − 1)``, so the jobs take no more than
@@ -73,6 +75,7 @@ class Workers:
     def jobs(self) -> tuple[list[tuple[str, Job]], list[tuple[str, Job]]]:
         """The frequent jobs and the periodic ones, each named for the log."""
         from ..followups import alerts, feed, sla
+        from ..privacy import audit, erasure, retention
         from . import digest, mail, ssrf, webhooks
 
         service, db, holder = self.service, self.service.registry.db, self.holder
@@ -89,6 +92,9 @@ class Workers:
         periodic: list[tuple[str, Job]] = [
             ("alerts", lambda now: alerts.check_aggregates(service, now)),
             ("digests", lambda now: digest.write_digests(service, now)),
+            ("retention", lambda now: retention.retention_job(service, now, holder)),
+            ("erasures", lambda now: erasure.resume(service, now)),
+            ("audit", lambda now: audit.expire_audit(db, now, settings.audit_retention_days)),
         ]
         return frequent, periodic
 

@@ -24,6 +24,7 @@ from starlette.responses import RedirectResponse, Response
 from ..control.access import Access, Section
 from ..control.people import Session
 from ..errors import ApiError
+from ..privacy import audit
 from . import render
 from .app_auth import LoginNeeded, PasswordChangeNeeded
 from .app_i18n import Locale, locale_of
@@ -34,6 +35,8 @@ __all__ = ["APP_HEADERS", "NavItem", "app_page", "link", "refusal", "section_pat
 
 #: Every dashboard page's headers: the strict policy of the gateway's pages.
 APP_HEADERS: Final = PAGE_HEADERS
+#: The audit log's page: of no project, linked from the header of every page for owners.
+AUDIT_PATH: Final = "/app/audit"
 #: The sections that have pages, in the order the navigation shows them, and their paths.
 _PAGES: Final[tuple[tuple[Section, str], ...]] = (
     ("dashboard", ""),
@@ -88,6 +91,13 @@ def _nav(locale: Locale, access: Access, project: str, current: Section) -> list
     ]
 
 
+def audit_link(locale: Locale, session: Session | None) -> str | None:
+    """The audit log's page, for the header of whoever may read it (owners); None otherwise."""
+    if session is None or not audit.may_read(session.access):
+        return None
+    return link(locale, AUDIT_PATH)
+
+
 def _languages(request: Request) -> list[tuple[str, str, str]]:
     """The language menu: each language's code, name, and this page in it (the project list
     after a form was posted: a form's address shows nothing by itself)."""
@@ -138,6 +148,7 @@ def app_page(
         "csrf": session.csrf if session is not None else "",
         "project": project,
         "nav": nav,
+        "audit_url": audit_link(locale, session),
         "languages": _languages(request),
         "link": lambda path, params=None: link(locale, path, params),
     }

@@ -239,6 +239,19 @@ class Words:
     older_attempts: str
     all_endpoints: str
     webhook_done: dict[str, str]
+    # the audit log
+    audit_log: str
+    audit_intro: str
+    actor: str
+    action: str
+    action_hint: str
+    project_name: str
+    target: str
+    address: str
+    no_entries: str
+    older_entries: str
+    newest_entries: str
+    audit_export_text: str
 
 
 WORDS: Final[dict[str, Words]] = {
@@ -499,6 +512,22 @@ WORDS: Final[dict[str, Words]] = {
             "remove": "The endpoint was removed.",
             "redeliver": "The message is sent again: the log shows the new attempt.",
         },
+        audit_log="Audit log",
+        audit_intro=(
+            "Who did what, and when: logins, responses read, exports, erasures, and changes "
+            "of keys, users, groups, webhooks, rules and privacy policies. Each record is "
+            "kept {} days."
+        ),
+        actor="Who",
+        action="Action",
+        action_hint="A dotted name: key keeps key.create and key.revoke.",
+        project_name="Project",
+        target="Subject",
+        address="Address",
+        no_entries="No records match these filters.",
+        older_entries="Older records",
+        newest_entries="Newest records",
+        audit_export_text="Download every record these filters keep.",
     ),
     "ar": Words(
         skip="انتقل إلى المحتوى",
@@ -757,6 +786,22 @@ WORDS: Final[dict[str, Words]] = {
             "remove": "أُزيلت نقطة الاستقبال.",
             "redeliver": "أُعيد إرسال الرسالة: يظهر السجل المحاولة الجديدة.",
         },
+        audit_log="سجل التدقيق",
+        audit_intro=(
+            "من فعل ماذا ومتى: تسجيلات الدخول، وقراءة الردود، والتصدير، والمحو، وتغيير "
+            "المفاتيح والمستخدمين والمجموعات وخطافات الويب والقواعد وسياسات الخصوصية. يُحفظ "
+            "كل سجل {} يومًا."
+        ),
+        actor="مَن",
+        action="الإجراء",
+        action_hint="اسم منقّط: key يشمل key.create و key.revoke.",
+        project_name="المشروع",
+        target="على ماذا",
+        address="العنوان",
+        no_entries="لا سجلات تطابق هذه المرشحات.",
+        older_entries="سجلات أقدم",
+        newest_entries="أحدث السجلات",
+        audit_export_text="نزّل كل السجلات التي تُبقيها هذه المرشحات.",
     ),
     "fa": Words(
         skip="رفتن به محتوا",
@@ -1017,6 +1062,22 @@ WORDS: Final[dict[str, Words]] = {
             "remove": "نقطهٔ دریافت حذف شد.",
             "redeliver": "پیام دوباره فرستاده می‌شود: گزارش، تلاش تازه را نشان می‌دهد.",
         },
+        audit_log="گزارش ممیزی",
+        audit_intro=(
+            "چه کسی چه کاری را کی انجام داد: ورودها، خواندن پاسخ‌ها، خروجی‌ها، پاک‌سازی‌ها و "
+            "تغییر کلیدها، کاربران، گروه‌ها، وب‌هوک‌ها، قاعده‌ها و سیاست‌های حریم خصوصی. هر "
+            "رکورد {} روز نگه داشته می‌شود."
+        ),
+        actor="چه کسی",
+        action="کار",
+        action_hint="نامی نقطه‌دار: key شامل key.create و key.revoke است.",
+        project_name="پروژه",
+        target="روی چه",
+        address="نشانی",
+        no_entries="هیچ رکوردی با این فیلترها جور نیست.",
+        older_entries="رکوردهای قدیمی‌تر",
+        newest_entries="تازه‌ترین رکوردها",
+        audit_export_text="همهٔ رکوردهایی را که این فیلترها نگه می‌دارند دانلود کنید.",
     ),
     "id": Words(
         skip="Langsung ke konten",
@@ -1281,5 +1342,21 @@ WORDS: Final[dict[str, Words]] = {
             "remove": "Endpoint sudah dihapus.",
             "redeliver": "Pesan dikirim ulang: log menampilkan percobaan baru.",
         },
+        audit_log="Log audit",
+        audit_intro=(
+            "Siapa melakukan apa, dan kapan: login, tanggapan yang dibaca, ekspor, "
+            "penghapusan, serta perubahan kunci, pengguna, grup, webhook, aturan, dan "
+            "kebijakan privasi. Setiap catatan disimpan {} hari."
+        ),
+        actor="Siapa",
+        action="Tindakan",
+        action_hint="Nama bertitik: key mencakup key.create dan key.revoke.",
+        project_name="Proyek",
+        target="Sasaran",
+        address="Alamat",
+        no_entries="Tidak ada catatan yang cocok dengan filter ini.",
+        older_entries="Catatan lebih lama",
+        newest_entries="Catatan terbaru",
+        audit_export_text="Unduh semua catatan yang dipertahankan filter ini.",
     ),
 }

@@ -38,7 +38,7 @@ from ..reading.params import Params, check_known, scope, single
 from ..reading.stats import Bucket, Readings, StatsAnswer, answer, read, step_for
 from ..service import Service
 from ..stores import Step
-from . import followups, inbox, webhooks
+from . import audit, followups, inbox, webhooks
 from .app_auth import project_of, signed_in
 from .app_i18n import Locale, locale_of
 from .app_layout import APP_HEADERS, app_page, link, section_path
@@ -273,11 +273,12 @@ def _ms(start: str | None) -> int:
 def routes() -> list[Route]:
     """The dashboard's pages, for the application's table: the projects, the overview,
     :mod:`.inbox`'s (the feedback inbox, a response, the exports), :mod:`.followups`' (the
-    follow-up inbox, an item) and :mod:`.webhooks`'."""
+    follow-up inbox, an item), :mod:`.webhooks`' and :mod:`.audit`'s."""
     return [
         Route("/app/", projects_page, methods=["GET"], name="app.projects"),
         Route("/app/{project}/", overview_page, methods=["GET"], name="app.overview"),
         *inbox.routes(),
         *followups.routes(),
         *webhooks.routes(),
+        *audit.routes(),
     ]

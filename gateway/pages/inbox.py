@@ -10,7 +10,8 @@ The pages read what the API reads, through the same functions (:mod:`..reading`)
 form's fields are the API's parameters, checked and cut to the person's scope by
 :func:`~..reading.params.read_query`, so the stream shows exactly what ``/v1/responses`` gives
 for them and an export gets the same rows; a ref outside the scope is a 404, as one that
-doesn't exist. The page's own parameter (``lang``) is left out, as are the empty fields a form
+doesn't exist; a response opened is recorded in the audit log, as the API's read by ref is.
+The page's own parameter (``lang``) is left out, as are the empty fields a form
 sends; a day picked in a date field becomes the RFC 3339 time the API takes.
 """
 
@@ -32,6 +33,7 @@ from ..errors import ApiError
 from ..reading import cursor, find
 from ..reading.formats import ref_of, rfc3339
 from ..reading.params import HELD_VALUES, check_known, read_query, scope
+from ..routes.audit import record_request
 from ..service import Service
 from ..stores.reads import StoredResponse
 from .app_auth import project_of, signed_in
@@ -208,9 +210,13 @@ async def response_page(request: Request) -> Response:
     project = project_of(service, access, request.path_params["project"], "responses")
     check_known(request.query_params, PAGE_ONLY)
     channels = scope(access, "responses", project, None, None)
-    found = await find.detail(service, project.id, request.path_params["ref"], channels)
+    ref = request.path_params["ref"]
+    found = await find.detail(service, project.id, ref, channels)
     if found is None:
         raise ApiError(404, "no such response")
+    await record_request(
+        request, actor=access.who, action="response.read", project=project.id, target=ref
+    )
     entry, *history = _entries(locale, project.id, [found.response, *found.history])
     # The votes of its own vote group are its history, not other feedback.
     shown = {vote.position for vote in found.history}

@@ -10,20 +10,26 @@ every replica at once and clears the cookie.
 Every POST checks a CSRF token before anything else (:func:`.app_auth.check_csrf`): the
 session's on logout and the password change, the login form's own on the login. Failed logins
 are throttled per account and per address by :class:`~..control.people.People`; the page says
-when to try again.
+when to try again. Every login, refused or not, and every password change is recorded in the
+audit log, from the client's address; a refused one names the account only if it is a user's.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from ..control.passwords import MIN_PASSWORD_CHARS
+from ..control.people import MAX_EMAIL_CHARS
+from ..control.tables import users
 from ..errors import ApiError
 from ..http.auth import CSRF_FIELD, SESSION_COOKIE, request_address
+from ..privacy import audit
 from ..service import Service
 from .app_auth import (
     LOGIN_COOKIE,
@@ -102,14 +108,16 @@ async def login(request: Request) -> Response:
     fields = await form_fields(request, ("email", "password", CSRF_FIELD, "next"))
     check_csrf(request.cookies.get(LOGIN_COOKIE, ""), fields[CSRF_FIELD])
     next_path = safe_next(fields["next"])
+    address = request_address(request, service)
     try:
         token, session = await service.people.login(
             fields["email"],
             fields["password"],
-            request_address(request, service),
+            address,
             user_agent=request.headers.get("user-agent", "")[:256] or None,
         )
     except ApiError as refused:
+        await _failed_login(service, fields["email"], refused.status, address)
         words = locale.words
         if refused.status == 429:
             wait = refused.headers.get("Retry-After", "60")
@@ -125,6 +133,9 @@ async def login(request: Request) -> Response:
             status=refused.status,
             headers=refused.headers,
         )
+    await audit.record(
+        service.registry.db, actor=session.access.who, action="login", address=address
+    )
     old = request.cookies.get(SESSION_COOKIE)
     if old:  # whatever the browser held (planted or its own) is not the new session
         await service.people.logout(old)
@@ -208,9 +219,39 @@ async def change_password(request: Request) -> Response:
         else:
             error = words.password_rules.format(locale.number(MIN_PASSWORD_CHARS))
         return _password_page(request, locale, who, error, refused.status)
+    await audit.record(
+        service.registry.db,
+        actor=who.session.access.who,
+        action="password.change",
+        address=request_address(request, service),
+    )
     answer = RedirectResponse(link(locale, "/app/"), 303, APP_HEADERS)
     set_cookie(answer, SESSION_COOKIE, token, secure=is_https(request, service))
     return answer
+
+
+async def _failed_login(service: Service, email: str, status: int, address: str) -> None:
+    """Record a refused login: as the account's when it is a user's, else as ``user:unknown``.
+
+    What was typed is never kept unless it names a user: a password typed in the email field
+    by mistake must not reach the log.
+    """
+    account = email.strip().lower()[:MAX_EMAIL_CHARS]
+
+    async def known(conn: AsyncConnection) -> bool:
+        found = await conn.execute(select(users.c.id).where(users.c.email == account))
+        return found.first() is not None
+
+    is_user = bool(account) and await service.registry.db.arun(known)
+    who = account if is_user else "unknown"
+    reason = "throttled" if status == 429 else "wrong email or password"
+    await audit.record(
+        service.registry.db,
+        actor=f"user:{who}",
+        action="login.failed",
+        detail={"reason": reason},
+        address=address,
+    )
 
 
 def routes() -> list[Route]:

@@ -14,6 +14,7 @@ the session's CSRF token, to the functions behind ``/v1/webhooks``
 (:mod:`..integrations.webhooks`). A success redirects back to the page (POST-redirect-GET), but
 a new secret is shown in the answer itself, once, and kept nowhere for a later page. A change
 that is refused (a URL the SSRF guard refuses, no event type) shows the page again, saying why.
+A change done is recorded in the audit log, as the API's are.
 """
 
 from __future__ import annotations
@@ -32,8 +33,10 @@ from ..errors import ApiError
 from ..http.auth import CSRF_FIELD
 from ..integrations import webhooks as hooks
 from ..integrations.outbox import EVENT_TYPES
+from ..privacy import audit
 from ..reading.formats import rfc3339
 from ..reading.params import check_known, single
+from ..routes.audit import record_request
 from ..service import Service
 from .app_auth import SignedIn, check_csrf, form_fields, project_of, signed_in
 from .app_i18n import Locale, locale_of
@@ -222,20 +225,31 @@ async def change_webhooks(request: Request) -> Response:
         )
     db, action, endpoint = service.registry.db, fields["action"], fields["endpoint"]
     now = _now_ms()
+
+    async def record(done: str, target: str, detail: dict[str, object] | None = None) -> None:
+        await record_request(
+            request, actor=access.who, action=done, project=project.id, target=target, detail=detail
+        )
+
     try:
         if action == "add":
             types = [t for field, t in TYPE_FIELDS.items() if fields[field]]
             allow = service.settings.webhook_allow
             url, description = fields["url"].strip(), fields["description"]
             made, secret = await hooks.add(db, allow, project.id, url, types, description, now)
+            detail = audit.webhook_detail(made.url, made.event_types)
+            await record("webhook.create", made.id, detail)
             return await _page(request, who, project, QueryParams(), secret=(made.url, secret))
         if action == "rotate":
             rotated, secret = await hooks.rotate_secret(db, project.id, endpoint, now)
+            await record("webhook.rotate", endpoint)
             return await _page(request, who, project, QueryParams(), secret=(rotated.url, secret))
         if action == "enable":
             await hooks.enable(db, project.id, endpoint)
+            await record("webhook.enable", endpoint)
         elif action == "remove":
             await hooks.remove(db, project.id, endpoint)
+            await record("webhook.remove", endpoint)
         elif action == "redeliver":
             await hooks.get(db, project.id, endpoint)
             await hooks.redeliver(db, fields["message"], endpoint, now)

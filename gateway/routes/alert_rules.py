@@ -6,7 +6,8 @@ are a person's, logged in (keys read the data, not its settings). A change is a 
 anything is read or written. A person sees and changes only the rules that read nothing outside
 their scope (:func:`~..followups.alerts.covers`): one outside it is answered as one that doesn't
 exist (404), and making one is a 403 naming the channel or form. The rules and their checks are
-:mod:`..followups.alerts`'s.
+:mod:`..followups.alerts`'s. Each change is recorded in the audit log (``alert_rule.create``,
+``alert_rule.change``, ``alert_rule.delete``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ..http.responses import json_response
 from ..reading.formats import rfc3339
 from ..reading.params import check_known
 from ..service import Service
+from .audit import record_request
 
 #: The most an alert rule's body may hold: a few fields and up to 50 addresses.
 
@@ -133,6 +135,7 @@ async def create_rule(request: Request) -> Response:
     _within(visible, project, fields)
     now_ms = time.time_ns() // 1_000_000
     rule = await alerts.create_alert_rule(service.registry.db, project.id, fields, now_ms)
+    await record_request(request, action="alert_rule.create", project=project.id, target=rule.id)
     service.metrics.request("alert_rules", 201)
     return json_response(201, item(rule), {})
 
@@ -149,6 +152,7 @@ async def change_rule(request: Request) -> Response:
     changed = await alerts.update_alert_rule(service.registry.db, project.id, rule.id, fields)
     if changed is None:  # deleted meanwhile
         raise ApiError(404, "no such alert rule")
+    await record_request(request, action="alert_rule.change", project=project.id, target=rule.id)
     service.metrics.request("alert_rules", 200)
     return json_response(200, item(changed), {})
 
@@ -159,6 +163,7 @@ async def delete_rule(request: Request) -> Response:
     rule = await _found(service, project, visible, request.path_params["id"])
     if not await alerts.delete_alert_rule(service.registry.db, project.id, rule.id):
         raise ApiError(404, "no such alert rule")
+    await record_request(request, action="alert_rule.delete", project=project.id, target=rule.id)
     service.metrics.request("alert_rules", 204)
     return Response(status_code=204)
 

@@ -36,6 +36,7 @@ from ..http.body import media_type, read_body
 from ..http.responses import error_response, json_response
 from ..ingest.pipeline import commit
 from ..pages.rating import PAGE_HEADERS, comment_page, pick_language, problem_page, vote_page
+from ..privacy.scrub import scrub_records
 from ..service import Service
 from ..stores import VoteRule
 
@@ -196,6 +197,9 @@ def _record_of(
     )
     for rejection in rejected + refused:
         raise ApiError(400, f"{rejection.field}: {rejection.error}")
+    if project.scrubber is not None:  # the comment, scrubbed as any other before it is kept
+        records, found = scrub_records(project.scrubber, records)
+        service.metrics.scrubbed(found)
     return records[0]
 
 

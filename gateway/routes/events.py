@@ -1,5 +1,5 @@
-"""``POST /v1/events``: check, decode, validate, deduplicate, commit, and only then answer 202;
-``OPTIONS /v1/events``, the CORS preflight of a browser about to post.
+"""``POST /v1/events``: check, decode, validate, scrub, deduplicate, commit, and only then
+answer 202; ``OPTIONS /v1/events``, the CORS preflight of a browser about to post.
 
 The order of the checks is the contract's and also the cheapest first: the key and the limits
 before the body is read, the size before it is inflated, the whole body before any event.
@@ -25,6 +25,7 @@ from ..http.body import media_type, read_body
 from ..http.cors import cors_headers, preflight_headers
 from ..http.responses import json_response
 from ..ingest.pipeline import commit
+from ..privacy.scrub import scrub_records
 from ..service import Service
 
 
@@ -64,6 +65,9 @@ async def _ingest(request: Request, service: Service, key: Key, project: Project
     now_ms = int(time.time() * 1000)
     policy = Policy(channels=project.channels)
     records, refused = voxloop_core.validate(events, policy, now_ms, project.secret)
+    if project.scrubber is not None:  # the project's privacy policy: before anything keeps them
+        records, found = scrub_records(project.scrubber, records)
+        service.metrics.scrubbed(found)
     rejected = sorted(rejected + refused, key=lambda r: r.index)
     by_channel: defaultdict[str, list[Record]] = defaultdict(list)
     for record in records:

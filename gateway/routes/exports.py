@@ -4,7 +4,8 @@ The filters and scopes of ``/v1/responses`` (without ``limit`` and ``cursor``), 
 section. The rows are those the API's pages give, in the same order (newest first), read through
 the keyset a thousand at a time and written as they are read: memory stays flat whatever the
 size. The first page is read before the answer starts, so that a store that can't be read is a
-503 rather than a cut-off file.
+503 rather than a cut-off file. Each export is recorded in the audit log (``export``) with its
+format, the channels it read and its filters.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ..reading.formats import FORMATS, Format, written
 from ..reading.params import boolean, read_query, single
 from ..service import Service
 from ..stores.reads import StoredResponse
+from .audit import query_detail, record_request
 
 
 async def export_csv(request: Request) -> Response:
@@ -42,6 +44,11 @@ async def _export(request: Request, form: Format) -> Response:
     bom = bool(boolean(single(request.query_params, "bom"), "bom"))
     pages = find.pages(service, query)
     first = await anext(pages, None)  # StoreError: 503, before anything is sent
+    filters = query_detail(request.query_params, skip=("project", "bom"))
+    detail = {"format": form.name, "channels": sorted(query.channels), "filters": filters}
+    await record_request(
+        request, actor=access.who, action="export", project=project.id, detail=detail
+    )
 
     async def rows() -> AsyncIterator[list[StoredResponse]]:
         if first is not None:

@@ -1,5 +1,11 @@
-"""``GET /v1/respondents/{respondent}/responses``: everything one person said, on every channel
-the asker may see, oldest first, a page at a time.
+"""``/v1/respondents/{respondent}``: one person's data, read a page at a time, exported whole
+(GDPR Art. 15) or erased (Art. 17).
+
+``GET …/responses`` pages through everything they said on every channel the asker may see,
+oldest first. ``GET /v1/respondents/{respondent}`` exports everything held about them as one
+JSON document (:mod:`..privacy.access_export`), and ``DELETE`` erases it on every channel
+(:mod:`..privacy.erasure`), answering the receipt; both need the ``privacy`` section (a server
+key has it; a person ``view`` to read, ``edit`` of the whole project to erase).
 
 ``{respondent}`` is the id the client sent with its events (a user id, an email address). The
 gateway never stored it: it hashes it with the project's secret, as ingest did, and looks the
@@ -14,13 +20,20 @@ from starlette.responses import Response
 
 from ..http.auth import reader
 from ..http.responses import json_response
+from ..privacy import audit, erasure
+from ..privacy.access_export import respondent_data
 from ..reading import find
-from ..reading.params import read_query, respondent
+from ..reading.params import check_known, read_query, respondent, scope
 from ..service import Service
+from ..stores import Selection
+from .erasures import privacy_asker, whole_project
 from .responses import page_answer
 
 #: The route's path: ``{respondent}`` is any text, slashes and line breaks too.
 RESPONDENTS_PATH = "/v1/respondents/{respondent:anytext}/responses"
+#: The path of one respondent's data. Listed after :data:`RESPONDENTS_PATH`, so that
+#: ``…/responses`` is the page of responses.
+RESPONDENT_PATH = "/v1/respondents/{respondent:anytext}"
 
 
 class AnyText(Convertor[str]):
@@ -57,3 +70,44 @@ async def respondent_responses(request: Request) -> Response:
     rows, after = await find.page(service, query)  # StoreError: 503
     service.metrics.request("respondents", 200)
     return json_response(200, page_answer(query, project.secret, rows, after), {})
+
+
+async def get_respondent(request: Request) -> Response:
+    """Answer ``GET /v1/respondents/{respondent}``: everything held about them, as JSON."""
+    service: Service = request.app.state.service
+    asker = await privacy_asker(request, service, "view")
+    check_known(request.query_params, ("project",))
+    project = asker.project
+    pseudonym = find.pseudonym(project.secret, respondent(request.path_params["respondent"]))
+    channels = scope(asker.access, "privacy", project, None, None)
+    answer = await respondent_data(service, project.id, pseudonym, channels)
+    await audit.record(
+        service.registry.db,
+        actor=asker.actor,
+        action="respondent.export",
+        project=project.id,
+        target=pseudonym,
+        detail={
+            "channels": list(channels),
+            "responses": len(answer.responses),
+            "followups": len(answer.followups),
+        },
+        address=asker.address,
+    )
+    service.metrics.request("respondents", 200)
+    return json_response(200, answer, {})
+
+
+async def erase_respondent(request: Request) -> Response:
+    """Answer ``DELETE /v1/respondents/{respondent}``: erase them everywhere; the receipt."""
+    service: Service = request.app.state.service
+    asker = await privacy_asker(request, service, "edit")
+    check_known(request.query_params, ("project",))
+    whole_project(asker)
+    project = asker.project
+    pseudonym = find.pseudonym(project.secret, respondent(request.path_params["respondent"]))
+    receipt = await erasure.erase(
+        service, project, Selection(respondent=pseudonym), asker.actor, address=asker.address
+    )  # StoreError: 503, and the receipt stays unfinished until asked again
+    service.metrics.request("respondents", 200)
+    return json_response(200, receipt, {})

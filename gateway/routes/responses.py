@@ -3,7 +3,8 @@
 
 Both read within the asker's scope on the Feedback inbox section (``responses``): a server key
 sees its whole project, a read key its channels and forms, a person what their groups grant.
-A ref outside the scope is answered exactly as a ref that doesn't exist (404).
+A ref outside the scope is answered exactly as a ref that doesn't exist (404). A response read
+by its ref is recorded in the audit log (``response.read``), by whom and from where.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ..reading.formats import ResponseItem, item
 from ..reading.params import ReadQuery, check_known, read_query, scope
 from ..service import Service
 from ..stores.reads import Position, StoredResponse
+from .audit import record_request
 
 
 class ResponsesAnswer(msgspec.Struct, kw_only=True):
@@ -67,6 +69,9 @@ async def get_response(request: Request) -> Response:
     found = await find.detail(service, project.id, ref, channels)
     if found is None:
         raise ApiError(404, "no such response")
+    await record_request(
+        request, actor=access.who, action="response.read", project=project.id, target=ref
+    )
     answer = ResponseDetail(
         response=item(found.response),
         history=[item(row) for row in found.history],

@@ -6,7 +6,8 @@ session's CSRF token in ``X-CSRF-Token``. A person sees and changes only the rul
 nothing outside their scope (:func:`~..followups.rules.covers`): one outside it is answered as
 one that doesn't exist (404), and making one is a 403 naming the channel or form. A rule that
 can never match is a 422 naming the field (:func:`~..followups.rules.check_rule`); a rule that
-made follow-up items is disabled rather than deleted (409).
+made follow-up items is disabled rather than deleted (409). Each change is recorded in the
+audit log (``rule.create``, ``rule.change``, ``rule.delete``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from ..integrations.outbox import new_id
 from ..reading.formats import rfc3339
 from ..reading.params import check_known
 from ..service import Service
+from .audit import record_request
 
 #: The most a rule's body may hold: a few fields and up to 50 words.
 NOT_FOUND: Final = "no such rule"
@@ -159,6 +161,10 @@ async def create_rule(request: Request) -> Response:
         await rules.insert_rule(conn, rule)
 
     await service.registry.db.arun(write, write=True)
+    detail = {"name": rule.name, "kind": rule.kind}
+    await record_request(
+        request, action="rule.create", project=project.id, target=rule.id, detail=detail
+    )
     service.metrics.request("rules", 201)
     return json_response(201, rule_item(rule), {})
 
@@ -185,6 +191,10 @@ async def change_rule(request: Request) -> Response:
         return changed
 
     changed = await service.registry.db.arun(write, write=True)
+    detail = {"name": changed.name, "changed": sorted(given)}
+    await record_request(
+        request, action="rule.change", project=project.id, target=rule_id, detail=detail
+    )
     service.metrics.request("rules", 200)
     return json_response(200, rule_item(changed), {})
 
@@ -201,6 +211,7 @@ async def delete_rule(request: Request) -> Response:
         await rules.delete_rule(conn, project.id, rule.id)
 
     await service.registry.db.arun(write, write=True)
+    await record_request(request, action="rule.delete", project=project.id, target=rule_id)
     service.metrics.request("rules", 204)
     return Response(status_code=204)
 

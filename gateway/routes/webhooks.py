@@ -5,7 +5,8 @@ are a person's, logged in (keys read the data, not its settings). A change is se
 session's CSRF token in ``X-CSRF-Token``, checked before anything is read or written, and, as
 an endpoint is sent events of every channel and form of its project, it needs the section over
 the whole project: a person scoped to some channels may look, not change. Bad input is a 4xx
-naming the field; the rules are :mod:`..integrations.webhooks`'s and the SSRF guard's.
+naming the field; the rules are :mod:`..integrations.webhooks`'s and the SSRF guard's. Each
+change is recorded in the audit log: the endpoint's id, host and event types, never its secret.
 
 ::
 
@@ -37,9 +38,11 @@ from ..http.auth import person_changing, reader
 from ..http.body import json_body
 from ..http.responses import json_response
 from ..integrations import webhooks as hooks
+from ..privacy import audit
 from ..reading.formats import rfc3339
 from ..reading.params import check_known, single
 from ..service import Service
+from .audit import record_request
 
 #: The most a request's body may hold: a URL, a few event types, a description.
 
@@ -191,6 +194,10 @@ async def add_webhook(request: Request) -> Response:
         asked.description,
         now,
     )
+    detail = audit.webhook_detail(made.url, made.event_types)
+    await record_request(
+        request, action="webhook.create", project=project.id, target=made.id, detail=detail
+    )
     service.metrics.request("webhooks", 201)
     return json_response(201, SecretAnswer(webhook=item(made, now), secret=secret), {})
 
@@ -209,6 +216,8 @@ async def remove_webhook(request: Request) -> Response:
     project = await _asker(request, edit=True)
     service, db = _db(request)
     await hooks.remove(db, project.id, request.path_params["id"])
+    target = request.path_params["id"]
+    await record_request(request, action="webhook.remove", project=project.id, target=target)
     service.metrics.request("webhooks", 204)
     return Response(status_code=204)
 
@@ -219,6 +228,7 @@ async def rotate_secret(request: Request) -> Response:
     service, db = _db(request)
     now = _now_ms()
     rotated, secret = await hooks.rotate_secret(db, project.id, request.path_params["id"], now)
+    await record_request(request, action="webhook.rotate", project=project.id, target=rotated.id)
     service.metrics.request("webhooks", 200)
     return json_response(200, SecretAnswer(webhook=item(rotated, now), secret=secret), {})
 
@@ -228,6 +238,7 @@ async def enable_webhook(request: Request) -> Response:
     project = await _asker(request, edit=True)
     service, db = _db(request)
     enabled = await hooks.enable(db, project.id, request.path_params["id"])
+    await record_request(request, action="webhook.enable", project=project.id, target=enabled.id)
     service.metrics.request("webhooks", 200)
     return json_response(200, item(enabled, _now_ms()), {})
 

@@ -137,6 +137,7 @@ SAMPLES: dict[str, tuple[tuple[str, Any], tuple[str, Any]]] = {
     "busy_timeout_ms": (("0", 0), ("250", 250)),
     "email_edit_days": (("0", 0.0), ("30", 30.0)),
     "email_burst_seconds": (("2.5", 2.5), ("60", 60.0)),
+    "audit_retention_days": (("1", 1), ("3650", 3650)),
     "public_url": (("https://cx.example.com/", "https://cx.example.com"), ("", "")),
     "webhook_allow": (("127.0.0.1", ("127.0.0.1/32",)), ("10.0.0.0/8", ("10.0.0.0/8",))),
     "webhook_timeout_s": (("1", 1.0), ("60", 60.0)),

@@ -21,6 +21,7 @@ KNOWN = {
     "app/followups.html": "pages.followups: test_followups_pages.py",
     "app/followup.html": "pages.followups: test_followups_pages.py",
     "app/webhooks.html": "pages.webhooks: test_webhooks_page.py",
+    "app/audit.html": "pages.audit: tests/privacy/test_audit.py",
     "app/login.html": "pages.login: test_login.py",
     "app/password.html": "pages.login: test_login.py",
     "app/projects.html": "pages.dashboard: test_dashboard.py",

@@ -1,0 +1,1 @@
+"""Privacy: what is kept of people, and for how long."""

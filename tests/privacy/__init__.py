@@ -1,0 +1,1 @@
+"""The privacy layer: erasure, access, scrubbing, retention and the audit log."""
