@@ -22,7 +22,7 @@ from voxloop_gateway.control.access import Level, Scope, Section
 from voxloop_gateway.control.db import Database
 from voxloop_gateway.control.people import People
 from voxloop_gateway.control.registry import Registry
-from voxloop_gateway.errors import ApiError
+from voxloop_gateway.errors import ApiError, ConfigError
 from voxloop_gateway.followups.sla import (
     BREACH_BATCH,
     SlaFigures,
@@ -407,6 +407,21 @@ async def test_a_scan_marks_more_items_than_a_batch(control: Control) -> None:
     assert len(await control.rows(tables.email_outbox, "id")) == count
 
 
+async def rounds(db: Database, now: int) -> None:
+    """A replica's scans as its workers run them: a round that found the database locked (on
+    SQLite, another replica's batches held it past the busy timeout) is run again next round.
+    The batches it committed before stay committed, so what each item got is read back from the
+    database, not summed from the rounds' answers."""
+    for _ in range(10):
+        try:
+            await scan_breaches(db, now)
+            return
+        except ConfigError as exc:
+            if "locked" not in str(exc):
+                raise
+    raise AssertionError("ten rounds in a row found the database locked")
+
+
 async def test_replicas_racing_breach_each_item_once(control: Control) -> None:
     """Three Database objects on one database (on PostgreSQL, three pools) scan at once."""
     await control.rule(escalate_to="lead@example.com")
@@ -415,8 +430,7 @@ async def test_replicas_racing_breach_each_item_once(control: Control) -> None:
     await control.add(tables.followups, *rows)
     replicas = [control.replica(), control.replica(), control.replica()]
     now = WINDOW_MS + 48 * HOUR_MS + 7
-    marked = await asyncio.gather(*(scan_breaches(db, now) for db in replicas))
-    assert sum(marked) == count
+    await asyncio.gather(*(rounds(db, now) for db in replicas))
     again = await asyncio.gather(*(scan_breaches(db, now + 1) for db in replicas))
     assert again == [0, 0, 0]
     changes = await control.rows(tables.followup_changes, "followup")
