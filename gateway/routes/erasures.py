@@ -10,7 +10,7 @@ gateway's background work (:func:`~..privacy.erasure.resume`), or by asking for 
 Who may: a server key of the project, or a person with ``edit`` on the ``privacy`` section of
 the whole project (an erasure reaches every channel and form), with the session's CSRF token in
 ``X-CSRF-Token``; reading a receipt needs ``view``. Read keys never erase.
-:func:`privacy_asker` is the check, for these routes and ``/v1/respondents/{respondent}``.
+:func:`~.privacy_asker.privacy_asker` is the check, as on every privacy route.
 """
 
 from __future__ import annotations
@@ -20,72 +20,25 @@ import logging
 import re
 from typing import Any, Final
 
-import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from voxloop_core import FORM_PATTERN
 
-from ..control.access import Access, Denied, Grant, Level, Scope
-from ..control.registry import Project
 from ..errors import ApiError
-from ..http.auth import authenticate, person_changing, reader, request_address
 from ..http.body import json_body
 from ..http.responses import json_response
-from ..privacy import audit, erasure
+from ..privacy import erasure
 from ..reading.params import check_known, instant
 from ..service import Service
 from ..stores import Selection
+from .privacy_asker import Asker, privacy_asker, whole_project
 
 #: The fields of an erasure's body.
 FIELDS: Final = ("form", "from", "to", "all")
 _FORM: Final = re.compile(FORM_PATTERN)
 _log = logging.getLogger(__name__)
-
-
-class Asker(msgspec.Struct, frozen=True):
-    """Who asks about a project's privacy: their access, the project, and the audit's actor."""
-
-    access: Access
-    project: Project
-    actor: str
-    address: str
-
-
-async def privacy_asker(request: Request, service: Service, level: Level) -> Asker:
-    """The asker of a privacy route, with ``level`` on the ``privacy`` section.
-
-    A server key has every level on its project; a read key none (403); a person what their
-    groups grant, and a change (``edit``) carries their session's CSRF token.
-    """
-    address = request_address(request, service)
-    header = request.headers.get("authorization", "")
-    raw = header.partition(" ")[2].strip()
-    if header and service.registry.kind_of(raw) == "server":
-        key, project = authenticate(request, service)
-        asked = request.query_params.getlist("project")
-        if asked and asked != [project.id]:
-            raise Denied(f"this key reads project {project.id!r} only")
-        actor = audit.key_actor(key.id)
-        grant = Grant(actor, {"privacy": "edit"}, (Scope(project.id),))
-        return Asker(Access(actor, (grant,)), project, actor, address)
-    access, project = await reader(request, service, "privacy")
-    if level == "edit":
-        await person_changing(request, service, access, "privacy", project, "an erasure is")
-    access.require("privacy", level, project.id)
-    return Asker(access, project, access.who, address)
-
-
-def whole_project(asker: Asker) -> None:
-    """Refuse an erasure to whoever may not see the whole project on ``privacy`` (403)."""
-    project = asker.project
-    seen = asker.access.visible("privacy", project.id, project.channels)
-    if seen.keys() != project.channels or any(forms is not None for forms in seen.values()):
-        raise Denied(
-            f"an erasure reaches every channel and form of project {project.id!r}:"
-            " it needs privacy edit on the whole project"
-        )
 
 
 def selection_of(body: Any) -> Selection:
@@ -124,9 +77,9 @@ def selection_of(body: Any) -> Selection:
 async def post_erasure(request: Request) -> Response:
     """``POST /v1/erasures``: start an erasure; 202 with its unfinished receipt."""
     service: Service = request.app.state.service
-    asker = await privacy_asker(request, service, "edit")
+    asker = await privacy_asker(request, service, "edit", "an erasure is")
     check_known(request.query_params, ("project",))
-    whole_project(asker)
+    whole_project(asker, "an erasure reaches")
     selection = selection_of(await json_body(request, Any, "the erasure"))
     started = await erasure.begin(service.registry.db, asker.project.id, selection, asker.actor)
     task = asyncio.get_running_loop().create_task(_run(service, asker, selection))
@@ -171,4 +124,4 @@ def routes() -> list[Route]:
     ]
 
 
-__all__ = ["Asker", "privacy_asker", "routes", "selection_of", "whole_project"]
+__all__ = ["routes", "selection_of"]

@@ -26,17 +26,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..control.access import Denied
 from ..control.registry import Project
-from ..http.auth import authenticate, bearer_or_query_key, person_changing, reader
 from ..http.body import json_body
 from ..http.responses import json_response
 from ..privacy import policy as policies
-from ..privacy.audit import key_actor
 from ..privacy.policy import PatternItem, Policy, RetentionMode
 from ..privacy.scrub import TYPES
 from ..reading.params import check_known
 from ..service import Service
+from .privacy_asker import privacy_asker, whole_project
 
 PATH: Final = "/v1/privacy/policy"
 
@@ -90,31 +88,15 @@ def changed(policy: Policy, change: PolicyChange) -> Policy:
 
 
 async def _asker(request: Request, *, edit: bool) -> tuple[Service, Project, str]:
-    """The service, the project asked about and who asks (as the audit log names them).
-
-    A server key is its project's owner here; anyone else is a reader of the ``privacy``
-    section (a read key has none of it: 403), and a change is a person's with ``edit``.
-    """
+    """The service, the project asked about and who asks (as the audit log names them)."""
     service: Service = request.app.state.service
-    raw, _ = bearer_or_query_key(request)
-    if raw is not None and service.registry.kind_of(raw) == "server":
-        key, project = authenticate(request, service)  # 401, 403 from a browser, 429
-        check_known(request.query_params, ("project",))
-        asked = request.query_params.get("project")
-        if asked is not None and asked != project.id:
-            raise Denied(f"this key reads project {project.id!r} only")
-        return service, project, key_actor(key.id)
-    access, project = await reader(request, service, "privacy")
+    asker = await privacy_asker(
+        request, service, "edit" if edit else "view", "privacy policies are"
+    )
     check_known(request.query_params, ("project",))
     if edit:
-        await person_changing(request, service, access, "privacy", project, "privacy policies are")
-        visible = access.visible("privacy", project.id, project.channels)
-        if set(visible) != set(project.channels) or any(f is not None for f in visible.values()):
-            raise Denied(
-                "a privacy policy holds for every channel and form of the project: changing it"
-                " needs Privacy access to all of it"
-            )
-    return service, project, access.who
+        whole_project(asker, "a privacy policy holds for")
+    return service, asker.project, asker.actor
 
 
 async def get_policy(request: Request) -> Response:

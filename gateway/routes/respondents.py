@@ -26,7 +26,7 @@ from ..reading import find
 from ..reading.params import check_known, read_query, respondent, scope
 from ..service import Service
 from ..stores import Selection
-from .erasures import privacy_asker, whole_project
+from .privacy_asker import privacy_asker, whole_project
 from .responses import page_answer
 
 #: The route's path: ``{respondent}`` is any text, slashes and line breaks too.
@@ -101,9 +101,9 @@ async def get_respondent(request: Request) -> Response:
 async def erase_respondent(request: Request) -> Response:
     """Answer ``DELETE /v1/respondents/{respondent}``: erase them everywhere; the receipt."""
     service: Service = request.app.state.service
-    asker = await privacy_asker(request, service, "edit")
+    asker = await privacy_asker(request, service, "edit", "an erasure is")
     check_known(request.query_params, ("project",))
-    whole_project(asker)
+    whole_project(asker, "an erasure reaches")
     project = asker.project
     pseudonym = find.pseudonym(project.secret, respondent(request.path_params["respondent"]))
     receipt = await erasure.erase(

@@ -352,7 +352,7 @@ def test_who_may_read_and_change_it(world: World) -> None:
     with world.person("wes") as client:
         assert client.get(PATH).status_code == 200
         refused = world.put(client, scrub=False)
-    assert refused.status_code == 403 and "all of it" in refused.json()["error"]
+    assert refused.status_code == 403 and "the whole project" in refused.json()["error"]
     with world.person("dan") as client:
         assert client.get(PATH).status_code == 403
     with world.gateway.client(world.read_key) as client:
