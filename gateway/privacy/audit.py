@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -134,8 +134,16 @@ async def record_in(
     now_ms: int | None = None,
 ) -> None:
     """Append one record inside the caller's transaction: it commits with the change or not."""
-    row = _row(actor, action, project, target, detail, address, now_ms)
-    await conn.execute(insert(audit_log).values(**row))
+    await _writer(_row(actor, action, project, target, detail, address, now_ms))(conn)
+
+
+def _writer(row: dict[str, object]) -> Callable[[AsyncConnection], Awaitable[None]]:
+    """The work that appends ``row``, for a transaction of the caller's or of its own."""
+
+    async def write(conn: AsyncConnection) -> None:
+        await conn.execute(insert(audit_log).values(**row))
+
+    return write
 
 
 async def record(
@@ -150,12 +158,9 @@ async def record(
     now_ms: int | None = None,
 ) -> None:
     """Append one record in a transaction of its own, from code on the gateway's event loop."""
-    row = _row(actor, action, project, target, detail, address, now_ms)
-
-    async def write(conn: AsyncConnection) -> None:
-        await conn.execute(insert(audit_log).values(**row))
-
-    await db.arun(write, write=True)
+    await db.arun(
+        _writer(_row(actor, action, project, target, detail, address, now_ms)), write=True
+    )
 
 
 def record_sync(
@@ -169,12 +174,7 @@ def record_sync(
     now_ms: int | None = None,
 ) -> None:
     """:func:`record` for synchronous code (the CLI): waits for the row to be written."""
-    row = _row(actor, action, project, target, detail, None, now_ms)
-
-    async def write(conn: AsyncConnection) -> None:
-        await conn.execute(insert(audit_log).values(**row))
-
-    db.run(write, write=True)
+    db.run(_writer(_row(actor, action, project, target, detail, None, now_ms)), write=True)
 
 
 async def expire_audit(db: Database, now_ms: int, days: int, batch: int = EXPIRE_BATCH) -> int:
