@@ -83,7 +83,7 @@ from .reads import Position, ResponseFilter, Selection
 
 #: How long a statement waits for another process's lock before failing with "locked".
 DEFAULT_BUSY_TIMEOUT_MS: Final = 5_000
-SCHEMA_VERSION: Final = 7
+SCHEMA_VERSION: Final = 8
 #: Connections that read, besides the writer's: two pages (or a page and the stats) at once.
 READERS: Final = 2
 
@@ -146,18 +146,17 @@ CREATE TABLE IF NOT EXISTS log_end (
 """
 
 # The read side (version 4): responses in time order, and the comments' trigram index with the
-# triggers that keep it. ``body ->> '$.comment'`` is the comment wherever it is read.
+# triggers that keep it when a comment changes or goes. ``body ->> '$.comment'`` is the comment
+# wherever it is read. New events' comments are indexed by the commit itself (``_INDEX_COMMENTS``),
+# in one statement: a trigger on insert ran the index's insert per event, inside that event's
+# statement savepoint, where FTS5 writes out what it holds in memory, a segment per event (the
+# insert cost 50 µs an event, against 13 µs so; version 8 drops that trigger).
 _READ_SIDE: Final = """
 CREATE INDEX IF NOT EXISTS events_by_time ON events (project, ts_ms, key);
 CREATE INDEX IF NOT EXISTS events_held_by_time ON events (project, ts_ms, key)
     WHERE held IS NOT NULL;
 CREATE VIRTUAL TABLE IF NOT EXISTS comment_text
     USING fts5(comment, tokenize = 'trigram', columnsize = 0);
-CREATE TRIGGER IF NOT EXISTS comment_text_insert AFTER INSERT ON events
-    WHEN new.body ->> '$.comment' IS NOT NULL
-BEGIN
-    INSERT INTO comment_text (rowid, comment) VALUES (new.seq, new.body ->> '$.comment');
-END;
 CREATE TRIGGER IF NOT EXISTS comment_text_update AFTER UPDATE OF body ON events
     WHEN (old.body ->> '$.comment') IS NOT (new.body ->> '$.comment')
 BEGIN
@@ -276,6 +275,13 @@ BEGIN IMMEDIATE;
 PRAGMA user_version = 7;
 COMMIT;
 """,
+    # 8: new comments are indexed by the commit, not by a trigger per event (``_READ_SIDE``).
+    7: """
+BEGIN IMMEDIATE;
+DROP TRIGGER IF EXISTS comment_text_insert;
+PRAGMA user_version = 8;
+COMMIT;
+""",
 }
 
 # Per connection, in memory (temp_store = MEMORY): the vote groups a commit touches, each with
@@ -304,6 +310,12 @@ INSERT INTO main.events (seq, project, key, id, ts_ms, form, metric, score, vote
                          received_ms, body, respondent)
 VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"""
 # The seq the next event must follow when the events that held the highest ones are gone.
+# The comments of the events this commit inserted (seq above the last one before it), into the
+# trigram index in one statement (see ``_READ_SIDE``).
+_INDEX_COMMENTS: Final = """
+INSERT INTO main.comment_text (rowid, comment)
+SELECT seq, body ->> '$.comment' FROM main.events
+WHERE seq > ? AND body ->> '$.comment' IS NOT NULL"""
 _LOG_END: Final = """
 SELECT seq FROM main.log_end WHERE seq > (SELECT coalesce(max(seq), 0) FROM main.events)"""
 _KEEP_LOG_END: Final = """
@@ -749,15 +761,20 @@ def _store_group(conn: sqlite3.Connection, group: list[Pending]) -> list[int]:
 
 
 def _insert(conn: sqlite3.Connection, rows: list[Row]) -> None:
-    """Insert the new events; the first one after the log's end when the events that held the
-    highest seqs were removed (``log_end``), so that no reader past them skips it."""
+    """Insert the new events, the first one after the log's end when the events that held the
+    highest seqs were removed (``log_end``), so that no reader past them skips it; then index
+    their comments."""
     if not rows:
         return
     end = conn.execute(_LOG_END).fetchone()
     if end is not None:
+        last = end[0]
         conn.execute(_INSERT_EVENT_AT, (end[0] + 1, *rows[0]))
         rows = rows[1:]
+    else:
+        last = conn.execute(_LAST_SEQ).fetchone()[0]
     conn.executemany(_INSERT_EVENT, rows)
+    conn.execute(_INDEX_COMMENTS, (last,))
 
 
 def _remove(conn: sqlite3.Connection, project: str, keys: list[bytes]) -> None:

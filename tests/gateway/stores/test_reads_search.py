@@ -19,11 +19,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from voxloop_gateway.stores import SqliteStore, Store, VoteRule, postgres, sqlite
+from voxloop_gateway.stores import SqliteStore, Store, StoreUnavailable, VoteRule, postgres, sqlite
 from voxloop_gateway.stores._queries import TEXT_FIRST, PostgresDialect, Query, SqliteDialect
 from voxloop_gateway.stores._search import like_pattern
 from voxloop_gateway.stores.postgres import PostgresStore, migrate
-from voxloop_gateway.stores.reads import ResponseFilter
+from voxloop_gateway.stores.reads import ResponseFilter, Selection
 
 from .conftest import (
     NOW_MS,
@@ -406,7 +406,7 @@ def _first(sql: tuple[str, list[object]]) -> tuple[object, ...]:
     return (sql[0], *sql[1])
 
 
-async def test_sqlite_triggers_keep_the_trigram_index_equal_to_the_comments(
+async def test_sqlite_the_trigram_index_is_kept_equal_to_the_comments(
     tmp_path: pathlib.Path,
 ) -> None:
     # On insert, when a comment is attached later, and when an event is deleted (erasure and
@@ -426,7 +426,65 @@ async def test_sqlite_triggers_keep_the_trigram_index_equal_to_the_comments(
         assert await search(store, "AFTERWARDS") == ["click"]
     finally:
         await store.close()
+    index_equals_comments(path)
+    query_file(path, "INSERT INTO comment_text (comment_text) VALUES ('integrity-check')")
+
+
+def index_equals_comments(path: pathlib.Path) -> None:
     comments = "SELECT seq, body ->> '$.comment' FROM events WHERE body ->> '$.comment' NOT NULL"
     indexed = "SELECT rowid, comment FROM comment_text"
     assert sorted(query_file(path, indexed)) == sorted(query_file(path, comments))
-    query_file(path, "INSERT INTO comment_text (comment_text) VALUES ('integrity-check')")
+
+
+async def test_sqlite_comments_after_the_log_end_are_indexed_once(tmp_path: pathlib.Path) -> None:
+    # The newest events are erased (their seqs are kept in log_end); the next commit's events
+    # take the seqs after it, and its comments are indexed under those seqs.
+    path = tmp_path / "web.sqlite3"
+    store = SqliteStore(path, "web")
+    await store.open()
+    try:
+        await write_comments(store)
+        await store.erase("globex", Selection(), tombstone_until_ms=NOW_MS)
+        await store.write(PROJECT, make_records(event(id="after", comment="Written after")))
+        assert await search(store, "WRITTEN AFTER") == ["after"]
+        assert await search(store, "التوصيل") == ["ar"]
+    finally:
+        await store.close()
+    index_equals_comments(path)
+
+
+async def test_sqlite_a_version_7_file_indexes_new_comments_once_migrated(
+    tmp_path: pathlib.Path,
+) -> None:
+    # Version 7 indexed each new comment by a trigger; version 8 indexes them in the commit.
+    # Both at once would index a comment twice.
+    path = tmp_path / "web.sqlite3"
+    store = SqliteStore(path, "web")
+    await store.open()
+    await write_comments(store)
+    await store.close()
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.executescript(
+            "CREATE TRIGGER comment_text_insert AFTER INSERT ON events"
+            " WHEN new.body ->> '$.comment' IS NOT NULL BEGIN"
+            " INSERT INTO comment_text (rowid, comment) VALUES (new.seq, new.body ->> '$.comment');"
+            " END; PRAGMA user_version = 7;"
+        )
+    with pytest.raises(StoreUnavailable, match="version 7, this gateway needs"):
+        await SqliteStore(path, "web").open()
+
+    assert sqlite.migrate_file(path) == (7, sqlite.SCHEMA_VERSION)
+
+    assert query_file(path, "SELECT name FROM sqlite_master WHERE type = 'trigger'") == [
+        ("comment_text_update",),
+        ("comment_text_delete",),
+    ]
+    store = SqliteStore(path, "web")
+    await store.open()
+    try:
+        await store.write(PROJECT, make_records(event(id="new", comment="A new comment")))
+        assert await search(store, "new comment") == ["new"]
+        assert await search(store, "PAYMENT page") == found_by_rule("PAYMENT page")
+    finally:
+        await store.close()
+    index_equals_comments(path)
