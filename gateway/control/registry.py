@@ -11,14 +11,16 @@ cheap lookup. Three kinds: a site key (``pk_``) writes from web pages and apps, 
 and forms (:meth:`Key.scope`) and never writes.
 
 A running gateway keeps the registry in memory and reloads it whenever the file has changed (one
-``stat`` a request), so keys created or revoked with the CLI take effect at once, no restart; and
-every ``RELOAD_SECONDS`` regardless, in case two writes fell in one tick of the file's clock.
+``stat`` per turn of its event loop, shared by the requests of that turn), so keys created or
+revoked with the CLI take effect at once, no restart; and every ``RELOAD_SECONDS`` regardless,
+in case two writes fell in one tick of the file's clock.
 On PostgreSQL it rereads the tables every second (:data:`PG_RELOAD_SECONDS`), off the request's
 path, so a revocation reaches every replica within about a second.
 """
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import hashlib
 import json
@@ -174,6 +176,9 @@ class Registry:
         self._version: object = None
         self._loaded_at = float("-inf")
         self._checked = False
+        #: The event loop whose current turn already looked for a change, and what it found.
+        self._turn: asyncio.AbstractEventLoop | None = None
+        self._turn_version: object = None
 
     # --- writes, from the CLI ------------------------------------------------------------
 
@@ -403,8 +408,28 @@ class Registry:
         self._version = version
         self._loaded_at = time.monotonic()
 
+    def _turn_change(self) -> object:
+        """:meth:`_change`, looked for once per turn of the running event loop.
+
+        The requests one turn runs came in together, and a ``stat`` costs about as much as the
+        rest of a key's check: it is made for the first of them only. Every request still sees
+        a change finished before its turn began (a revocation holds from the next request on);
+        outside an event loop (the CLI), every call looks.
+        """
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return self._change()
+        if self._turn is not loop:
+            self._turn, self._turn_version = loop, self._change()
+            loop.call_soon(self._end_turn)
+        return self._turn_version
+
+    def _end_turn(self) -> None:
+        self._turn = None
+
     def _refresh(self) -> None:
-        version = self._change()
+        version = self._turn_change()
         if version == self._version and time.monotonic() - self._loaded_at <= RELOAD_SECONDS:
             return
         if self.db.dialect == "sqlite":

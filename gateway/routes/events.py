@@ -28,6 +28,9 @@ from ..ingest.pipeline import commit
 from ..privacy.scrub import scrub_records
 from ..service import Service
 
+#: Where batches of events are posted.
+EVENTS_PATH = "/v1/events"
+
 
 class IngestAnswer(msgspec.Struct, kw_only=True):
     """The body of a 202 or a 422: what became of each event."""

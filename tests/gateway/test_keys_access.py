@@ -3,6 +3,7 @@ key the CLI makes or revokes as soon as authenticated requests do (SQLite and Po
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import subprocess
 import sys
@@ -171,3 +172,32 @@ def test_a_preflight_sees_a_key_the_cli_made_or_revoked_within_the_reload_on_pos
     cli("--store", pg_url, "keys", "revoke", made.stdout.strip()[:11])
     assert until(allows, False, 3.0) < 3.0
     assert preflight_allows(pg_gateway.url, ORIGIN)
+
+
+async def test_a_gateway_looks_for_a_change_once_per_turn_of_its_loop(tmp_path: Path) -> None:
+    # The requests of one turn share one look at the file; the next turn sees the change.
+    writer = Registry(tmp_path)
+    writer.create_project("shop")
+    key, _ = writer.create_key("shop", "server")
+    gateway = Registry(tmp_path)
+    assert gateway.authenticate(key) is not None  # the turn's look
+    time.sleep(0.05)  # past a tick of the file's clock
+    writer.revoke_key(key[:11])
+    assert gateway.authenticate(key) is not None  # the same turn: a request made with the first
+    await asyncio.sleep(0)
+    assert gateway.authenticate(key) is None
+    writer.close()
+    gateway.close()
+
+
+def test_outside_an_event_loop_every_call_looks_for_a_change(tmp_path: Path) -> None:
+    writer = Registry(tmp_path)
+    writer.create_project("shop")
+    key, _ = writer.create_key("shop", "server")
+    reader = Registry(tmp_path)
+    assert reader.authenticate(key) is not None
+    time.sleep(0.05)
+    writer.revoke_key(key[:11])
+    assert reader.authenticate(key) is None
+    writer.close()
+    reader.close()
