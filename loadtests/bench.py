@@ -7,7 +7,8 @@ Run with ``make bench``. Sections:
   compiled pipeline (decode + validate + dedup + aggregate), and their ratios; also the twins'
   own stages alone, on events decoded beforehand.
 - ``sdk``: what the SDK's ``capture()`` costs the calling thread, and how fast it enqueues.
-- ``http``: the gateway and its peers under wrk (see ``http_bench``).
+- ``http``: the gateway, in two configurations, and its peers under wrk, the server's CPU time
+  per event, and the gateway offered twice its peak rate (see ``http_bench`` and ``overload``).
 - ``read``: a year of stored events read over HTTP: responses, search, deep pages, the
   dashboard, stats and the whole export, beside the naive peer (see ``read_bench``).
 - ``privacy``: ingest with comments scrubbed of personal data, beside ingest without, on the
@@ -178,8 +179,9 @@ def print_core(rates: dict[str, list[float]]) -> None:
         speedup = median_ratio(rates, "compiled", "reference")
         print(f"  compiled / decode-only = {decode_ratio:.2f}   (goal >= 0.5)")
         stages = median_ratio(rates, "compiled stages", "reference stages")
-        print(f"  compiled / reference   = {speedup:.1f}   (goal >= 10)")
-        print(f"  the twins' own stages (validate + dedup + aggregate, no decode): {stages:.1f}x")
+        print(f"  compiled / reference   = {speedup:.1f}   (both with the shared decode)")
+        # The twins' own stages (validate + dedup + aggregate) on events decoded beforehand.
+        print(f"  compiled stages / reference stages = {stages:.1f}   (goal >= 8)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,6 +199,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seconds", type=int, default=5, help="length of each wrk run")
     parser.add_argument("--http-rounds", type=int, default=3, help="interleaved rounds of wrk runs")
+    parser.add_argument(
+        "--overload-seconds",
+        type=int,
+        default=30,
+        help="length of the http section's overload run of each gateway (2x its peak); 0: none",
+    )
     parser.add_argument(
         "--pg",
         default=os.environ.get("VOXLOOP_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres"),
@@ -239,7 +247,9 @@ def main(argv: list[str] | None = None) -> int:
         print_sdk(sdk_section())
     status = 0
     if args.section in ("all", "http"):
-        status = http_section(args.seconds, args.http_rounds, args.peers.resolve(), args.pg)
+        status = http_section(
+            args.seconds, args.http_rounds, args.peers.resolve(), args.pg, args.overload_seconds
+        )
     if args.section in ("all", "read"):
         status = max(
             status, read_section(args.read_events, args.read_requests, args.peers.resolve())

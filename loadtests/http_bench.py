@@ -2,12 +2,23 @@
 
 Each app runs under the same uvicorn settings, pinned to CPU 0; wrk runs pinned to CPU 1 and
 speaks only the wire contract. Scenarios: 1-event and 100-event batches, each as a stream of
-unique events and as a stream of 100% duplicates (the same body again and again). Then the
-gateway alone at about half its peak rate, paced by wrk's ``delay()``, for p99 latency.
+unique events and as a stream of 100% duplicates (the same body again and again). The gateway
+runs in two configurations: ``gateway``, a new project as it comes (its comments scrubbed by a
+new project's policy, no rules of its own, no webhook endpoints), and, in the unique streams,
+``gateway_real`` (:class:`RealGateway`), the same with the integrations section's five rules and
+two webhook endpoints on a receiver that runs beside it, its policy checked to scrub. Every run
+also measures the server's CPU time during the load (user + system, from /proc), printed per
+event sent: per stored event in the unique streams.
+
+After the rounds: the gateway alone at about half its peak rate, paced by wrk's ``delay()``, for
+p99 latency; then each gateway configuration offered twice its peak 1-event rate
+(:mod:`.overload`), its answers counted by status.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import re
 import shutil
@@ -19,21 +30,32 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 import httpx
 
 #: the peer apps, kept beside the project (``--peers`` or VOXLOOP_BENCH_PEERS to point elsewhere)
 DEFAULT_PEERS = Path(__file__).resolve().parents[1] / ".." / "shared" / "bench" / "peers"
 UVICORN_FLAGS = ["--no-access-log", "--log-level", "warning", "--host", "127.0.0.1"]
+GATEWAY_MODULE: Final = "voxloop_gateway.asgi:app"
+#: wrk's connections in a run at full speed, and in a paced one (``delay_ms``) unless told.
+CONNECTIONS: Final = 32
+PACED_CONNECTIONS: Final = 8
 _RESULT = re.compile(r"VXRESULT (\d+) (\d+) (\d+) (\d+) (\d+)")
+_COUNTS = re.compile(r"VXCOUNTS" + r" (\d+)" * 8)
 
 # wrk script: builds contract bodies with UUIDv7 ids unique per thread and request; prints one
 # machine-readable line at the end. VX_DELAY_MS paces each connection for the latency run.
+# VX_COUNT=1 defines response(), which counts the answers by status (2xx, 503 with Retry-After,
+# 429, anything else) and prints them with the socket errors on a second line; only then, as a
+# Lua response() makes wrk parse every answer for it, which costs the runs at full speed.
 WRK_SCRIPT = r"""
 local n = tonumber(os.getenv("VX_BATCH")) or 1
 local unique = os.getenv("VX_UNIQUE") == "1"
 local key = os.getenv("VX_KEY") or ""
 local pace = tonumber(os.getenv("VX_DELAY_MS")) or 0
+local counting = os.getenv("VX_COUNT") == "1"
+vx_ok, vx_shed, vx_limited, vx_bad = 0, 0, 0, 0
 local counter, tid, fixed = 0, 0, nil
 local metrics = {{"nps", 0, 10}, {"csat", 1, 5}, {"ces", 1, 7}}
 local threads = {}
@@ -69,13 +91,58 @@ function request()
   return fixed
 end
 if pace > 0 then function delay() return pace end end
+local function retry_after(headers)
+  for name, value in pairs(headers) do
+    if string.lower(name) == "retry-after" and value ~= "" then return true end
+  end
+  return false
+end
+if counting then
+  function response(status, headers, body)
+    if status >= 200 and status < 300 then vx_ok = vx_ok + 1
+    elseif status == 429 then vx_limited = vx_limited + 1
+    elseif status == 503 and retry_after(headers) then vx_shed = vx_shed + 1
+    else vx_bad = vx_bad + 1 end
+  end
+end
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format("VXRESULT %d %d %d %d %d\n", summary.requests, summary.duration,
     latency:percentile(50), latency:percentile(99),
     e.connect + e.read + e.write + e.timeout + e.status))
+  if counting then
+    local ok, shed, limited, bad = 0, 0, 0, 0
+    for _, thread in ipairs(threads) do
+      ok = ok + thread:get("vx_ok")
+      shed = shed + thread:get("vx_shed")
+      limited = limited + thread:get("vx_limited")
+      bad = bad + thread:get("vx_bad")
+    end
+    io.write(string.format("VXCOUNTS %d %d %d %d %d %d %d %d\n", ok, shed, limited, bad,
+      e.connect, e.read, e.write, e.timeout))
+  end
 end
 """
+
+
+@dataclass
+class Counts:
+    """A counted run's answers by status, and its socket errors (``VX_COUNT``)."""
+
+    ok: int
+    #: 503 with a Retry-After header: the gateway shedding load as the contract says.
+    shed: int
+    limited: int
+    #: Every other answer: a 503 without Retry-After, a 500, a 4xx other than 429...
+    bad: int
+    connect: int
+    read: int
+    write: int
+    timeout: int
+
+    @property
+    def socket_errors(self) -> int:
+        return self.connect + self.read + self.write + self.timeout
 
 
 @dataclass
@@ -87,6 +154,16 @@ class Run:
     p50_ms: float
     p99_ms: float
     errors: int
+    #: The server's CPU time (user + system) during the run, and the run's length.
+    cpu_s: float = 0.0
+    duration_s: float = 0.0
+    counts: Counts | None = None
+
+    @property
+    def cpu_us_per_event(self) -> float:
+        """The server's CPU time per event sent (per stored event in a unique stream), in µs."""
+        sent = self.events_s * self.duration_s
+        return 1e6 * self.cpu_s / sent if sent else math.nan
 
 
 def free_port() -> int:
@@ -120,9 +197,19 @@ class App:
                 time.sleep(0.1)
         raise RuntimeError(f"{self.name} did not start")
 
-    def stop(self) -> None:
+    @property
+    def pid(self) -> int:
+        if self.process is None:
+            raise RuntimeError(f"{self.name} is not running")
+        return self.process.pid
+
+    def stop(self, kill: bool = False) -> None:
+        """Stop the server: terminated and given 15 s to finish, or (``kill``) killed."""
         if self.process is not None:
-            self.process.terminate()
+            if kill:
+                self.process.kill()
+            else:
+                self.process.terminate()
             try:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
@@ -131,33 +218,103 @@ class App:
             self.process = None
 
 
+class RealGateway(App):
+    """The gateway in the realistic configuration: a new project, whose policy scrubs comments
+    (checked before it starts), with the integrations section's five rules and two webhook
+    endpoints (``integrations_bench.prepare``) on a receiver of its own, started with it and
+    stopped with it, so that the rules and the deliveries work during the load as they would."""
+
+    def __init__(self, data_dir: Path) -> None:
+        from .integrations_bench import LOOPBACK
+
+        env, self.key = gateway_env(data_dir)
+        env["VOXLOOP_WEBHOOK_ALLOW"] = LOOPBACK
+        super().__init__("gateway_real", GATEWAY_MODULE, env, None)
+        self.data_dir = data_dir
+        self._receiver = contextlib.ExitStack()
+
+    def start(self) -> None:
+        # Imported here: integrations_bench imports this module.
+        from .integrations_bench import prepare, receiver_process
+
+        try:
+            prepare(self.data_dir, self._receiver.enter_context(receiver_process()))
+            _check_scrubs(self.data_dir)
+            super().start()
+        except BaseException:
+            self._receiver.close()
+            raise
+
+    def stop(self, kill: bool = True) -> None:
+        """Killed by default, as the integrations section's gateways: its data dir is thrown
+        away, and one stopped while its feed is in a batch's transaction takes seconds."""
+        try:
+            super().stop(kill)
+        finally:
+            self._receiver.close()
+
+
+def _check_scrubs(data_dir: Path) -> None:
+    """RuntimeError unless the bench's project scrubs its comments at ingest."""
+    from voxloop_gateway.control.registry import Registry
+
+    from .integrations_bench import PROJECT
+
+    registry = Registry(data_dir)
+    try:
+        if registry.project(PROJECT, reload=True).scrubber is None:
+            raise RuntimeError(f"the project {PROJECT!r} of {data_dir} does not scrub")
+    finally:
+        registry.close()
+
+
 def wrk(
-    app: App, script: Path, batch: int, unique: bool, key: str, seconds: int, delay_ms: int = 0
+    app: App,
+    script: Path,
+    batch: int,
+    unique: bool,
+    key: str,
+    seconds: int,
+    delay_ms: int = 0,
+    *,
+    connections: int | None = None,
+    count: bool = False,
 ) -> Run:
-    """One bounded wrk run against ``app``."""
+    """One bounded wrk run against ``app``, with the server's CPU time during it; ``count``
+    counts the answers by status (slower: wrk hands every answer to the script)."""
+    # Imported here: read_http imports this module.
+    from .read_http import cpu_seconds
+
     env = {
         **os.environ,
         "VX_BATCH": str(batch),
         "VX_UNIQUE": "1" if unique else "0",
         "VX_KEY": key,
         "VX_DELAY_MS": str(delay_ms),
+        "VX_COUNT": "1" if count else "0",
     }
-    connections = "8" if delay_ms else "32"
+    if connections is None:
+        connections = PACED_CONNECTIONS if delay_ms else CONNECTIONS
+    command = ["taskset", "-c", "1", "wrk", "-t1", "-c", str(connections), "-d", f"{seconds}s"]
+    command += ["--latency", "-s", str(script), f"http://127.0.0.1:{app.port}/v1/events"]
+    cpu = cpu_seconds(app.pid)
     out = subprocess.run(
-        ["taskset", "-c", "1", "wrk", "-t1", "-c", connections, "-d", f"{seconds}s", "--latency"]
-        + ["-s", str(script), f"http://127.0.0.1:{app.port}/v1/events"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=seconds + 60,
-        check=True,
+        command, env=env, capture_output=True, text=True, timeout=seconds + 60, check=True
     ).stdout
+    cpu = cpu_seconds(app.pid) - cpu
     found = _RESULT.search(out)
     if found is None:
         raise RuntimeError(f"wrk printed no result:\n{out}")
     requests, duration_us, p50, p99, errors = map(int, found.groups())
-    rate = requests / (duration_us / 1e6)
-    return Run(rate, rate * batch, p50 / 1000, p99 / 1000, errors)
+    duration = duration_us / 1e6
+    rate = requests / duration
+    counts = None
+    if count:
+        counted = _COUNTS.search(out)
+        if counted is None:
+            raise RuntimeError(f"wrk printed no counts:\n{out}")
+        counts = Counts(*map(int, counted.groups()))
+    return Run(rate, rate * batch, p50 / 1000, p99 / 1000, errors, cpu, duration, counts)
 
 
 def gateway_env(data_dir: Path, store: str = "sqlite") -> tuple[dict[str, str], str]:
@@ -176,6 +333,19 @@ def gateway_env(data_dir: Path, store: str = "sqlite") -> tuple[dict[str, str], 
         "VOXLOOP_KEY_RATE": "1e9",
         "VOXLOOP_KEY_BURST": "1e9",
     }
+    return env, key
+
+
+def plain_gateway_env(data_dir: Path) -> tuple[dict[str, str], str]:
+    """:func:`gateway_env` for the plain configuration: nothing set off by a stored event (no
+    scrubbing, the default rule disabled, no endpoints), the integrations section's (a)."""
+    # Imported here: both modules import this one.
+    from .integrations_bench import prepare
+    from .privacy_bench import keep_comments
+
+    env, key = gateway_env(data_dir)
+    prepare(data_dir, None)
+    keep_comments(data_dir)
     return env, key
 
 
@@ -221,8 +391,18 @@ class PgDatabases:
             self._admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-def http_section(seconds: int, rounds: int, peers: Path, pg_url: str | None = None) -> int:
-    """Run every app in every scenario ``rounds`` times, interleaved; print medians and ratios."""
+def http_section(
+    seconds: int,
+    rounds: int,
+    peers: Path,
+    pg_url: str | None = None,
+    overload_seconds: int = 30,
+) -> int:
+    """Run every app in every scenario ``rounds`` times, interleaved; then the half-peak latency
+    run and the overload runs of ``overload_seconds`` (0: none); print medians and ratios."""
+    # Imported here: overload imports this module.
+    from .overload import overload_run, print_overload
+
     if shutil.which("wrk") is None or shutil.which("taskset") is None:
         print(
             "http: needs wrk and taskset (Debian: apt-get install wrk util-linux)", file=sys.stderr
@@ -242,9 +422,10 @@ def http_section(seconds: int, rounds: int, peers: Path, pg_url: str | None = No
         for round_no in range(rounds):
             for batch, unique in scenarios:
                 data = Path(tmp) / f"gw-{round_no}-{batch}-{unique}"
-                env, key = gateway_env(data)
+                env, key = plain_gateway_env(data)
+                keys = {"gateway": key}
                 apps = [
-                    App("gateway", "voxloop_gateway.asgi:app", env, None),
+                    App("gateway", GATEWAY_MODULE, env, None),
                     App("bare_starlette", "bare_starlette:app", {}, peers),
                     App(
                         "naive_fastapi",
@@ -253,15 +434,19 @@ def http_section(seconds: int, rounds: int, peers: Path, pg_url: str | None = No
                         peers,
                     ),
                 ]
+                if unique:  # the realistic configuration: rules and deliveries are for new events
+                    real = RealGateway(Path(tmp) / f"real-{round_no}-{batch}")
+                    keys[real.name] = real.key
+                    apps.insert(1, real)
                 if databases is not None and unique:  # the PostgreSQL mode: one replica
-                    pg_env, pg_key = gateway_env(data / "pg", databases.fresh())
-                    apps.insert(1, App("gateway_pg", "voxloop_gateway.asgi:app", pg_env, None))
+                    pg_env, keys["gateway_pg"] = gateway_env(data / "pg", databases.fresh())
+                    apps.insert(1, App("gateway_pg", GATEWAY_MODULE, pg_env, None))
                 for app in apps:
+                    app_key = keys.get(app.name, key)
                     app.start()
                     try:
                         if not unique:  # the duplicate stream: its one body is stored first
-                            wrk(app, script, batch, False, key, 1)
-                        app_key = pg_key if app.name == "gateway_pg" else key
+                            wrk(app, script, batch, False, app_key, 1)
                         run = wrk(app, script, batch, unique, app_key, seconds)
                     finally:
                         app.stop()
@@ -269,14 +454,27 @@ def http_section(seconds: int, rounds: int, peers: Path, pg_url: str | None = No
                     print(
                         f"  round {round_no + 1} {app.name:<15} batch={batch:<3}"
                         f" {'unique' if unique else 'dupes':<6} {run.requests_s:>9,.0f} req/s"
-                        f" p99 {run.p99_ms:.1f} ms errors {run.errors}",
+                        f" p99 {run.p99_ms:.1f} ms cpu {run.cpu_us_per_event:.1f} µs/event"
+                        f" errors {run.errors}",
                         file=sys.stderr,
                         flush=True,
                     )
         half = _half_rate_latency(Path(tmp), script, figures, seconds)
+        overloaded = []
+        if overload_seconds > 0:
+            env, key = plain_gateway_env(Path(tmp) / "gw-overload")
+            real = RealGateway(Path(tmp) / "real-overload")
+            for app, app_key in [
+                (App("gateway", GATEWAY_MODULE, env, None), key),
+                (real, real.key),
+            ]:
+                peak = _median(figures[(app.name, 1, True)], "requests_s")
+                overloaded.append(overload_run(app, app_key, script, peak, overload_seconds))
     if databases is not None:
         databases.drop_all()
     _print_http(figures, half)
+    if overloaded:
+        print_overload(overloaded, overload_seconds)
     return 0
 
 
@@ -284,10 +482,9 @@ def _half_rate_latency(
     tmp: Path, script: Path, figures: dict[tuple[str, int, bool], list[Run]], seconds: int
 ) -> Run:
     peak = statistics.median(r.requests_s for r in figures[("gateway", 1, True)])
-    connections = 8
-    delay_ms = max(1, int(1000 * connections / (peak / 2)))
-    env, key = gateway_env(tmp / "gw-half")
-    app = App("gateway", "voxloop_gateway.asgi:app", env, None)
+    delay_ms = max(1, int(1000 * PACED_CONNECTIONS / (peak / 2)))
+    env, key = plain_gateway_env(tmp / "gw-half")
+    app = App("gateway", GATEWAY_MODULE, env, None)
     app.start()
     try:
         return wrk(app, script, 1, True, key, seconds, delay_ms)
@@ -299,49 +496,58 @@ def _median(runs: list[Run], field: str) -> float:
     return statistics.median(getattr(r, field) for r in runs)
 
 
+#: The configurations of the gateway whose goal lines are printed, in order.
+GATEWAYS: Final = ("gateway", "gateway_real")
+#: The goals of the hot path: a ratio's least value, the CPU time's most.
+GOAL_BARE_1: Final = 0.45
+GOAL_CPU_US: Final = 10.0
+GOAL_NAIVE: Final = {1: 4.0, 100: 3.5}
+#: The width of the labels of the ratios.
+W: Final = 48
+
+
 def _print_http(figures: dict[tuple[str, int, bool], list[Run]], half: Run) -> None:
     print("\nhttp: uvicorn on CPU 0, wrk on CPU 1, medians of interleaved rounds")
+    print("  gateway: a new project as it comes (comments scrubbed), no rules of its own, no")
+    print("  webhooks; gateway_real: the same with 5 rules and 2 webhook endpoints on a receiver")
+    print("  (on CPU 1, with wrk)")
+    print("  cpu µs/event: the server's CPU time (user + sys) during the run ÷ events sent")
     header = f"{'app':<15} {'batch':>5} {'stream':<7} {'req/s':>9} {'events/s':>10}"
-    print(f"  {header} {'p50':>7} {'p99':>7}")
+    print(f"  {header} {'p50':>7} {'p99':>7} {'cpu µs/event':>12}")
     for (name, batch, unique), runs in sorted(figures.items()):
         print(
             f"  {name:<15} {batch:>5} {'unique' if unique else 'dupes':<7}"
             f" {_median(runs, 'requests_s'):>9,.0f} {_median(runs, 'events_s'):>10,.0f}"
             f" {_median(runs, 'p50_ms'):>6.1f}ms {_median(runs, 'p99_ms'):>6.1f}ms"
+            f" {_median(runs, 'cpu_us_per_event'):>12.1f}"
             + (f"  errors {sum(r.errors for r in runs)}" if any(r.errors for r in runs) else "")
         )
 
     def rate(name: str, batch: int, unique: bool = True, field: str = "events_s") -> float:
         return _median(figures[(name, batch, unique)], field)
 
-    goals = [
-        (
-            "gateway 1-event / bare starlette",
-            rate("gateway", 1) / rate("bare_starlette", 1),
-            ">= 0.6",
-        ),
-        (
-            "gateway 100-event / bare starlette",
-            rate("gateway", 100) / rate("bare_starlette", 100),
-            ">= 0.25",
-        ),
-        ("gateway / naive peer, 1-event", rate("gateway", 1) / rate("naive_fastapi", 1), ">= 5"),
-        (
-            "gateway / naive peer, 100-event",
-            rate("gateway", 100) / rate("naive_fastapi", 100),
-            ">= 4",
-        ),
-    ]
-    print("  ratios (goals in brackets):")
-    for label, value, goal in goals:
-        print(f"    {label:<38} {value:6.2f}  [{goal}]")
+    print("  ratios and figures (goals in brackets):")
+    for gw in GATEWAYS:
+        bare = rate(gw, 1) / rate("bare_starlette", 1)
+        print(f"    {f'{gw} 1-event / bare starlette':<{W}} {bare:6.2f}  [>= {GOAL_BARE_1}]")
+    for gw in GATEWAYS:
+        bare = rate(gw, 100) / rate("bare_starlette", 100)
+        print(f"    {f'{gw} 100-event / bare starlette':<{W}} {bare:6.2f}")
+    for gw in GATEWAYS:
+        cpu = rate(gw, 100, field="cpu_us_per_event")
+        label = f"{gw} CPU µs per stored event, 100-event"
+        print(f"    {label:<{W}} {cpu:6.1f}  [<= {GOAL_CPU_US:g} µs]")
+    for gw in GATEWAYS:
+        for batch, goal in GOAL_NAIVE.items():
+            naive = rate(gw, batch) / rate("naive_fastapi", batch)
+            print(f"    {f'{gw} / naive peer, {batch}-event':<{W}} {naive:6.2f}  [>= {goal:g}]")
     if ("gateway_pg", 1, True) in figures:
         for batch in (1, 100):
             pg = rate("gateway_pg", batch) / rate("gateway", batch)
-            print(f"    {f'PostgreSQL / SQLite, {batch}-event':<38} {pg:6.2f}  [>= 0.6]")
+            print(f"    {f'PostgreSQL / SQLite, {batch}-event':<{W}} {pg:6.2f}  [>= 0.6]")
     for batch in (1, 100):
         dup = rate("gateway", batch, False) / rate("gateway", batch)
-        print(f"    {f'gateway duplicates / unique, {batch}-event':<38} {dup:6.2f}  [>= 1]")
+        print(f"    {f'gateway duplicates / unique, {batch}-event':<{W}} {dup:6.2f}  [>= 1]")
     print(
         f"    gateway at ~half peak ({half.requests_s:,.0f} req/s): p99 {half.p99_ms:.1f} ms"
         f"  [<= 10 ms]"
