@@ -5,13 +5,14 @@ task takes everything pending (up to ``MAX_GROUP_RECORDS`` records) and commits 
 transaction, then answers each caller. Under load, many requests share one commit, and one
 fsync, instead of each paying for its own.
 
-Inside that transaction, the keys of the group that the file already holds are looked up (the
-unique ``(project, key)`` is the final word on duplicates); the new events go into ``events`` in
-one ``executemany``, and their histogram deltas (the core's ``aggregate``) are added to
-``aggregates`` with an additive upsert, and their sums per UTC day to ``aggregates_daily``. So,
-after every commit, for every project, metric, form and hour, ``aggregates`` equals the histogram
-of the counted events in ``events`` (:meth:`SqliteStore.scan` recomputes it that way, for tests
-and audits), and ``aggregates_daily`` the sum of each day's hours.
+Inside that transaction, the insert itself settles duplicates (the unique ``(project, key)``
+is the final word on them): the group's events go into ``events`` in a few multi-row statements
+that skip every key the file holds and return the rows they stored. Their histogram deltas (the
+core's ``aggregate``) are added to ``aggregates`` with an additive upsert, and their sums per
+UTC day to ``aggregates_daily``. So, after every commit, for every project, metric, form and
+hour, ``aggregates`` equals the histogram of the counted events in ``events``
+(:meth:`SqliteStore.scan` recomputes it that way, for tests and audits), and
+``aggregates_daily`` the sum of each day's hours.
 
 Votes (CONTRACT.md, ``vote_key``) follow the rules of ``ingest.votes``. In the same
 transaction, after the insert, the store reads every stored vote of the groups the commit
@@ -32,8 +33,8 @@ reader never finds a gap that fills later. A comment attached later adds a row t
 
 Erasure and retention (:meth:`~.base.Store.erase`, :meth:`~.base.Store.expire`) run on the
 writer's connection under its lock, each in one transaction between two group commits, so they
-see and leave the aggregates exact. An erased key's tombstone is looked up with the keys the
-file holds (``_known_keys``), only when the file has tombstones.
+see and leave the aggregates exact. An erased key's tombstone is looked up before the insert
+(``_tombstoned``), only when the file has tombstones, and such a key is never offered to it.
 
 Durability: the file is in WAL mode. With ``synchronous=FULL`` (the default) SQLite fsyncs the
 WAL at every commit, so a committed write survives a power loss or an OS crash: a caller that got
@@ -127,7 +128,7 @@ CREATE TABLE IF NOT EXISTS revisions (
 """
 
 # Erasure and retention (version 7): a tombstone per erased key refuses a write of that key
-# until its time (``_known_keys``); the revisions are found by event, to be removed with it; and
+# until its time (``_tombstoned``); the revisions are found by event, to be removed with it; and
 # ``log_end`` keeps the highest seq ever used once the events holding it are removed (rows are
 # deleted now, see ``_LOG_TABLE``): the next event then takes the seq after it, not one a log
 # reader already went past.
@@ -300,16 +301,25 @@ CREATE TEMP TABLE IF NOT EXISTS touched (
 
 #: Most keys one ``IN (...)`` names, well under SQLite's limit on bound parameters.
 _KEYS_PER_LOOKUP: Final = 500
-_INSERT_EVENT: Final = """
-INSERT INTO main.events (project, key, id, ts_ms, form, metric, score, vote_key, counted,
-                         received_ms, body, respondent)
-VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"""
-# The same with its seq, for the first event after the highest ones were removed.
-_INSERT_EVENT_AT: Final = """
-INSERT INTO main.events (seq, project, key, id, ts_ms, form, metric, score, vote_key, counted,
-                         received_ms, body, respondent)
-VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"""
-# The seq the next event must follow when the events that held the highest ones are gone.
+_EVENT_COLUMNS: Final = (
+    "project, key, id, ts_ms, form, metric, score, vote_key, counted, received_ms, body, respondent"
+)
+#: Most rows one INSERT names: statements for 1, 2, 4 ... 256 rows, so a group of any size is a
+#: few of them (100 rows: 64 + 32 + 4) and the connection's cache of prepared statements keeps
+#: them all (a statement per size would be parsed again and again).
+_ROWS_PER_INSERT: Final = 256
+# Duplicates are settled by the insert itself: a row whose (project, key) the file holds is
+# skipped, and the rows stored come back.
+_INSERT_EVENTS: Final = {
+    size: f"INSERT INTO main.events ({_EVENT_COLUMNS}) VALUES "
+    + ",".join(["(?,?,?,?,?,?,?,?,?,?,?,?)"] * size)
+    + " ON CONFLICT (project, key) DO NOTHING RETURNING project, key"
+    for size in (1 << n for n in range(_ROWS_PER_INSERT.bit_length()))
+}
+# One event with its seq, for the first event after the highest ones were removed.
+_INSERT_EVENT_AT: Final = f"""
+INSERT INTO main.events (seq, {_EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
+ON CONFLICT (project, key) DO NOTHING RETURNING project, key"""
 # The comments of the events this commit inserted (seq above the last one before it), into the
 # trigram index in one statement (see ``_READ_SIDE``).
 _INDEX_COMMENTS: Final = """
@@ -721,35 +731,42 @@ def _rollback(conn: sqlite3.Connection) -> None:
 def _store_group(conn: sqlite3.Connection, group: list[Pending]) -> list[int]:
     """Store the group's new events and move the aggregates with them, in one transaction.
 
-    The unique ``(project, key)`` is the final word on duplicates: the keys the file holds are
-    looked up first (inside the write lock, so no other writer can add one meanwhile), and of
-    the rest the first record in the group wins. The histogram deltas of the new events are
+    The unique ``(project, key)`` is the final word on duplicates, and the insert applies it:
+    of the records of the group the first of each key is offered, unless its erasure left a
+    tombstone, and the insert stores those whose key the file doesn't hold (the write lock is
+    held: no other writer can add one meanwhile). The histogram deltas of the new events are
     the core's ``aggregate``; vote events are inserted not counted, and their groups settled
     afterwards.
     """
     conn.execute("BEGIN IMMEDIATE")
     try:
-        taken = _known_keys(conn, group)
+        buried = _tombstoned(conn, group)
         rows: list[Row] = []
+        offered: list[tuple[int, Record]] = []  # each row's place in the group, and its record
+        seen: set[tuple[str, bytes]] = set()
+        for n, item in enumerate(group):
+            for record, row in zip(item.records, item.rows, strict=True):
+                pair = (item.project, record.key)
+                if pair in seen or pair in buried:
+                    continue
+                seen.add(pair)
+                rows.append(row)
+                offered.append((n, record))
+        inserted = _insert(conn, rows)
         fresh: dict[str, list[Record]] = collections.defaultdict(list)
         touched: dict[VoteGroup, list[Click]] = {}
-        stored: list[int] = []
-        for item in group:
-            new = 0
-            for record, row in zip(item.records, item.rows, strict=True):
-                if (item.project, record.key) in taken:
-                    continue
-                taken.add((item.project, record.key))
-                rows.append(row)
-                new += 1
-                if record.vote_key is None:
-                    fresh[item.project].append(record)
-                else:
-                    clicks = touched.setdefault((item.project, record.form, record.vote_key), [])
-                    if item.rule is not None:
-                        clicks.append(Click(record.key, item.rule))
-            stored.append(new)
-        _insert(conn, rows)
+        stored = [0] * len(group)
+        for n, record in offered:
+            item = group[n]
+            if (item.project, record.key) not in inserted:
+                continue
+            stored[n] += 1
+            if record.vote_key is None:
+                fresh[item.project].append(record)
+            else:
+                clicks = touched.setdefault((item.project, record.form, record.vote_key), [])
+                if item.rule is not None:
+                    clicks.append(Click(record.key, item.rule))
         _add_counts(conn, list(_count_rows(fresh)))
         if touched:
             _settle(conn, touched)
@@ -760,21 +777,29 @@ def _store_group(conn: sqlite3.Connection, group: list[Pending]) -> list[int]:
     return stored
 
 
-def _insert(conn: sqlite3.Connection, rows: list[Row]) -> None:
-    """Insert the new events, the first one after the log's end when the events that held the
-    highest seqs were removed (``log_end``), so that no reader past them skips it; then index
-    their comments."""
+def _insert(conn: sqlite3.Connection, rows: list[Row]) -> set[tuple[str, bytes]]:
+    """Insert the events whose key the file doesn't hold, index their comments, and return
+    their ``(project, key)``.
+
+    When the events that held the highest seqs were removed (``log_end``), the first event
+    stored takes the seq after the log's end, so that no reader past them skips it.
+    """
     if not rows:
-        return
+        return set()
     end = conn.execute(_LOG_END).fetchone()
-    if end is not None:
-        last = end[0]
-        conn.execute(_INSERT_EVENT_AT, (end[0] + 1, *rows[0]))
+    last = end[0] if end is not None else conn.execute(_LAST_SEQ).fetchone()[0]
+    inserted: set[tuple[str, bytes]] = set()
+    while end is not None and rows and not inserted:
+        inserted.update(conn.execute(_INSERT_EVENT_AT, (end[0] + 1, *rows[0])))
         rows = rows[1:]
-    else:
-        last = conn.execute(_LAST_SEQ).fetchone()[0]
-    conn.executemany(_INSERT_EVENT, rows)
+    at = 0
+    while at < len(rows):
+        size = min(_ROWS_PER_INSERT, 1 << ((len(rows) - at).bit_length() - 1))
+        part = rows[at : at + size]
+        inserted.update(conn.execute(_INSERT_EVENTS[size], [v for row in part for v in row]))
+        at += size
     conn.execute(_INDEX_COMMENTS, (last,))
+    return inserted
 
 
 def _remove(conn: sqlite3.Connection, project: str, keys: list[bytes]) -> None:
@@ -872,30 +897,29 @@ def _add_counts(conn: sqlite3.Connection, changes: list[AggregateChange]) -> Non
     conn.executemany(_REMOVE_EMPTIED_DAYS, [row[:5] for row in days if row[5] < 0])
 
 
-def _known_keys(conn: sqlite3.Connection, group: list[Pending]) -> set[tuple[str, bytes]]:
-    """The ``(project, key)`` pairs of ``group`` that the file already holds, or whose erasure
-    left a tombstone that has not passed (looked up only when there are tombstones)."""
+def _tombstoned(conn: sqlite3.Connection, group: list[Pending]) -> set[tuple[str, bytes]]:
+    """The ``(project, key)`` pairs of ``group`` whose erasure left a tombstone that has not
+    passed (looked up only when the file has tombstones)."""
+    found: set[tuple[str, bytes]] = set()
+    if not conn.execute(_ANY_TOMBSTONE).fetchone()[0]:
+        return found
     wanted: dict[str, set[bytes]] = collections.defaultdict(set)
     for item in group:
         wanted[item.project].update(record.key for record in item.records)
-    known: set[tuple[str, bytes]] = set()
-    tables = ["SELECT key FROM main.events WHERE project = ? AND key IN ({marks})"]
-    live: list[object] = []
-    if conn.execute(_ANY_TOMBSTONE).fetchone()[0]:
-        tables.append(
-            "SELECT key FROM main.tombstones WHERE project = ? AND key IN ({marks})"
-            " AND until_ms > ?"
-        )
-        live.append(_now_ms())
+    now_ms = _now_ms()
     for project, keys in wanted.items():
         ordered = sorted(keys)  # neighbouring keys share index pages
         for start in range(0, len(ordered), _KEYS_PER_LOOKUP):
             part = ordered[start : start + _KEYS_PER_LOOKUP]
             marks = ",".join("?" * len(part))
-            for n, table in enumerate(tables):
-                found = conn.execute(table.format(marks=marks), [project, *part, *live[:n]])
-                known.update((project, key) for (key,) in found)
-    return known
+            rows = conn.execute(
+                "SELECT key FROM main.tombstones WHERE project = ? AND key IN ("
+                + marks
+                + ") AND until_ms > ?",
+                [project, *part, now_ms],
+            )
+            found.update((project, key) for (key,) in rows)
+    return found
 
 
 def _count_rows(fresh: dict[str, list[Record]]) -> Iterator[AggregateChange]:

@@ -230,6 +230,29 @@ async def test_same_records_written_many_times_concurrently_are_stored_once(
     assert store.pending == 0
 
 
+async def test_a_large_write_stores_exactly_the_keys_not_held(
+    session: Session, store: Store
+) -> None:
+    # 700 records, more than one insert statement takes: every third key already stored, and
+    # some twice in the write; each stored once, the first of the write winning.
+    records = make_records(
+        *(event(id=f"k{i:03d}", score=i % 11, ts=NOW_MS - i * 60_000) for i in range(700))
+    )
+    held = records[::3]
+    assert await store.write(PROJECT, held) == WriteResult(len(held), 0)
+    (late,) = make_records(event(id="k001", score=0, ts=NOW_MS - 60_000))
+    write = [*records, *records[:50], late]
+
+    assert await store.write(PROJECT, write) == WriteResult(700 - len(held), len(held) + 51)
+
+    stored = await session.events(store)
+    assert len(stored) == 700
+    assert await store.hourly(PROJECT, "nps") == await store.scan(PROJECT, "nps")
+    assert sum(map(sum, (await store.scan(PROJECT, "nps")).values())) == 700
+    first = await store.response(PROJECT, late.key)
+    assert first is not None and first.score == 1  # k001 as the write's first record of it
+
+
 async def test_a_read_by_day_adds_up_only_the_windows_hours(store: Store) -> None:
     # Events every 50 minutes over four days; a window from 7 o'clock of the second day to
     # 5 o'clock of the fourth: its first and last days hold only the hours inside it.
