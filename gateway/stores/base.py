@@ -809,6 +809,49 @@ class VoteChanges:
     deltas: collections.Counter[AggregateKey]
 
 
+class Inserted(NamedTuple):
+    """What a group's insert stored, sorted for the rest of its transaction.
+
+    Attributes:
+        stored: how many records each write of the group stored, in the group's order.
+        fresh: the stored events without a vote key, by project: their counts are added.
+        touched: the vote groups the stored votes fall in, each with its new email clicks.
+    """
+
+    stored: list[int]
+    fresh: dict[str, list[Record]]
+    touched: dict[VoteGroup, list[Click]]
+
+
+def sort_inserted(group: Sequence[Pending], inserted: set[tuple[str, bytes]]) -> Inserted:
+    """Sort the records of ``group`` by what the insert did with them.
+
+    ``inserted`` holds the ``(project, key)`` of each row the insert stored, which is the first
+    record of that key in the group (a later one is a duplicate). Every store settles duplicates
+    in its insert and then counts and settles what it stored in the same way, here.
+    """
+    left = set(inserted)
+    fresh: dict[str, list[Record]] = collections.defaultdict(list)
+    touched: dict[VoteGroup, list[Click]] = {}
+    stored: list[int] = []
+    for item in group:
+        new = 0
+        for record in item.records:
+            pair = (item.project, record.key)
+            if pair not in left:
+                continue
+            left.discard(pair)  # later copies are duplicates
+            new += 1
+            if record.vote_key is None:
+                fresh[item.project].append(record)
+            else:
+                clicks = touched.setdefault((item.project, record.form, record.vote_key), [])
+                if item.rule is not None:
+                    clicks.append(Click(record.key, item.rule))
+        stored.append(new)
+    return Inserted(stored, fresh, touched)
+
+
 def settle_votes(
     groups: Mapping[VoteGroup, Sequence[StoredVote]], clicks: Mapping[VoteGroup, Sequence[Click]]
 ) -> VoteChanges:

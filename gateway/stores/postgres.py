@@ -93,6 +93,7 @@ from .base import (
     day_changes,
     encode_body,
     settle_votes,
+    sort_inserted,
 )
 from .reads import Selection
 
@@ -736,23 +737,7 @@ class PostgresStore(Store):
             columns = _columns(plan.rows, 12)
             found = await conn.fetch(sql.insert_events, self.channel, *columns, _now_ms())
             inserted = {(project, bytes(key)) for project, key in found}
-        stored: list[int] = []
-        fresh: dict[str, list[Record]] = collections.defaultdict(list)
-        touched: dict[VoteGroup, list[Click]] = {}
-        for item in group:
-            new = 0
-            for record in item.records:
-                if (item.project, record.key) not in inserted:
-                    continue
-                inserted.discard((item.project, record.key))  # later copies are duplicates
-                new += 1
-                if record.vote_key is None:
-                    fresh[item.project].append(record)
-                else:
-                    clicks = touched.setdefault((item.project, record.form, record.vote_key), [])
-                    if item.rule is not None:
-                        clicks.append(Click(record.key, item.rule))
-            stored.append(new)
+        stored, fresh, touched = sort_inserted(group, inserted)
         deltas = _count_deltas(fresh)
         if touched:
             deltas.update(await self._settle(conn, touched))

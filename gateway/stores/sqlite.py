@@ -79,6 +79,7 @@ from .base import (
     day_changes,
     encode_body,
     settle_votes,
+    sort_inserted,
 )
 from .reads import Position, ResponseFilter, Selection
 
@@ -742,31 +743,14 @@ def _store_group(conn: sqlite3.Connection, group: list[Pending]) -> list[int]:
     try:
         buried = _tombstoned(conn, group)
         rows: list[Row] = []
-        offered: list[tuple[int, Record]] = []  # each row's place in the group, and its record
         seen: set[tuple[str, bytes]] = set()
-        for n, item in enumerate(group):
+        for item in group:
             for record, row in zip(item.records, item.rows, strict=True):
                 pair = (item.project, record.key)
-                if pair in seen or pair in buried:
-                    continue
-                seen.add(pair)
-                rows.append(row)
-                offered.append((n, record))
-        inserted = _insert(conn, rows)
-        fresh: dict[str, list[Record]] = collections.defaultdict(list)
-        touched: dict[VoteGroup, list[Click]] = {}
-        stored = [0] * len(group)
-        for n, record in offered:
-            item = group[n]
-            if (item.project, record.key) not in inserted:
-                continue
-            stored[n] += 1
-            if record.vote_key is None:
-                fresh[item.project].append(record)
-            else:
-                clicks = touched.setdefault((item.project, record.form, record.vote_key), [])
-                if item.rule is not None:
-                    clicks.append(Click(record.key, item.rule))
+                if pair not in seen and pair not in buried:
+                    seen.add(pair)
+                    rows.append(row)
+        stored, fresh, touched = sort_inserted(group, _insert(conn, rows))
         _add_counts(conn, list(_count_rows(fresh)))
         if touched:
             _settle(conn, touched)
