@@ -11,10 +11,11 @@ peak during it (:class:`~.read_http.RssSampler`).
 
 wrk holds a fixed number of connections, each sending its next request ``delay_ms`` after the
 last answer: the rate offered is at most ``connections / delay``, reached while answers are
-quick. :func:`pacing` picks enough connections that a whole millisecond of delay each still
-offers the target. Printed: the rate offered and sent, the answers by status and the socket
-errors, goodput (2xx answers a second) ÷ the peak against :data:`GOAL`, whether every answer
-past the 2xx was a 503 with ``Retry-After`` or a 429 with no socket error, and the RSS.
+quick. :func:`pacing` gives each connection about :data:`THINK_MS` between its requests, and as
+many connections as then offer the target. Printed: the rate offered and sent, the answers by
+status and the socket errors, goodput (2xx answers a second) ÷ the peak against :data:`GOAL`,
+whether every answer past the 2xx was a 503 with ``Retry-After`` or a 429 with no socket error,
+and the RSS.
 """
 
 from __future__ import annotations
@@ -32,9 +33,12 @@ from .read_http import RssSampler, status_kb
 FACTOR: Final = 2
 #: Goodput at least this share of the peak.
 GOAL: Final = 0.9
-#: wrk's connections about: each then waits many milliseconds, so the whole-ms delay is close.
-CONNECTIONS: Final = 128
-MAX_CONNECTIONS: Final = 1024
+#: Each connection's wait between its answer and its next request: long beside the answer's own
+#: time, so the rate offered hardly falls as answers slow down (wrk is a closed loop: a slow
+#: answer delays its connection's next request). At the peak a gateway then holds hundreds of
+#: requests at once, as it would behind a busy site.
+THINK_MS: Final = 100
+MAX_CONNECTIONS: Final = 2048
 
 
 @dataclass
@@ -85,8 +89,8 @@ def pacing(target: float) -> tuple[int, int]:
     """
     if not target > 0:
         raise ValueError(f"no rate to offer: {target}")
-    delay_ms = max(1, int(1000 * CONNECTIONS / target))
-    return min(MAX_CONNECTIONS, math.ceil(target * delay_ms / 1000)), delay_ms
+    connections = min(MAX_CONNECTIONS, math.ceil(target * THINK_MS / 1000))
+    return connections, max(1, int(1000 * connections / target))
 
 
 def overload_run(app: App, key: str, script: Path, peak: float, seconds: int) -> Overload:
