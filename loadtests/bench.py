@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         "--peers",
         type=Path,
         default=Path(os.environ.get("VOXLOOP_BENCH_PEERS", DEFAULT_PEERS)),
-        help="folder of the peer apps (bare_starlette.py, naive_fastapi.py)",
+        help="folder of the peer apps (bare_asgi.py, bare_starlette.py, naive_fastapi.py)",
     )
     parser.add_argument(
         "--read-events", type=int, default=DEFAULT_EVENTS, help="events stored for the read section"

@@ -3,16 +3,22 @@
 Each app runs under the same uvicorn settings, pinned to CPU 0; wrk runs pinned to CPU 1 and
 speaks only the wire contract. Scenarios: 1-event and 100-event batches, each as a stream of
 unique events and as a stream of 100% duplicates (the same body again and again). The gateway
-runs in two configurations: ``gateway``, a new project as it comes (its comments scrubbed by a
-new project's policy, no rules of its own, no webhook endpoints), and, in the unique streams,
-``gateway_real`` (:class:`RealGateway`), the same with the integrations section's five rules and
-two webhook endpoints on a receiver that runs beside it, its policy checked to scrub. Every run
+runs in two configurations: ``gateway``, plain (:func:`plain_gateway_env`: nothing a stored
+event sets off, no scrubbing, no rules, no webhook endpoints), and, in the unique streams,
+``gateway_real`` (:class:`RealGateway`), the realistic one: a new project's policy, which
+scrubs (checked), the integrations section's five rules and two webhook endpoints on a receiver
+that runs beside it. Every run
 also measures the server's CPU time during the load (user + system, from /proc), printed per
 event sent: per stored event in the unique streams.
 
 After the rounds: the gateway alone at about half its peak rate, paced by wrk's ``delay()``, for
 p99 latency; then each gateway configuration offered twice its peak 1-event rate
 (:mod:`.overload`), its answers counted by status.
+
+Beside the goals it prints their floors, measured in the same run: the bare ASGI peer (uvicorn
+and asyncio, no framework) for the HTTP part, and the store alone (:mod:`.floors`) for the
+durable write; what a request costs at least is their sum, which bounds what any gateway on this
+machine can reach.
 """
 
 from __future__ import annotations
@@ -30,9 +36,12 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import httpx
+
+if TYPE_CHECKING:
+    from .floors import StoreFloors
 
 #: the peer apps, kept beside the project (``--peers`` or VOXLOOP_BENCH_PEERS to point elsewhere)
 DEFAULT_PEERS = Path(__file__).resolve().parents[1] / ".." / "shared" / "bench" / "peers"
@@ -400,7 +409,8 @@ def http_section(
 ) -> int:
     """Run every app in every scenario ``rounds`` times, interleaved; then the half-peak latency
     run and the overload runs of ``overload_seconds`` (0: none); print medians and ratios."""
-    # Imported here: overload imports this module.
+    # Imported here: overload imports this module, floors imports bench, which imports it.
+    from .floors import store_floors
     from .overload import overload_run, print_overload
 
     if shutil.which("wrk") is None or shutil.which("taskset") is None:
@@ -416,6 +426,7 @@ def http_section(
     databases = PgDatabases(pg_url) if pg_url else None
     if databases is not None and not databases.available():
         databases = None
+    floors = store_floors()  # before the rounds: no server is running meanwhile
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "events.lua"
         script.write_text(WRK_SCRIPT)
@@ -426,6 +437,7 @@ def http_section(
                 keys = {"gateway": key}
                 apps = [
                     App("gateway", GATEWAY_MODULE, env, None),
+                    App("bare_asgi", "bare_asgi:app", {}, peers),
                     App("bare_starlette", "bare_starlette:app", {}, peers),
                     App(
                         "naive_fastapi",
@@ -473,6 +485,7 @@ def http_section(
     if databases is not None:
         databases.drop_all()
     _print_http(figures, half)
+    _print_floors(figures, floors)
     if overloaded:
         print_overload(overloaded, overload_seconds)
     return 0
@@ -508,9 +521,8 @@ W: Final = 48
 
 def _print_http(figures: dict[tuple[str, int, bool], list[Run]], half: Run) -> None:
     print("\nhttp: uvicorn on CPU 0, wrk on CPU 1, medians of interleaved rounds")
-    print("  gateway: a new project as it comes (comments scrubbed), no rules of its own, no")
-    print("  webhooks; gateway_real: the same with 5 rules and 2 webhook endpoints on a receiver")
-    print("  (on CPU 1, with wrk)")
+    print("  gateway: plain, no scrubbing, no rules, no webhook endpoints; gateway_real:")
+    print("  comments scrubbed, 5 rules and 2 webhook endpoints on a receiver (on CPU 1, with wrk)")
     print("  cpu µs/event: the server's CPU time (user + sys) during the run ÷ events sent")
     header = f"{'app':<15} {'batch':>5} {'stream':<7} {'req/s':>9} {'events/s':>10}"
     print(f"  {header} {'p50':>7} {'p99':>7} {'cpu µs/event':>12}")
@@ -551,4 +563,44 @@ def _print_http(figures: dict[tuple[str, int, bool], list[Run]], half: Run) -> N
     print(
         f"    gateway at ~half peak ({half.requests_s:,.0f} req/s): p99 {half.p99_ms:.1f} ms"
         f"  [<= 10 ms]"
+    )
+
+
+def _print_floors(figures: dict[tuple[str, int, bool], list[Run]], store: StoreFloors) -> None:
+    """The floors of the goals, from this run's figures: the bare ASGI peer's CPU time per
+    request (uvicorn and asyncio alone) plus the store's per event (:mod:`.floors`), the
+    store's as the runs' connections hand the writes over (:data:`CONNECTIONS` at a time)."""
+    asgi_1 = figures[("bare_asgi", 1, True)]
+    asgi_100 = figures[("bare_asgi", 100, True)]
+    http_1 = _median(asgi_1, "cpu_us_per_event")
+    http_100 = _median(asgi_100, "cpu_us_per_event")
+    busy = statistics.median(r.cpu_s / r.duration_s for r in asgi_1 if r.duration_s)
+    request_1 = http_1 + store.single_us
+    most = 1e6 / request_1
+    starlette = _median(figures[("bare_starlette", 1, True)], "requests_s")
+    print("  floors (measured in this run, one core):")
+    print(
+        f"    {'bare ASGI under uvicorn, 1-event':<{W}} {http_1:6.1f} µs CPU a request"
+        f"  (its core busy {busy:.0%})"
+    )
+    print(f"    {'bare ASGI under uvicorn, 100-event':<{W}} {http_100:6.1f} µs CPU an event")
+    label = "the store alone, 100-event writes one by one"
+    print(
+        f"    {label:<{W}} {store.batch_us:6.1f} µs CPU an event"
+        f"  ({store.batch_nosync_us:.1f} without fsync)"
+    )
+    for label, figure in [
+        (f"the store alone, 100-event writes x{CONNECTIONS}", store.batch_concurrent_us),
+        (f"the store alone, 1-event writes x{CONNECTIONS}", store.single_us),
+    ]:
+        print(f"    {label:<{W}} {figure:6.1f} µs CPU an event")
+    print(
+        f"    => a durable 1-event request costs at least {http_1:.1f} + {store.single_us:.1f}"
+        f" = {request_1:.1f} µs: at most {most:,.0f} req/s on one core,"
+        f" {most / starlette:.2f} of bare Starlette  [goal >= {GOAL_BARE_1}]"
+    )
+    batch = store.batch_concurrent_us  # the runs' 32 connections hand them over so
+    print(
+        f"    => a durable 100-event batch costs at least {http_100:.1f} + {batch:.1f}"
+        f" = {http_100 + batch:.1f} µs an event  [goal <= {GOAL_CPU_US:g} µs]"
     )

@@ -3,12 +3,14 @@
 The run is ``python -m loadtests.bench --section http`` as a process of its own, one round of one
 second per app and scenario and overload runs of two seconds: it proves the machinery (both
 gateway configurations, the server's CPU time per event, the overload run with its counts and
-RSS, every goal line), not the figures, which a run this short can't give. The count is checked
-against a small server of this module's that answers each kind of status in turn.
+RSS, every goal line and every floor), not the figures, which a run this short can't give. The
+count is checked against a small server of this module's that answers each kind of status in
+turn, and the store's floors (``loadtests.floors``) are measured alone on a few events.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 import sys
@@ -17,6 +19,7 @@ from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
+from loadtests.floors import store_floors, validated
 from loadtests.http_bench import WRK_SCRIPT, App, wrk
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,6 +81,7 @@ def test_one_short_round_prints_every_goal_line_with_its_figure() -> None:
     for app, scenarios in [
         ("gateway", ("1 unique", "1 dupes", "100 unique", "100 dupes")),
         ("gateway_real", ("1 unique", "100 unique")),
+        ("bare_asgi", ("1 unique", "1 dupes", "100 unique", "100 dupes")),
         ("bare_starlette", ("1 unique", "100 dupes")),
         ("naive_fastapi", ("1 unique", "100 unique")),
     ]:
@@ -93,6 +97,40 @@ def test_one_short_round_prints_every_goal_line_with_its_figure() -> None:
         assert _figure(rf"{gw} / naive peer, 100-event +{NUMBER}  \[>= 3\.5\]", output) > 0
     assert re.search(r"gateway duplicates / unique, 100-event +\d+\.\d\d  \[>= 1\]", output)
     assert re.search(r"gateway at ~half peak \([\d,]+ req/s\): p99 [\d.]+ ms", output)
+    # The floors, each with its figure, and the sums made of them.
+    floors = output[output.index("  floors (measured in this run, one core):") :]
+    http_1 = _figure(rf"bare ASGI under uvicorn, 1-event +{NUMBER} µs CPU a request", floors)
+    assert http_1 > 0
+    assert 0 < _figure(r"\(its core busy (\d+)%\)", floors) <= 120
+    http_100 = _figure(rf"bare ASGI under uvicorn, 100-event +{NUMBER} µs CPU an event", floors)
+    assert 0 < http_100 < http_1
+    one_by_one = rf"the store alone, 100-event writes one by one +{NUMBER} µs CPU an event"
+    assert _figure(one_by_one, floors) > 0
+    assert _figure(rf"\({NUMBER} without fsync\)", floors) > 0
+    writes_100, single = (
+        _figure(rf"the store alone, {size}-event writes x32 +{NUMBER} µs CPU an event", floors)
+        for size in (100, 1)
+    )
+    assert writes_100 > 0 and single > 0
+    found = re.search(
+        rf"=> a durable 1-event request costs at least {NUMBER} \+ {NUMBER} = {NUMBER} µs:"
+        rf" at most {NUMBER} req/s on one core, {NUMBER} of bare Starlette  \[goal >= 0\.45\]",
+        floors,
+    )
+    assert found is not None, floors
+    asgi, store, total, most, share = (float(g.replace(",", "")) for g in found.groups())
+    assert (asgi, store) == (round(http_1, 1), round(single, 1))
+    assert abs(total - (asgi + store)) <= 0.15 and abs(most - 1e6 / total) <= 0.01 * most
+    assert share > 0
+    found = re.search(
+        rf"=> a durable 100-event batch costs at least {NUMBER} \+ {NUMBER} = {NUMBER} µs an event"
+        r"  \[goal <= 10 µs\]",
+        floors,
+    )
+    assert found is not None, floors
+    asgi, store, total = (float(g.replace(",", "")) for g in found.groups())
+    assert (asgi, store) == (round(http_100, 1), round(writes_100, 1))
+    assert abs(total - (asgi + store)) <= 0.15
     # The overload run of each configuration: its pacing, counts, goodput ratio and RSS.
     for gw in ("gateway", "gateway_real"):
         part = output[output.index(f"  {gw}: offered") :]
@@ -137,3 +175,18 @@ def test_wrk_counts_answers_by_status_and_retry_after_in_any_case() -> None:
     assert abs(counts.bad - 3 * rounds) <= 4, counts
     assert counts.socket_errors == 0
     assert run.cpu_s > 0
+
+
+def test_store_floors_measure_stored_events_on_a_few_writes() -> None:
+    writes = validated(3, 100)
+    assert [len(w) for w in writes] == [100, 100, 100]
+    assert {r.channel for w in writes for r in w} == {"web"}
+    assert len({r.key for w in writes for r in w}) == 300  # every event a new one
+    floors = store_floors(batch_events=200, single_events=64, repetitions=1)
+    for figure in (
+        floors.batch_us,
+        floors.batch_nosync_us,
+        floors.batch_concurrent_us,
+        floors.single_us,
+    ):
+        assert math.isfinite(figure) and figure > 0
