@@ -1,11 +1,11 @@
 """The HTTP benchmark: a tiny run of the section end to end, and wrk's count of answers by status.
 
 The run is ``python -m loadtests.bench --section http`` as a process of its own, one round of one
-second per app and scenario and overload runs of two seconds: it proves the machinery (both
-gateway configurations, the server's CPU time per event, the overload run with its counts and
-RSS, every goal line and every floor), not the figures, which a run this short can't give. The
-count is checked against a small server of this module's that answers each kind of status in
-turn, and the store's floors (``loadtests.floors``) are measured alone on a few events.
+second per app and scenario and overload runs of two seconds, with stand-ins for the peer apps: it
+proves the machinery (both gateway configurations, the server's CPU time per event, the overload run
+with its counts and RSS, every goal line and every floor), not the figures, which a run this short
+can't give. The count is checked against a small server of this module's that answers each kind of
+status in turn, and the store's floors (``loadtests.floors``) are measured alone on a few events.
 """
 
 from __future__ import annotations
@@ -66,10 +66,25 @@ def _figure(pattern: str, output: str) -> float:
     return float(found.group(1).replace(",", ""))
 
 
-def test_one_short_round_prints_every_goal_line_with_its_figure() -> None:
+#: A stand-in for each peer app: the run proves the section's machinery wherever the checkout
+#: is, the peers themselves (kept beside it, not in it) being what ``make bench`` runs.
+STAND_IN = """
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    await send({"type": "http.response.start", "status": 202, "headers": []})
+    await send({"type": "http.response.body", "body": b'{"accepted": 1}'})
+"""
+
+
+def test_one_short_round_prints_every_goal_line_with_its_figure(tmp_path: Path) -> None:
+    for peer in ("bare_asgi", "bare_starlette", "naive_fastapi"):
+        (tmp_path / f"{peer}.py").write_text(STAND_IN)
     done = subprocess.run(
         [sys.executable, "-m", "loadtests.bench", "--section", "http", "--seconds", "1"]
-        + ["--http-rounds", "1", "--overload-seconds", "2", "--pg", ""],
+        + ["--http-rounds", "1", "--overload-seconds", "2", "--pg", "", "--peers", str(tmp_path)],
         cwd=ROOT,
         capture_output=True,
         text=True,
