@@ -114,6 +114,29 @@ def median_ratio(rates: dict[str, list[float]], top: str, bottom: str) -> float:
     return statistics.median(t / b for t, b in zip(rates[top], rates[bottom], strict=True))
 
 
+def pipeline(
+    impl: Any, bodies: list[bytes], scrub: Callable[[list[Any]], list[Any]] | None = None
+) -> Callable[[], int]:
+    """One ingest of ``bodies`` by ``impl`` (decode + validate + dedup + aggregate); ``scrub``,
+    when given, runs on each batch's records after validation, as the gateway's scrubber does."""
+
+    def run() -> int:
+        window = impl.DedupWindow()
+        total = 0
+        for body in bodies:
+            events, _ = decode_batch(body)
+            records, _ = impl.validate(events, DEFAULT_POLICY, NOW_MS, SECRET)
+            if scrub is not None:
+                records = scrub(records)
+            fresh, _ = window.split(records, NOW_MS)
+            impl.aggregate(fresh)
+            window.remember(fresh, NOW_MS)
+            total += len(events)
+        return total
+
+    return run
+
+
 def core_section(batches: int, rounds: int) -> dict[str, list[float]]:
     """Measure decode-only, reference and compiled pipelines on the same bodies."""
     rng = random.Random(7)
@@ -139,24 +162,9 @@ def core_section(batches: int, rounds: int) -> dict[str, list[float]]:
 
         return run
 
-    def pipeline_of(impl: Any) -> Callable[[], int]:
-        def run() -> int:
-            window = impl.DedupWindow()
-            total = 0
-            for body in bodies:
-                events, _ = decode_batch(body)
-                records, _ = impl.validate(events, DEFAULT_POLICY, NOW_MS, SECRET)
-                fresh, _ = window.split(records, NOW_MS)
-                impl.aggregate(fresh)
-                window.remember(fresh, NOW_MS)
-                total += len(events)
-            return total
-
-        return run
-
     runs = {
         "decode-only": decode_only,
-        "reference": pipeline_of(reference),
+        "reference": pipeline(reference, bodies),
         "reference stages": stages_of(reference),
     }
     try:
@@ -164,7 +172,7 @@ def core_section(batches: int, rounds: int) -> dict[str, list[float]]:
     except ImportError as exc:
         print(f"compiled core not available ({exc}); build it with `make test`", file=sys.stderr)
     else:
-        runs["compiled"] = pipeline_of(_pipeline_c)
+        runs["compiled"] = pipeline(_pipeline_c, bodies)
         runs["compiled stages"] = stages_of(_pipeline_c)
     return side_by_side(runs, rounds)
 

@@ -32,14 +32,14 @@ from typing import Any, Final
 
 import msgspec
 
-from voxloop_core import DEFAULT_POLICY, HOUR_MS, decode_batch
+from voxloop_core import HOUR_MS, decode_batch
 from voxloop_core import _pipeline_py as reference
 from voxloop_gateway.control.registry import Registry
 from voxloop_gateway.privacy.audit import CLI_ACTOR
 from voxloop_gateway.privacy.policy import DEFAULT, write_policy
 from voxloop_gateway.privacy.scrub import DEFAULT_SCRUBBER, Scrubber, scrub_records
 
-from .bench import NOW_MS, SECRET, median_ratio, realistic_batch, side_by_side
+from .bench import NOW_MS, median_ratio, pipeline, realistic_batch, side_by_side
 from .http_bench import WRK_SCRIPT, App, gateway_env, wrk
 
 PROJECT: Final = "bench"
@@ -69,27 +69,15 @@ def with_personal_data(body: bytes, rng: random.Random) -> bytes:
     return msgspec.json.encode(batch)
 
 
-def pipeline(
-    impl: Any, bodies: list[bytes], scrubber: Scrubber | None, hits: Counter[str]
-) -> Callable[[], int]:
-    """One ingest of ``bodies`` by ``impl``, scrubbing with ``scrubber`` (None: not)."""
+def scrubbing(scrubber: Scrubber, hits: Counter[str]) -> Callable[[list[Any]], list[Any]]:
+    """The ``scrub`` step of :func:`.bench.pipeline` for ``scrubber``, counting its hits."""
 
-    def run() -> int:
-        window = impl.DedupWindow()
-        total = 0
-        for body in bodies:
-            events, _ = decode_batch(body)
-            records, _ = impl.validate(events, DEFAULT_POLICY, NOW_MS, SECRET)
-            if scrubber is not None:
-                records, found = scrub_records(scrubber, records)
-                hits.update(found)
-            fresh, _ = window.split(records, NOW_MS)
-            impl.aggregate(fresh)
-            window.remember(fresh, NOW_MS)
-            total += len(events)
-        return total
+    def scrub(records: list[Any]) -> list[Any]:
+        scrubbed, found = scrub_records(scrubber, records)
+        hits.update(found)
+        return scrubbed
 
-    return run
+    return scrub
 
 
 def comments_script() -> str:
@@ -180,11 +168,11 @@ def privacy_section(batches: int, rounds: int, seconds: int, http_rounds: int) -
         impl = reference
     hits: dict[str, Counter[str]] = {"scrubbed": Counter(), "scrubbed, some PII": Counter()}
     runs = {
-        "plain": pipeline(impl, plain, None, Counter()),
-        "scrubbed": pipeline(impl, plain, DEFAULT_SCRUBBER, hits["scrubbed"]),
-        "plain, some PII": pipeline(impl, personal, None, Counter()),
+        "plain": pipeline(impl, plain),
+        "scrubbed": pipeline(impl, plain, scrubbing(DEFAULT_SCRUBBER, hits["scrubbed"])),
+        "plain, some PII": pipeline(impl, personal),
         "scrubbed, some PII": pipeline(
-            impl, personal, DEFAULT_SCRUBBER, hits["scrubbed, some PII"]
+            impl, personal, scrubbing(DEFAULT_SCRUBBER, hits["scrubbed, some PII"])
         ),
     }
     rates = side_by_side(runs, rounds)
