@@ -733,23 +733,21 @@ def _store_group(conn: sqlite3.Connection, group: list[Pending]) -> list[int]:
     """Store the group's new events and move the aggregates with them, in one transaction.
 
     The unique ``(project, key)`` is the final word on duplicates, and the insert applies it:
-    of the records of the group the first of each key is offered, unless its erasure left a
-    tombstone, and the insert stores those whose key the file doesn't hold (the write lock is
-    held: no other writer can add one meanwhile). The histogram deltas of the new events are
+    the group's records are offered in order, but for those whose erasure left a tombstone, and
+    the insert stores the first of each key the file doesn't hold (the write lock is held: no
+    other writer can add one meanwhile). The histogram deltas of the new events are
     the core's ``aggregate``; vote events are inserted not counted, and their groups settled
     afterwards.
     """
     conn.execute("BEGIN IMMEDIATE")
     try:
         buried = _tombstoned(conn, group)
-        rows: list[Row] = []
-        seen: set[tuple[str, bytes]] = set()
-        for item in group:
-            for record, row in zip(item.records, item.rows, strict=True):
-                pair = (item.project, record.key)
-                if pair not in seen and pair not in buried:
-                    seen.add(pair)
-                    rows.append(row)
+        rows: list[Row] = [
+            row
+            for item in group
+            for record, row in zip(item.records, item.rows, strict=True)
+            if not buried or (item.project, record.key) not in buried
+        ]
         stored, fresh, touched = sort_inserted(group, _insert(conn, rows))
         _add_counts(conn, list(_count_rows(fresh)))
         if touched:
