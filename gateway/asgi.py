@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 
+from . import collector
 from .app import create_app
 from .settings import load_settings, unknown_variables
 
@@ -15,3 +16,4 @@ for _warning in unknown_variables():
     logging.getLogger("voxloop_gateway").warning("%s", _warning)
 
 app = create_app(load_settings({}))
+collector.settle()  # a server process: see the module

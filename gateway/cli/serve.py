@@ -20,7 +20,7 @@ import asyncpg  # type: ignore[import-untyped]
 import msgspec
 import uvicorn
 
-from .. import migrate
+from .. import collector, migrate
 from ..app import create_app
 from ..control.people import People
 from ..errors import ConfigError
@@ -109,6 +109,7 @@ def _serve(
         _sample(registry, settings)
         demo = _demo(registry, settings)
     app = create_app(settings, demo)
+    collector.settle()
     config = uvicorn.Config(
         app,
         host=settings.host,
