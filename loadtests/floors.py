@@ -53,6 +53,9 @@ RUN_SECONDS: Final = 15.0
 PROJECT: Final = "bench"
 CHANNEL: Final = "web"
 _METRICS: Final = (("nps", 0, 10), ("csat", 1, 5), ("ces", 1, 7))
+#: Events whose ids share a millisecond: the ids are time-ordered as the SDK's and the widget's
+#: are, at the rate of a busy gateway (a run of one millisecond for all would scatter them).
+EVENTS_PER_MS: Final = 8
 Synchronous = Literal["FULL", "NORMAL"]
 
 
@@ -80,7 +83,7 @@ def bodies(count: int, size: int, rng: random.Random, start_ms: int) -> Iterator
             metric, low, high = _METRICS[n % 3]
             events.append(
                 {
-                    "id": uuid7(start_ms, rng),
+                    "id": uuid7(start_ms + n // EVENTS_PER_MS, rng),
                     "channel": CHANNEL,
                     "form": "checkout",
                     "metric": metric,

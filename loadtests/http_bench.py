@@ -66,6 +66,16 @@ local pace = tonumber(os.getenv("VX_DELAY_MS")) or 0
 local counting = os.getenv("VX_COUNT") == "1"
 vx_ok, vx_shed, vx_limited, vx_bad = 0, 0, 0, 0
 local counter, tid, fixed = 0, 0, nil
+-- Ids carry the time in milliseconds, as the SDK's and the widget's do (os.time() has seconds):
+-- a second's events sharing one timestamp would land in random order in every index by id.
+local ffi = require("ffi")
+ffi.cdef("typedef struct { long sec; long usec; } vx_timeval;"
+  .. " int gettimeofday(vx_timeval *tv, void *tz);")
+local clock = ffi.new("vx_timeval")
+local function now_ms()
+  ffi.C.gettimeofday(clock, nil)
+  return tonumber(clock.sec) * 1000 + math.floor(tonumber(clock.usec) / 1000)
+end
 local metrics = {{"nps", 0, 10}, {"csat", 1, 5}, {"ces", 1, 7}}
 local threads = {}
 function setup(thread)
@@ -80,7 +90,7 @@ function init(args)
 end
 local function body()
   local parts = {}
-  local ms = os.time() * 1000
+  local ms = now_ms()
   for i = 1, n do
     counter = counter + 1
     local m = metrics[(counter % 3) + 1]
