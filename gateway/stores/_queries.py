@@ -268,8 +268,16 @@ class Dialect(abc.ABC):
         """The row's comment contains ``text`` (NFC) by the rule of ``stores._search``."""
 
 
+#: The last event whose comment SQLite's trigram index holds (see ``SqliteDialect``).
+_INDEXED_UPTO: Final = "SELECT upto FROM comment_index"
+
+
 class SqliteDialect(Dialect):
     """SQLite: ``body`` is JSON text; comments are found through the ``comment_text`` FTS5 table.
+
+    The trigram index holds the comments of the events up to ``comment_index.upto``; those of the
+    newer events (a few hundred at most: the store indexes them together) are rechecked one by
+    one, as every row the index finds is.
 
     SQLite's planner knows nothing of how many comments a text finds, so the store looks them
     up first (:meth:`candidates`, at most :data:`TEXT_FIRST`): when there are fewer, the page
@@ -320,14 +328,15 @@ class SqliteDialect(Dialect):
             return [holds]
         if _search.trigram_searchable(folded):
             found = f"SELECT rowid FROM comment_text WHERE {self._match(folded, query)}"
-            return [f"e.seq IN ({found})", holds]
+            return [f"(e.seq IN ({found}) OR e.seq > ({_INDEXED_UPTO}))", holds]
         return [holds]
 
     def candidates(self, text: str) -> tuple[str, list[object]]:
         """The rows (``seq``) whose comment may hold ``text``, at most :data:`TEXT_FIRST`.
 
         Through the trigram index where it finds every such comment, else by a scan of the
-        comments (exact then).
+        comments (exact then); the newer events' comments, which the index doesn't hold yet,
+        are checked one by one.
         """
         query = Query(self)
         folded = _search.fold(_search.normal(text))
@@ -335,7 +344,13 @@ class SqliteDialect(Dialect):
             found = self._match(folded, query)
         else:
             found = self._holds("comment", folded, query)
-        return f"SELECT rowid FROM comment_text WHERE {found} LIMIT {TEXT_FIRST}", query.params
+        tail = self._holds(self.field("comment"), folded, query)
+        return (
+            f"SELECT rowid FROM comment_text WHERE {found}"
+            f" UNION ALL SELECT e.seq FROM {self.events} AS e"
+            f" WHERE e.seq > ({_INDEXED_UPTO}) AND {tail} LIMIT {TEXT_FIRST}",
+            query.params,
+        )
 
     def _match(self, folded: str, query: Query) -> str:
         return f"comment_text MATCH {query.bind(_search.fts5_string(folded))}"

@@ -23,9 +23,11 @@ them. Events without a ``vote_key`` never take that path.
 Reads (``reads``) go through connections of their own, so a page being read never holds up a
 commit, nor a commit a read (WAL lets readers and the writer work at once). Responses are
 walked by ``events_by_time`` (project, ts_ms, key); comments are searched through
-``comment_text``, an FTS5 table under the trigram tokenizer keyed by ``events.seq``, which
-triggers keep equal to the comments: on insert, when a comment is attached later
-(:meth:`SqliteStore.attach_comment`), and on delete.
+``comment_text``, an FTS5 table under the trigram tokenizer keyed by ``events.seq``. It holds
+the comments of the events up to ``comment_index.upto``; the newer events' comments (the tail)
+are indexed together once there are ``index_every`` of them, and searches read the tail's
+comments directly. Triggers keep the index equal to the comments it holds when a comment is
+attached later (:meth:`SqliteStore.attach_comment`) and on delete.
 
 The log (:meth:`~.base.Store.log`) is ``events`` by ``seq``: one writer commits in order, so a
 reader never finds a gap that fills later. A comment attached later adds a row to
@@ -85,7 +87,7 @@ from .reads import Position, ResponseFilter, Selection
 
 #: How long a statement waits for another process's lock before failing with "locked".
 DEFAULT_BUSY_TIMEOUT_MS: Final = 5_000
-SCHEMA_VERSION: Final = 8
+SCHEMA_VERSION: Final = 9
 #: Connections that read, besides the writer's: two pages (or a page and the stats) at once.
 READERS: Final = 2
 
@@ -149,25 +151,37 @@ CREATE TABLE IF NOT EXISTS log_end (
 
 # The read side (version 4): responses in time order, and the comments' trigram index with the
 # triggers that keep it when a comment changes or goes. ``body ->> '$.comment'`` is the comment
-# wherever it is read. New events' comments are indexed by the commit itself (``_INDEX_COMMENTS``),
-# in one statement: a trigger on insert ran the index's insert per event, inside that event's
-# statement savepoint, where FTS5 writes out what it holds in memory, a segment per event (the
-# insert cost 50 µs an event, against 13 µs so; version 8 drops that trigger).
+# wherever it is read.
+#
+# The index holds the comments of the events up to ``comment_index.upto`` (version 9); those of
+# the events after it, the tail, are indexed together once there are ``index_every`` of them
+# (``_index_comments``), and a search reads the tail's comments themselves (``SqliteDialect``).
+# Each commit that indexed its own comments wrote a new FTS5 segment: a third of the pages of a
+# small commit, and 13 µs an event at 16 events a commit. Version 8 had already replaced the
+# trigger on insert, which ran the index's insert inside each event's statement savepoint, where
+# FTS5 writes out what it holds: a segment per event. The triggers below only touch the index
+# for events it holds; a tail event's comment is read when the tail is indexed.
 _READ_SIDE: Final = """
 CREATE INDEX IF NOT EXISTS events_by_time ON events (project, ts_ms, key);
 CREATE INDEX IF NOT EXISTS events_held_by_time ON events (project, ts_ms, key)
     WHERE held IS NOT NULL;
 CREATE VIRTUAL TABLE IF NOT EXISTS comment_text
     USING fts5(comment, tokenize = 'trigram', columnsize = 0);
+CREATE TABLE IF NOT EXISTS comment_index (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    upto INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO comment_index (id, upto) SELECT 1, coalesce(max(seq), 0) FROM events;
 CREATE TRIGGER IF NOT EXISTS comment_text_update AFTER UPDATE OF body ON events
     WHEN (old.body ->> '$.comment') IS NOT (new.body ->> '$.comment')
+        AND old.seq <= (SELECT upto FROM comment_index)
 BEGIN
     DELETE FROM comment_text WHERE rowid = old.seq;
     INSERT INTO comment_text (rowid, comment)
         SELECT new.seq, new.body ->> '$.comment' WHERE new.body ->> '$.comment' IS NOT NULL;
 END;
 CREATE TRIGGER IF NOT EXISTS comment_text_delete AFTER DELETE ON events
-    WHEN old.body ->> '$.comment' IS NOT NULL
+    WHEN old.body ->> '$.comment' IS NOT NULL AND old.seq <= (SELECT upto FROM comment_index)
 BEGIN
     DELETE FROM comment_text WHERE rowid = old.seq;
 END;
@@ -284,6 +298,15 @@ DROP TRIGGER IF EXISTS comment_text_insert;
 PRAGMA user_version = 8;
 COMMIT;
 """,
+    # 9: new comments are indexed a tail at a time; every comment stored so far is indexed.
+    8: f"""
+BEGIN IMMEDIATE;
+DROP TRIGGER IF EXISTS comment_text_update;
+DROP TRIGGER IF EXISTS comment_text_delete;
+{_READ_SIDE}
+PRAGMA user_version = 9;
+COMMIT;
+""",
 }
 
 # Per connection, in memory (temp_store = MEMORY): the vote groups a commit touches, each with
@@ -321,12 +344,16 @@ _INSERT_EVENTS: Final = {
 _INSERT_EVENT_AT: Final = f"""
 INSERT INTO main.events (seq, {_EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
 ON CONFLICT (project, key) DO NOTHING RETURNING project, key"""
-# The comments of the events this commit inserted (seq above the last one before it), into the
-# trigram index in one statement (see ``_READ_SIDE``).
+#: Events after the trigram index's end that are indexed together (see ``_READ_SIDE``).
+INDEX_EVERY: Final = 256
+_INDEX_STATE: Final = """
+SELECT upto, (SELECT coalesce(max(seq), 0) FROM main.events) FROM main.comment_index"""
+# The tail's comments, into the trigram index in one statement (see ``_READ_SIDE``).
 _INDEX_COMMENTS: Final = """
 INSERT INTO main.comment_text (rowid, comment)
 SELECT seq, body ->> '$.comment' FROM main.events
 WHERE seq > ? AND body ->> '$.comment' IS NOT NULL"""
+_INDEXED_UPTO: Final = "UPDATE main.comment_index SET upto = ?"
 _LOG_END: Final = """
 SELECT seq FROM main.log_end WHERE seq > (SELECT coalesce(max(seq), 0) FROM main.events)"""
 _KEEP_LOG_END: Final = """
@@ -417,6 +444,7 @@ class SqliteStore(Store):
         synchronous: Literal["FULL", "NORMAL"] = "FULL",
         max_pending: int = DEFAULT_MAX_PENDING,
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+        index_every: int = INDEX_EVERY,
     ) -> None:
         """Describe the store; nothing is opened until :meth:`open`.
 
@@ -428,6 +456,8 @@ class SqliteStore(Store):
             max_pending: most records that may wait for commit; past it writes get StoreBusy.
             busy_timeout_ms: how long to wait for another connection's lock on the file
                 before a commit fails with StoreUnavailable.
+            index_every: events after the trigram index's end that are indexed together
+                (1: each commit indexes its own); see ``_READ_SIDE``.
 
         Raises:
             ValueError: ``synchronous`` is not FULL or NORMAL, or a number is below its minimum.
@@ -436,10 +466,13 @@ class SqliteStore(Store):
             raise ValueError(f"synchronous must be FULL or NORMAL, got {synchronous!r}")
         if busy_timeout_ms < 0:
             raise ValueError(f"busy_timeout_ms must be at least 0, got {busy_timeout_ms}")
+        if index_every < 1:
+            raise ValueError(f"index_every must be at least 1, got {index_every}")
         super().__init__(channel, max_pending)
         self.path = pathlib.Path(path)
         self._synchronous = synchronous
         self._busy_timeout_ms = busy_timeout_ms
+        self._index_every = index_every
         self._db: aiosqlite.Connection | None = None
         self._readers: list[aiosqlite.Connection] = []
         self._next_reader = 0
@@ -511,7 +544,7 @@ class SqliteStore(Store):
         of a small group, and the transaction holds the lock for the whole time anyway.
         """
         async with self._lock:
-            return await _in_thread(self._connection(), _store_group, group)
+            return await _in_thread(self._connection(), _store_group, group, self._index_every)
 
     def _body(self, record: Record) -> str:
         return encode_body(Body.of(record)).decode()
@@ -729,7 +762,7 @@ def _rollback(conn: sqlite3.Connection) -> None:
         logging.getLogger(__name__).warning("rollback failed: %s", exc)
 
 
-def _store_group(conn: sqlite3.Connection, group: list[Pending]) -> list[int]:
+def _store_group(conn: sqlite3.Connection, group: list[Pending], index_every: int) -> list[int]:
     """Store the group's new events and move the aggregates with them, in one transaction.
 
     The unique ``(project, key)`` is the final word on duplicates, and the insert applies it:
@@ -749,6 +782,7 @@ def _store_group(conn: sqlite3.Connection, group: list[Pending]) -> list[int]:
             if not buried or (item.project, record.key) not in buried
         ]
         stored, fresh, touched = sort_inserted(group, _insert(conn, rows))
+        _index_comments(conn, index_every)
         _add_counts(conn, list(_count_rows(fresh)))
         if touched:
             _settle(conn, touched)
@@ -760,8 +794,7 @@ def _store_group(conn: sqlite3.Connection, group: list[Pending]) -> list[int]:
 
 
 def _insert(conn: sqlite3.Connection, rows: list[Row]) -> set[tuple[str, bytes]]:
-    """Insert the events whose key the file doesn't hold, index their comments, and return
-    their ``(project, key)``.
+    """Insert the events whose key the file doesn't hold and return their ``(project, key)``.
 
     When the events that held the highest seqs were removed (``log_end``), the first event
     stored takes the seq after the log's end, so that no reader past them skips it.
@@ -769,7 +802,6 @@ def _insert(conn: sqlite3.Connection, rows: list[Row]) -> set[tuple[str, bytes]]
     if not rows:
         return set()
     end = conn.execute(_LOG_END).fetchone()
-    last = end[0] if end is not None else conn.execute(_LAST_SEQ).fetchone()[0]
     inserted: set[tuple[str, bytes]] = set()
     while end is not None and rows and not inserted:
         inserted.update(conn.execute(_INSERT_EVENT_AT, (end[0] + 1, *rows[0])))
@@ -780,8 +812,15 @@ def _insert(conn: sqlite3.Connection, rows: list[Row]) -> set[tuple[str, bytes]]
         part = rows[at : at + size]
         inserted.update(conn.execute(_INSERT_EVENTS[size], [v for row in part for v in row]))
         at += size
-    conn.execute(_INDEX_COMMENTS, (last,))
     return inserted
+
+
+def _index_comments(conn: sqlite3.Connection, every: int) -> None:
+    """Index the tail's comments once it spans ``every`` events (see ``_READ_SIDE``)."""
+    upto, last = conn.execute(_INDEX_STATE).fetchone()
+    if last - upto >= every:
+        conn.execute(_INDEX_COMMENTS, (upto,))
+        conn.execute(_INDEXED_UPTO, (last,))
 
 
 def _remove(conn: sqlite3.Connection, project: str, keys: list[bytes]) -> None:

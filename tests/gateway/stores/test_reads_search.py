@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import pathlib
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -30,6 +30,8 @@ from .conftest import (
     PROJECT,
     Backend,
     PostgresBackend,
+    Session,
+    SqliteSession,
     event,
     make_records,
     postgres_schema,
@@ -105,6 +107,25 @@ def found_by_rule(text: str) -> list[str]:
     return sorted(name for name, comment in COMMENTS.items() if text.lower() in comment.lower())
 
 
+#: Events a SQLite store of these tests indexes together: :func:`write_comments` leaves the
+#: comments of its first write to the project in the trigram index and those of its second in
+#: the tail, so that every search here reads both.
+INDEX_EVERY = 7
+
+
+@pytest.fixture
+async def store(session: Session) -> AsyncIterator[Store]:
+    """An open store of the web channel, a SQLite one indexing :data:`INDEX_EVERY` at a time."""
+    opened = session.make(
+        **({"index_every": INDEX_EVERY} if isinstance(session, SqliteSession) else {})
+    )
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
 async def write_comments(store: Store) -> dict[bytes, str]:
     records = make_records(
         *(
@@ -113,9 +134,34 @@ async def write_comments(store: Store) -> dict[bytes, str]:
         ),
         event(id="no-comment", ts=NOW_MS - 100),
     )
-    await store.write(PROJECT, records)
     await store.write("globex", records)  # another project's comments are never found
+    await store.write(PROJECT, records[:INDEX_EVERY])
+    await store.write(PROJECT, records[INDEX_EVERY:])
     return {record.key: record.id or "" for record in records}
+
+
+async def test_sqlite_searches_read_the_trigram_index_and_the_tail(tmp_path: pathlib.Path) -> None:
+    # What every search of this module reads on SQLite: the project's first comments from the
+    # index, its newest (fewer than INDEX_EVERY events) from the events themselves.
+    store = SqliteStore(tmp_path / "web.sqlite3", "web", index_every=INDEX_EVERY)
+    await store.open()
+    try:
+        await write_comments(store)
+        assert await search(store, "the") == found_by_rule("the")
+    finally:
+        await store.close()
+    ((upto, last),) = query_file(
+        store.path, "SELECT upto, (SELECT max(seq) FROM events) FROM comment_index"
+    )
+    assert (upto, last) == (
+        2 * len(COMMENTS) + 2 - (len(COMMENTS) + 1 - INDEX_EVERY),
+        2 * len(COMMENTS) + 2,
+    )
+    index_holds_the_comments_up_to_its_end(store.path)
+    tail = query_file(
+        store.path, f"SELECT id FROM events WHERE seq > {upto} AND body ->> '$.comment' NOT NULL"
+    )
+    assert sorted(name for (name,) in tail) == sorted(list(COMMENTS)[INDEX_EVERY:])
 
 
 async def search(store: Store, text: str, **fields: Any) -> list[str]:
@@ -197,6 +243,7 @@ ALPHABET = "aAbBéÉ配送بپ %_\\\"'*"
     ),
     others=st.lists(st.text(ALPHABET, min_size=1, max_size=5), max_size=4),
     swap=st.booleans(),
+    every=st.integers(1, 13),
 )
 def test_search_is_exact_on_any_comment_and_text(
     backend: Backend,
@@ -204,20 +251,25 @@ def test_search_is_exact_on_any_comment_and_text(
     picks: list[tuple[int, int, int]],
     others: list[str],
     swap: bool,
+    every: int,
 ) -> None:
-    # Texts cut from the comments (their case swapped or not), and texts made at random.
+    # Texts cut from the comments (their case swapped or not), and texts made at random; on
+    # SQLite, the comments of the first ``every`` events are indexed, the others may be in the
+    # tail.
     texts = [comments[i % len(comments)][start : start + size] for i, start, size in picks] + others
     texts = [t.swapcase() if swap else t for t in texts if t]
 
     async def scenario() -> None:
         async with backend.session(fresh=True) as session:
-            store = session.make(**FAST[backend.name])
+            options = {"index_every": every} if backend.name == "sqlite" else {}
+            store = session.make(**FAST[backend.name], **options)
             await store.open()
             try:
                 records = make_records(
                     *(event(id=f"c{n}", comment=c, ts=NOW_MS - n) for n, c in enumerate(comments))
                 )
-                await store.write(PROJECT, records)
+                await store.write(PROJECT, records[:every])
+                await store.write(PROJECT, records[every:])
                 for text in texts:
                     want = sorted(
                         r.id or ""
@@ -406,13 +458,15 @@ def _first(sql: tuple[str, list[object]]) -> tuple[object, ...]:
     return (sql[0], *sql[1])
 
 
+@pytest.mark.parametrize("index_every", [1, sqlite.INDEX_EVERY], ids=["indexed", "tail"])
 async def test_sqlite_the_trigram_index_is_kept_equal_to_the_comments(
-    tmp_path: pathlib.Path,
+    tmp_path: pathlib.Path, index_every: int
 ) -> None:
     # On insert, when a comment is attached later, and when an event is deleted (erasure and
-    # retention will delete rows): the index holds exactly the stored comments.
+    # retention will delete rows): the index holds exactly the stored comments up to its end
+    # (all of them when each commit indexes its own, none yet when they are all in the tail).
     path = tmp_path / "web.sqlite3"
-    store = SqliteStore(path, "web")
+    store = SqliteStore(path, "web", index_every=index_every)
     await store.open()
     try:
         await write_comments(store)
@@ -426,12 +480,50 @@ async def test_sqlite_the_trigram_index_is_kept_equal_to_the_comments(
         assert await search(store, "AFTERWARDS") == ["click"]
     finally:
         await store.close()
-    index_equals_comments(path)
+    index_holds_the_comments_up_to_its_end(path)
     query_file(path, "INSERT INTO comment_text (comment_text) VALUES ('integrity-check')")
 
 
-def index_equals_comments(path: pathlib.Path) -> None:
-    comments = "SELECT seq, body ->> '$.comment' FROM events WHERE body ->> '$.comment' NOT NULL"
+async def test_sqlite_the_tail_is_indexed_with_its_comments_as_they_are_then(
+    tmp_path: pathlib.Path,
+) -> None:
+    # A comment attached to an event of the tail, and an event of the tail deleted, touch no
+    # index: when the tail is indexed, it takes the comments stored then.
+    path = tmp_path / "web.sqlite3"
+    store = SqliteStore(path, "web", index_every=4)
+    await store.open()
+    try:
+        await store.write(PROJECT, make_records(event(id="gone", comment="Deleted soon")))
+        (click,) = make_records(event(id="click", vote_key="email:t", score=3))
+        await store.write(PROJECT, [click], rule=VoteRule(edit_window_ms=60_000, burst_ms=1))
+        assert click.vote_key is not None
+        await store.attach_comment(PROJECT, click.key, click.vote_key, "Added afterwards")
+        with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
+            db.execute("DELETE FROM events WHERE id = 'gone'")
+        assert query_file(path, "SELECT upto FROM comment_index") == [(0,)]
+        assert await search(store, "AFTERWARDS") == ["click"]
+        await store.write(PROJECT, make_records(event(id="third", comment="Third")))
+        assert query_file(path, "SELECT upto FROM comment_index") == [(0,)]
+        await store.write(PROJECT, make_records(event(id="fourth", comment="Fourth")))
+        assert query_file(path, "SELECT upto FROM comment_index") == [(4,)]
+        assert await search(store, "AFTERWARDS") == ["click"]
+        assert await search(store, "deleted") == []
+    finally:
+        await store.close()
+    assert sorted(query_file(path, "SELECT comment FROM comment_text")) == [
+        ("Added afterwards",),
+        ("Fourth",),
+        ("Third",),
+    ]
+    index_holds_the_comments_up_to_its_end(path)
+
+
+def index_holds_the_comments_up_to_its_end(path: pathlib.Path) -> None:
+    """The trigram index holds exactly the comments of the events up to ``comment_index.upto``."""
+    comments = (
+        "SELECT seq, body ->> '$.comment' FROM events WHERE body ->> '$.comment' NOT NULL"
+        " AND seq <= (SELECT upto FROM comment_index)"
+    )
     indexed = "SELECT rowid, comment FROM comment_text"
     assert sorted(query_file(path, indexed)) == sorted(query_file(path, comments))
 
@@ -450,7 +542,7 @@ async def test_sqlite_comments_after_the_log_end_are_indexed_once(tmp_path: path
         assert await search(store, "التوصيل") == ["ar"]
     finally:
         await store.close()
-    index_equals_comments(path)
+    index_holds_the_comments_up_to_its_end(path)
 
 
 async def test_sqlite_a_version_7_file_indexes_new_comments_once_migrated(
@@ -487,4 +579,64 @@ async def test_sqlite_a_version_7_file_indexes_new_comments_once_migrated(
         assert await search(store, "PAYMENT page") == found_by_rule("PAYMENT page")
     finally:
         await store.close()
-    index_equals_comments(path)
+    index_holds_the_comments_up_to_its_end(path)
+
+
+# The triggers of version 8, which kept the index for every event.
+V8_TRIGGERS = """
+CREATE TRIGGER comment_text_update AFTER UPDATE OF body ON events
+    WHEN (old.body ->> '$.comment') IS NOT (new.body ->> '$.comment')
+BEGIN
+    DELETE FROM comment_text WHERE rowid = old.seq;
+    INSERT INTO comment_text (rowid, comment)
+        SELECT new.seq, new.body ->> '$.comment' WHERE new.body ->> '$.comment' IS NOT NULL;
+END;
+CREATE TRIGGER comment_text_delete AFTER DELETE ON events
+    WHEN old.body ->> '$.comment' IS NOT NULL
+BEGIN
+    DELETE FROM comment_text WHERE rowid = old.seq;
+END;
+"""
+
+
+async def test_sqlite_a_version_8_file_has_every_comment_indexed_once_migrated(
+    tmp_path: pathlib.Path,
+) -> None:
+    # Version 8 indexed every comment in its commit: migrated, the index's end is the last
+    # event, and the comments written after it are the tail.
+    path = tmp_path / "web.sqlite3"
+    store = SqliteStore(path, "web", index_every=1)
+    await store.open()
+    await write_comments(store)
+    await store.close()
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.executescript(
+            "DROP TABLE comment_index; DROP TRIGGER comment_text_update;"
+            f" DROP TRIGGER comment_text_delete; {V8_TRIGGERS} PRAGMA user_version = 8;"
+        )
+    with pytest.raises(StoreUnavailable, match="version 8, this gateway needs"):
+        await SqliteStore(path, "web").open()
+
+    assert sqlite.migrate_file(path) == (8, sqlite.SCHEMA_VERSION)
+
+    last = 2 * (len(COMMENTS) + 1)
+    assert query_file(path, "SELECT upto FROM comment_index") == [(last,)]
+    index_holds_the_comments_up_to_its_end(path)
+    store = SqliteStore(path, "web")
+    await store.open()
+    try:
+        new = event(id="new", comment="A new payment", ts=NOW_MS - 500)
+        await store.write(PROJECT, make_records(new))
+        assert (
+            await search(store, "PAYMENT")
+            == ["en", "new"]
+            == sorted([*found_by_rule("PAYMENT"), "new"])
+        )
+        # "en" (ts NOW_MS), indexed: erased, it leaves the index.
+        erased = Selection(start_ms=NOW_MS, end_ms=NOW_MS + 1)
+        await store.erase(PROJECT, erased, tombstone_until_ms=NOW_MS)
+        assert await search(store, "PAYMENT") == ["new"]
+    finally:
+        await store.close()
+    assert query_file(path, "SELECT upto FROM comment_index") == [(last,)]
+    index_holds_the_comments_up_to_its_end(path)
