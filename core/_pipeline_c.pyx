@@ -9,10 +9,12 @@ shared Python modules so that the two implementations can't drift apart.
 
 import os
 import unicodedata
-from collections import deque
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.long cimport PyLong_AsLongLongAndOverflow
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.object cimport Py_EQ, PyObject_Hash, PyObject_RichCompareBool
+from cpython.tuple cimport PyTuple_GET_ITEM
 from cpython.datetime cimport (
     PyDateTime_Check,
     datetime_day,
@@ -28,7 +30,8 @@ from cpython.datetime cimport (
     timedelta_microseconds,
     timedelta_seconds,
 )
-from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport INT64_MAX, INT64_MIN, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.string cimport memcmp, memcpy, memset
 
 
 cdef extern from "Python.h":
@@ -43,7 +46,13 @@ cdef extern from "Python.h":
     int PyUnicode_1BYTE_KIND
     int PyUnicode_2BYTE_KIND
     char* PyBytes_AS_STRING(object)
-    object PyUnicode_DecodeASCII(const char*, Py_ssize_t, const char*)
+    bint PyUnicode_IS_COMPACT_ASCII(object)
+    object PyUnicode_New(Py_ssize_t, Py_UCS4)
+    uint8_t* PyUnicode_1BYTE_DATA(object)
+    Py_ssize_t PyDict_GET_SIZE(object)
+    Py_ssize_t PySet_GET_SIZE(object)
+    PyObject* PyDict_SetDefault(object, object, object) except NULL
+    PyObject* PyList_GET_ITEM(object, Py_ssize_t)
 
 from ._keys import key_maker
 from ._models import (
@@ -98,6 +107,45 @@ cdef Py_ssize_t _R_SCORE = _slot_offset(Record, "score")
 cdef Py_ssize_t _R_COMMENT = _slot_offset(Record, "comment")
 
 
+cdef extern from *:
+    """
+    #if defined(__GNUC__)
+    #define VX_PREFETCH(p) __builtin_prefetch(p)
+    #else
+    #define VX_PREFETCH(p) ((void)0)
+    #endif
+    /* Ask for the objects an Event's slots at the given offsets point to. */
+    static inline void vx_prefetch_fields(PyObject *event, PyObject *type,
+                                          const Py_ssize_t *offsets, int count) {
+        int k;
+        if ((PyObject *)Py_TYPE(event) != type) return;
+        for (k = 0; k < count; k++) VX_PREFETCH(*(PyObject **)((char *)event + offsets[k]));
+    }
+    /* Ask for the whole text of an Event's comment, whose header is in the cache by now. */
+    static inline void vx_prefetch_comment(PyObject *event, PyObject *type,
+                                           Py_ssize_t comment_at) {
+        PyObject *comment;
+        const char *data, *end;
+        if ((PyObject *)Py_TYPE(event) != type) return;
+        comment = *(PyObject **)((char *)event + comment_at);
+        if (!PyUnicode_CheckExact(comment) || !PyUnicode_IS_COMPACT(comment)) return;
+        data = (const char *)PyUnicode_DATA(comment);
+        end = data + PyUnicode_GET_LENGTH(comment) * PyUnicode_KIND(comment);
+        if (end - data > 4096) end = data + 4096;
+        for (; data < end; data += 64) VX_PREFETCH(data);
+    }
+    """
+    void VX_PREFETCH(const void* p) noexcept nogil
+    void vx_prefetch_fields(PyObject* event, PyObject* type, const Py_ssize_t* offsets,
+                            int count) noexcept nogil
+    void vx_prefetch_comment(PyObject* event, PyObject* type, Py_ssize_t comment_at) noexcept nogil
+
+
+# the slots of an Event that ``_to_record`` reads an object of, for vx_prefetch_fields
+cdef Py_ssize_t _E_READ[8]
+_E_READ[:] = [_E_ID, _E_CHANNEL, _E_FORM, _E_METRIC, _E_TS, _E_COMMENT, _E_RESPONDENT, _E_LOCALE]
+
+
 cdef inline object _key_of(object record):
     return _slot(record, _R_KEY) if type(record) is Record else record.key
 
@@ -118,13 +166,67 @@ cdef dict _METRICS = {name: (name, low, high) for name, (low, high) in METRIC_RA
 cdef dict _channel_sets = {}
 
 
-cdef dict _canonical_channels(object channels):
+cdef inline bint _same_text(object a, object b) noexcept:
+    """``a == b`` for two exact ``str``: same length, same storage width, same bytes (a str is
+    always stored in the narrowest width that holds it, so equal texts store alike)."""
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(a)
+    cdef int kind = PyUnicode_KIND(a)
+    return a is b or (
+        n == PyUnicode_GET_LENGTH(b) and kind == PyUnicode_KIND(b)
+        and memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), n * kind) == 0
+    )
+
+
+cdef Py_ssize_t _MAX_SCANNED = 16
+
+
+cdef tuple _scannable(object names):
+    """``names`` as a tuple to search one by one, or None where that would not pay or not be
+    exact (too many, or not all of them exact ``str``)."""
+    found = tuple(names)
+    if len(found) > _MAX_SCANNED or any(type(name) is not str for name in found):
+        return None
+    return found
+
+
+cdef inline Py_ssize_t _index_of(object text, tuple names) noexcept:
+    """Where ``text``, an exact ``str``, is in ``names`` (see ``_scannable``), or -1.
+
+    A handful of comparisons of a few bytes cost less than hashing a string that was just
+    decoded (its hash is not known yet) to look it up in a dict."""
+    cdef Py_ssize_t k
+    if names is None or type(text) is not str:
+        return -1
+    for k in range(len(names)):
+        if _same_text(<object>PyTuple_GET_ITEM(names, k), text):
+            return k
+    return -1
+
+
+# metric name -> (the one shared str of that name, low, high): records then carry shared strings
+# whose hashes are computed once, which makes aggregation's dict lookups cheaper. The same in C
+# arrays, found by ``_index_of(name, _METRIC_NAMES_SCANNED)``.
+cdef tuple _METRIC_NAMES_SCANNED = _scannable(_METRICS)
+cdef long long _metric_low[16]
+cdef long long _metric_high[16]
+for _code, (_low, _high) in enumerate(METRIC_RANGES.values()):
+    if _code < _MAX_SCANNED:
+        _metric_low[_code] = _low
+        _metric_high[_code] = _high
+
+
+cdef tuple _canonical_channels(object channels):
+    """(name -> the one shared str of that name, the names for ``_index_of``) of a policy's
+    channels, kept per set of channels."""
     found = _channel_sets.get(channels)
     if found is None:
         if len(_channel_sets) > 64:
             _channel_sets.clear()
-        found = _channel_sets[channels] = {name: name for name in channels}
-    return <dict>found
+        by_name = {name: name for name in channels}
+        found = _channel_sets[channels] = (by_name, _scannable(by_name))
+    return <tuple>found
+
+
 cdef str _FORM_RULE = f"form must be 1-{MAX_FORM_CHARS} characters of A-Z a-z 0-9 . _ -"
 cdef str _ID_RULE = f"id must be 1-{MAX_ID_CHARS} printable ASCII characters"
 cdef str _LOCALE_RULE = (
@@ -177,53 +279,156 @@ cdef const unsigned char* _flag_of = <const unsigned char*>PyBytes_AS_STRING(_FL
 cdef const unsigned char* _class_of = <const unsigned char*>PyBytes_AS_STRING(_CLASSES)
 
 
-cdef inline unsigned char _flags_at(uint32_t c, Py_ssize_t i, Py_ssize_t* mark_at,
-                                    unsigned char* mark_class):
-    """``c``'s flags, plus _MAY_CHANGE if it is a combining mark that directly follows a mark
-    of a higher canonical class (out of canonical order, UAX #15). Characters that are not
-    marks, nearly all of them, take the first branch only."""
-    cdef unsigned char flags = _flag_of[c], ccc
-    if flags & _COMBINING:
-        ccc = _class_of[c]
-        if mark_at[0] == i - 1 and mark_class[0] > ccc:
-            flags |= _MAY_CHANGE
-        mark_at[0] = i
-        mark_class[0] = ccc
-    return flags
+cdef extern from *:
+    """
+    /* A word-at-a-time test that eight Latin-1 characters are all printable ASCII (0x20-0x7E):
+       a byte at or above 0x80 sets its top bit in w; below it, adding 1 sets the top bit from
+       0x7F up, and (w | top) - 0x20 clears it below 0x20, without carries or borrows between
+       bytes (a carry out of a byte that is already too high changes nothing). */
+    #define VX_TOP8 0x8080808080808080ULL
+    static inline uint64_t vx_word(const void *p) { uint64_t w; memcpy(&w, p, 8); return w; }
+    /* The top bits of the lanes that are not printable ASCII; "never" is VX_TOP8 to have
+       every word read in full. */
+    static inline uint64_t vx_unprintable8(uint64_t w, uint64_t never) {
+        return (w | (w + 0x0101010101010101ULL) | ~((w | VX_TOP8) - 0x2020202020202020ULL)
+                | never) & VX_TOP8;
+    }
+    /* The flag table and the combining classes of code points below its size, and the flags. */
+    typedef struct {
+        const unsigned char *flag_of;
+        const unsigned char *class_of;
+        unsigned char combining;
+        unsigned char may_change;
+        int skip_printable;  /* no printable ASCII character has a flag that matters here */
+    } vx_tables;
+
+    /* Where the last combining mark was, and its class. */
+    typedef struct {
+        Py_ssize_t at;
+        unsigned char ccc;
+    } vx_marks;
+
+    /* c's flags, plus may_change if it is a combining mark that directly follows a mark of a
+       higher canonical class (out of canonical order, UAX #15). */
+    static inline unsigned char vx_flags_at(const vx_tables *t, uint32_t c, Py_ssize_t i,
+                                            vx_marks *marks) {
+        unsigned char flags = t->flag_of[c];
+        if (flags & t->combining) {
+            unsigned char ccc = t->class_of[c];
+            if (marks->at == i - 1 && marks->ccc > ccc) flags |= t->may_change;
+            marks->at = i;
+            marks->ccc = ccc;
+        }
+        return flags;
+    }
+
+    #if defined(__GNUC__)
+    #define VX_NOINLINE __attribute__((noinline))
+    #else
+    #define VX_NOINLINE
+    #endif
+
+    /* The four characters from p[i] on one by one: kept out of the hot loop's registers. */
+    static VX_NOINLINE unsigned char vx_marks4(const vx_tables *t, const uint16_t *p,
+                                               Py_ssize_t i, vx_marks *marks) {
+        return vx_flags_at(t, p[i], i, marks) | vx_flags_at(t, p[i + 1], i + 1, marks)
+               | vx_flags_at(t, p[i + 2], i + 2, marks) | vx_flags_at(t, p[i + 3], i + 3, marks);
+    }
+
+    /* Latin-1: no combining marks. */
+    static unsigned char vx_scan1(const vx_tables *t, const uint8_t *p, Py_ssize_t n) {
+        const unsigned char *f = t->flag_of;
+        const uint64_t never = t->skip_printable ? 0 : VX_TOP8;
+        const uint8_t *end = p + n, *whole = p + (n & ~(Py_ssize_t)7);
+        unsigned char seen = 0;
+        for (; p < whole; p += 8) {
+            if (vx_unprintable8(vx_word(p), never))
+                seen |= f[p[0]] | f[p[1]] | f[p[2]] | f[p[3]] | f[p[4]] | f[p[5]] | f[p[6]]
+                        | f[p[7]];
+        }
+        for (; p < end; p++) seen |= f[*p];
+        return seen;
+    }
+
+    /* No word-at-a-time skip here: four lanes of printable ASCII take about as many
+       instructions to recognise as their four lookups, which every other word pays on top. */
+    static unsigned char vx_scan2(const vx_tables *t, const uint16_t *p, Py_ssize_t n) {
+        const unsigned char *f = t->flag_of;
+        const unsigned char combining = t->combining;
+        vx_marks marks = {-2, 0};
+        unsigned char seen = 0;
+        Py_ssize_t i, whole = n & ~(Py_ssize_t)7;
+        unsigned char low, high;
+        for (i = 0; i < whole; i += 8) {
+            low = f[p[i]] | f[p[i + 1]] | f[p[i + 2]] | f[p[i + 3]];
+            high = f[p[i + 4]] | f[p[i + 5]] | f[p[i + 6]] | f[p[i + 7]];
+            if ((low | high) & combining) {  /* a mark, rare: read again, checking its order */
+                if (low & combining) low = vx_marks4(t, p, i, &marks);
+                if (high & combining) high = vx_marks4(t, p, i + 4, &marks);
+            }
+            seen |= low | high;
+        }
+        for (; i < n; i++) seen |= vx_flags_at(t, p[i], i, &marks);
+        return seen;
+    }
+
+    static unsigned char vx_scan4(const vx_tables *t, const uint32_t *p, Py_ssize_t n,
+                                  uint32_t table_size) {
+        vx_marks marks = {-2, 0};
+        unsigned char seen = 0;
+        Py_ssize_t i;
+        for (i = 0; i < n; i++) {
+            if (p[i] < table_size) seen |= vx_flags_at(t, p[i], i, &marks);
+            else seen |= t->may_change;
+        }
+        return seen;
+    }
+    """
+    ctypedef struct vx_tables:
+        const unsigned char* flag_of
+        const unsigned char* class_of
+        unsigned char combining
+        unsigned char may_change
+        int skip_printable
+    unsigned char vx_scan1(const vx_tables* t, const uint8_t* p, Py_ssize_t n) noexcept nogil
+    unsigned char vx_scan2(const vx_tables* t, const uint16_t* p, Py_ssize_t n) noexcept nogil
+    unsigned char vx_scan4(const vx_tables* t, const uint32_t* p, Py_ssize_t n,
+                           uint32_t table_size) noexcept nogil
 
 
-cdef unsigned char _scan(str text):
+def _printable_ascii_is_plain():
+    """Whether no printable ASCII character (0x20-0x7E) bears a flag that ``_scan`` reports:
+    then a word of them can be skipped whole. (True of every Unicode version so far; checked
+    here so that the skip can never hide a flag.)"""
+    plain = _CONTROL | _MAY_CHANGE | _COMBINING
+    return not any(_FLAGS[code] & plain for code in range(0x20, 0x7F))
+
+
+cdef vx_tables _tables
+_tables.flag_of = _flag_of
+_tables.class_of = _class_of
+_tables.combining = _COMBINING
+_tables.may_change = _MAY_CHANGE
+_tables.skip_printable = _printable_ascii_is_plain()
+
+
+cdef inline unsigned char _scan(str text) noexcept:
     """The union of the flags of ``text``'s characters, read in its own storage width.
 
-    One pass ORs the flags together; a combining mark (an Arabic vowel sign, an accent typed
-    apart), a rare character even in the texts that hold some, takes a branch that checks its
-    order against the mark before it. (Two passes, the second only for texts with marks, read
-    most multilingual comments twice: two thirds of the core bench's hold an Arabic mark.)
+    Latin-1 texts skip runs of printable ASCII eight characters at a time. Wider texts OR the
+    flags of eight characters at a time, and a run holding a combining mark (an Arabic vowel
+    sign, an accent typed apart), rare even in the texts that have some, is read again
+    character by character to check each mark's order against the mark before it. Code
+    points above the table are always checked in full.
     """
-    cdef Py_ssize_t i, n = PyUnicode_GET_LENGTH(text), mark_at = -2
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(text)
     cdef int kind = PyUnicode_KIND(text)
     cdef void* data = PyUnicode_DATA(text)
-    cdef unsigned char seen = 0, mark_class = 0, flags
-    cdef uint32_t c
-    if kind == PyUnicode_1BYTE_KIND:  # Latin-1: no combining marks
-        for i in range(n):
-            seen |= _flag_of[(<uint8_t*>data)[i]]
-        return seen
+    if kind == PyUnicode_1BYTE_KIND:
+        return vx_scan1(&_tables, <const uint8_t*>data, n)
     if kind == PyUnicode_2BYTE_KIND:
-        for i in range(n):
-            c = (<uint16_t*>data)[i]
-            flags = _flag_of[c]
-            if flags & _COMBINING:
-                flags = _flags_at(c, i, &mark_at, &mark_class)
-            seen |= flags
-        return seen
-    for i in range(n):
-        c = (<uint32_t*>data)[i]
-        if c < _FLAGGED_UPTO:
-            seen |= _flags_at(c, i, &mark_at, &mark_class)
-        else:
-            seen |= _MAY_CHANGE
-    return seen
+        return vx_scan2(&_tables, <const uint16_t*>data, n)
+    return vx_scan4(&_tables, <const uint32_t*>data, n, _FLAGGED_UPTO)
 
 
 cdef signed char _HEX[256]
@@ -244,30 +449,40 @@ cdef bint _id_ok(str event_id):
     return True
 
 
+cdef extern from *:
+    """
+    /* The 16 bytes of the canonical UUID text p (36 characters, hyphens already checked)
+       into out; 0 if a digit is not lowercase hex. hex maps a byte to its value or -1. */
+    #define VX_HEX_BYTE(k, at) do { \
+        signed char high_ = hex[p[at]], low_ = hex[p[(at) + 1]]; \
+        bad |= high_ | low_; \
+        out[k] = (uint8_t)((high_ << 4) | low_); \
+    } while (0)
+    static inline int vx_uuid_bytes(const signed char *hex, const uint8_t *p, uint8_t *out) {
+        signed char bad = 0;
+        VX_HEX_BYTE(0, 0); VX_HEX_BYTE(1, 2); VX_HEX_BYTE(2, 4); VX_HEX_BYTE(3, 6);
+        VX_HEX_BYTE(4, 9); VX_HEX_BYTE(5, 11); VX_HEX_BYTE(6, 14); VX_HEX_BYTE(7, 16);
+        VX_HEX_BYTE(8, 19); VX_HEX_BYTE(9, 21); VX_HEX_BYTE(10, 24); VX_HEX_BYTE(11, 26);
+        VX_HEX_BYTE(12, 28); VX_HEX_BYTE(13, 30); VX_HEX_BYTE(14, 32); VX_HEX_BYTE(15, 34);
+        return bad >= 0;
+    }
+    """
+    bint vx_uuid_bytes(const signed char* hex, const uint8_t* p, uint8_t* out) noexcept nogil
+
+
 cdef bytes _uuid7_bytes(str event_id):
     """The 16 bytes of a canonical lowercase UUIDv7, or None if ``event_id`` is not one."""
-    cdef unsigned char buf[16]
-    cdef Py_ssize_t i, j = 0
-    cdef int nibble, high = 0
+    cdef uint8_t buf[16]
     cdef const uint8_t* p
-    if len(event_id) != 36 or PyUnicode_KIND(event_id) != PyUnicode_1BYTE_KIND:
+    if PyUnicode_GET_LENGTH(event_id) != 36 or PyUnicode_KIND(event_id) != PyUnicode_1BYTE_KIND:
         return None
     p = <const uint8_t*>PyUnicode_DATA(event_id)
-    if p[14] != 0x37 or not (p[19] == 0x38 or p[19] == 0x39 or p[19] == 0x61 or p[19] == 0x62):
+    if (
+        p[8] != 0x2D or p[13] != 0x2D or p[18] != 0x2D or p[23] != 0x2D or p[14] != 0x37
+        or not (p[19] == 0x38 or p[19] == 0x39 or p[19] == 0x61 or p[19] == 0x62)
+        or not vx_uuid_bytes(_HEX, p, buf)
+    ):
         return None
-    for i in range(36):
-        if i == 8 or i == 13 or i == 18 or i == 23:
-            if p[i] != 0x2D:
-                return None
-            continue
-        nibble = _HEX[p[i]]
-        if nibble < 0:
-            return None
-        if j & 1:
-            buf[j >> 1] = <unsigned char>((high << 4) | nibble)
-        else:
-            high = nibble
-        j += 1
     return PyBytes_FromStringAndSize(<char*>buf, 16)
 
 
@@ -276,7 +491,12 @@ cdef bytes _uuid7_bytes(str event_id):
 # pseudonym; the same sums done here, from a state that has already absorbed the key block, take a
 # tenth of that.
 
+# the two hex digits of each byte value, as they lie in memory
+cdef uint16_t _HEX_PAIRS[256]
 cdef const char* _HEX_DIGITS = b"0123456789abcdef"
+for _code in range(256):
+    (<char*>&_HEX_PAIRS[_code])[0] = _HEX_DIGITS[_code >> 4]
+    (<char*>&_HEX_PAIRS[_code])[1] = _HEX_DIGITS[_code & 15]
 
 
 cdef extern from *:
@@ -309,6 +529,16 @@ cdef extern from *:
         a = a + b + (x); d = VX_ROTR(d ^ a, 32); c = c + d; b = VX_ROTR(b ^ c, 24); \
         a = a + b + (y); d = VX_ROTR(d ^ a, 16); c = c + d; b = VX_ROTR(b ^ c, 63); \
     } while (0)
+    #define VX_ROUND(r) do { \
+        VX_G(v0, v4, v8, v12, m[vx_sigma[r][0]], m[vx_sigma[r][1]]); \
+        VX_G(v1, v5, v9, v13, m[vx_sigma[r][2]], m[vx_sigma[r][3]]); \
+        VX_G(v2, v6, v10, v14, m[vx_sigma[r][4]], m[vx_sigma[r][5]]); \
+        VX_G(v3, v7, v11, v15, m[vx_sigma[r][6]], m[vx_sigma[r][7]]); \
+        VX_G(v0, v5, v10, v15, m[vx_sigma[r][8]], m[vx_sigma[r][9]]); \
+        VX_G(v1, v6, v11, v12, m[vx_sigma[r][10]], m[vx_sigma[r][11]]); \
+        VX_G(v2, v7, v8, v13, m[vx_sigma[r][12]], m[vx_sigma[r][13]]); \
+        VX_G(v3, v4, v9, v14, m[vx_sigma[r][14]], m[vx_sigma[r][15]]); \
+    } while (0)
     static void vx_compress(uint64_t h[8], const uint8_t *block, uint64_t counter, int last) {
         uint64_t m[16];
         int i;
@@ -317,17 +547,9 @@ cdef extern from *:
                  v7 = h[7], v8 = vx_iv[0], v9 = vx_iv[1], v10 = vx_iv[2], v11 = vx_iv[3],
                  v12 = vx_iv[4] ^ counter, v13 = vx_iv[5], v14 = last ? ~vx_iv[6] : vx_iv[6],
                  v15 = vx_iv[7];
-        for (i = 0; i < 12; i++) {
-            const uint8_t *s = vx_sigma[i];
-            VX_G(v0, v4, v8, v12, m[s[0]], m[s[1]]);
-            VX_G(v1, v5, v9, v13, m[s[2]], m[s[3]]);
-            VX_G(v2, v6, v10, v14, m[s[4]], m[s[5]]);
-            VX_G(v3, v7, v11, v15, m[s[6]], m[s[7]]);
-            VX_G(v0, v5, v10, v15, m[s[8]], m[s[9]]);
-            VX_G(v1, v6, v11, v12, m[s[10]], m[s[11]]);
-            VX_G(v2, v7, v8, v13, m[s[12]], m[s[13]]);
-            VX_G(v3, v4, v9, v14, m[s[14]], m[s[15]]);
-        }
+        /* The rounds written out: the message schedule then indexes m by constants. */
+        VX_ROUND(0); VX_ROUND(1); VX_ROUND(2); VX_ROUND(3); VX_ROUND(4); VX_ROUND(5);
+        VX_ROUND(6); VX_ROUND(7); VX_ROUND(8); VX_ROUND(9); VX_ROUND(10); VX_ROUND(11);
         h[0] ^= v0 ^ v8; h[1] ^= v1 ^ v9; h[2] ^= v2 ^ v10; h[3] ^= v3 ^ v11;
         h[4] ^= v4 ^ v12; h[5] ^= v5 ^ v13; h[6] ^= v6 ^ v14; h[7] ^= v7 ^ v15;
     }
@@ -384,8 +606,8 @@ cdef class _Mac:
                 vx_compress(h, data, counter, False)
                 data += 128
                 n -= 128
-            for i in range(128):
-                block[i] = data[i] if i < n else 0
+            memcpy(block, data, n)
+            memset(block + n, 0, 128 - n)
             vx_compress(h, block, counter + n, True)
         for i in range(16):
             out[i] = <uint8_t>(h[i >> 3] >> (8 * (i & 7)))
@@ -419,14 +641,21 @@ cdef class _Keys:
 
     cdef str pseudonym(self, str value):
         cdef uint8_t out[16]
-        cdef char text[32]
+        cdef uint8_t* text
         cdef Py_ssize_t i
-        cdef bytes data = value.encode()
-        self._pseudonym.digest_into(<const uint8_t*>PyBytes_AS_STRING(data), len(data), out)
+        cdef bytes data
+        if PyUnicode_IS_COMPACT_ASCII(value):  # its UTF-8 is its storage: no copy to encode
+            self._pseudonym.digest_into(
+                <const uint8_t*>PyUnicode_DATA(value), PyUnicode_GET_LENGTH(value), out
+            )
+        else:
+            data = value.encode()
+            self._pseudonym.digest_into(<const uint8_t*>PyBytes_AS_STRING(data), len(data), out)
+        hexdigest = PyUnicode_New(32, 127)
+        text = PyUnicode_1BYTE_DATA(hexdigest)
         for i in range(16):
-            text[2 * i] = _HEX_DIGITS[out[i] >> 4]
-            text[2 * i + 1] = _HEX_DIGITS[out[i] & 15]
-        return PyUnicode_DecodeASCII(text, 32, NULL)
+            memcpy(text + 2 * i, &_HEX_PAIRS[out[i]], 2)
+        return hexdigest
 
 
 cdef dict _keys_by_secret = {}
@@ -477,13 +706,13 @@ cdef bint _locale_ok(str tag):
     return run >= 2 if first else run >= 1
 
 
-cdef inline bint _within(object value, object low, object high) except -1:
+cdef inline bint _within(object value, long long low, long long high) except -1:
     """``low <= value <= high``, in C for the ints msgspec gives (of any size)."""
     cdef int overflow
     cdef long long v
     if type(value) is int:
         v = PyLong_AsLongLongAndOverflow(value, &overflow)
-        return overflow == 0 and <long long>low <= v <= <long long>high
+        return overflow == 0 and low <= v <= high
     return low <= value <= high
 
 
@@ -588,8 +817,62 @@ cdef class _Unkeyed:
         return self._maker.fresh_key(self._nonce, index, self._now_ms)
 
 
-cdef object _to_record(object event, Py_ssize_t index, dict channels, int64_t now_ms,
-                       int64_t max_future, int64_t retention, _Keys keys, _Unkeyed unkeyed):
+cdef class _Request:
+    """What every event of one ``validate`` call is checked against, read once a call."""
+
+    cdef dict channels
+    cdef tuple channel_names
+    cdef int64_t now_ms
+    cdef int64_t max_future
+    cdef int64_t retention
+    # the bounds of the ts window, or INT64_MIN/INT64_MAX where they don't fit in 64 bits (a
+    # timestamp is then compared as a Python int)
+    cdef int64_t newest
+    cdef int64_t oldest
+    cdef _Keys keys
+    cdef _Unkeyed unkeyed
+    cdef list forms  # see _shared_form
+
+
+cdef int _AHEAD = 1
+cdef int _TOO_OLD = 2
+
+
+cdef int _ts_check(object client_ts, _Request req) except -1:
+    """0 where ``client_ts`` is in the request's window, else _AHEAD or _TOO_OLD; in C where
+    both sides fit in 64 bits, as Python ints where they don't."""
+    cdef int overflow
+    cdef long long ts
+    if type(client_ts) is int and req.newest != INT64_MAX and req.oldest != INT64_MIN:
+        ts = PyLong_AsLongLongAndOverflow(client_ts, &overflow)
+        if overflow == 0:
+            return _AHEAD if ts > req.newest else _TOO_OLD if ts < req.oldest else 0
+    if client_ts > req.now_ms + <object>req.max_future:
+        return _AHEAD
+    return _TOO_OLD if client_ts < req.now_ms - <object>req.retention else 0
+
+
+cdef Py_ssize_t _MAX_SHARED_FORMS = 8
+
+
+cdef inline object _shared_form(_Request req, object form):
+    """The first of the request's forms equal to ``form`` (most requests name a few forms):
+    records of one form then share a string whose hash is computed once, and equal keys in
+    ``aggregate`` compare by identity."""
+    cdef list forms = req.forms
+    cdef Py_ssize_t k, n = len(forms)
+    if type(form) is not str:
+        return form
+    for k in range(n):
+        known = <object>PyList_GET_ITEM(forms, k)
+        if _same_text(known, form):
+            return known
+    if n < _MAX_SHARED_FORMS:
+        forms.append(form)
+    return form
+
+
+cdef object _to_record(object event, Py_ssize_t index, _Request req):
     if type(event) is not Event:  # a subclass or look-alike: take the slow, general road
         event = Event(**{name: getattr(event, name) for name in Event.__struct_fields__})
     cdef object event_id = _slot(event, _E_ID)
@@ -599,40 +882,54 @@ cdef object _to_record(object event, Py_ssize_t index, dict channels, int64_t no
     cdef object score = _slot(event, _E_SCORE)
     cdef object locale
     cdef object client_ts, comment, respondent, vote_key
+    cdef Py_ssize_t at
+    cdef long long low, high
+    cdef int outside
     cdef tuple spec
+    cdef _Keys keys = req.keys
     key = None
     if event_id is not None:
         key = _uuid7_bytes(<str>event_id)  # a UUIDv7 is a valid id: no second scan
         if key is None and not _id_ok(<str>event_id):
             raise _RefusedError("id", _ID_RULE)
-    canonical = channels.get(channel)
-    if canonical is None:
-        allowed = ", ".join(sorted(channels))
-        raise _RefusedError("channel", f"unknown channel {channel!r}; allowed: {allowed}")
-    channel = canonical
+    at = _index_of(channel, req.channel_names)
+    if at >= 0:
+        channel = <object>PyTuple_GET_ITEM(req.channel_names, at)
+    else:
+        canonical = req.channels.get(channel)
+        if canonical is None:
+            allowed = ", ".join(sorted(req.channels))
+            raise _RefusedError("channel", f"unknown channel {channel!r}; allowed: {allowed}")
+        channel = canonical
     if not _form_ok(form):
         raise _RefusedError("form", _FORM_RULE)
-    found = _METRICS.get(metric)
-    if found is None:
-        raise _RefusedError(
-            "metric", f"unknown metric {metric!r}; expected one of {_METRIC_NAMES}"
-        )
-    spec = <tuple>found
-    metric = spec[0]
-    low = spec[1]
-    high = spec[2]
+    form = _shared_form(req, form)
+    at = _index_of(metric, _METRIC_NAMES_SCANNED)
+    if at >= 0:
+        metric = <object>PyTuple_GET_ITEM(_METRIC_NAMES_SCANNED, at)
+        low = _metric_low[at]
+        high = _metric_high[at]
+    else:
+        found = _METRICS.get(metric)
+        if found is None:
+            raise _RefusedError(
+                "metric", f"unknown metric {metric!r}; expected one of {_METRIC_NAMES}"
+            )
+        spec = <tuple>found
+        metric = spec[0]
+        low = spec[1]
+        high = spec[2]
     if not _within(score, low, high):
         raise _RefusedError("score", f"{metric} score must be {low}..{high}, got {score}")
     client_ts = _epoch_ms(_slot(event, _E_TS))
     if client_ts is not None:
-        if client_ts > now_ms + max_future:
-            raise _RefusedError(
-                "ts", f"ts is more than {max_future // 1000} s ahead of the gateway's clock"
-            )
-        if client_ts < now_ms - retention:
-            raise _RefusedError(
-                "ts", f"ts is older than the retention window of {retention // 86400000} days"
-            )
+        outside = _ts_check(client_ts, req)
+        if outside == _AHEAD:
+            ahead = <object>req.max_future // 1000
+            raise _RefusedError("ts", f"ts is more than {ahead} s ahead of the gateway's clock")
+        if outside == _TOO_OLD:
+            days = <object>req.retention // 86400000
+            raise _RefusedError("ts", f"ts is older than the retention window of {days} days")
     comment = _clean_comment(_slot(event, _E_COMMENT))
     locale = _slot(event, _E_LOCALE)
     if locale is not None and not _locale_ok(<str>locale):
@@ -645,9 +942,9 @@ cdef object _to_record(object event, Py_ssize_t index, dict channels, int64_t no
         if key is None:
             key = keys.foreign_id_key(<str>event_id)
     elif client_ts is None:
-        key = unkeyed.fresh_key(index)
+        key = req.unkeyed.fresh_key(index)
     else:
-        key = unkeyed.content_key(
+        key = req.unkeyed.content_key(
             (channel, form, metric, score, comment, respondent, vote_key, client_ts, locale,
              tags, meta),
             client_ts,
@@ -655,7 +952,7 @@ cdef object _to_record(object event, Py_ssize_t index, dict channels, int64_t no
     return Record(
         key,
         event_id,
-        now_ms if client_ts is None else client_ts,
+        req.now_ms if client_ts is None else client_ts,
         channel,
         form,
         metric,
@@ -669,37 +966,84 @@ cdef object _to_record(object event, Py_ssize_t index, dict channels, int64_t no
     )
 
 
+cdef inline int64_t _bound(object value):
+    """``value`` where it fits in 64 bits, else INT64_MIN or INT64_MAX (see ``_Request``)."""
+    if value > INT64_MAX:
+        return INT64_MAX
+    if value < INT64_MIN:
+        return INT64_MIN
+    return value
+
+
 def validate(events, policy, long long now_ms, bytes secret, nonce=None):
     """Apply the contract's field rules; see ``_pipeline_py.validate``."""
     cdef list records = []
     cdef list rejections = []
-    cdef Py_ssize_t index = 0
-    cdef dict channels = _canonical_channels(policy.channels)
-    cdef int64_t max_future = policy.max_future_ms
-    cdef int64_t retention = policy.retention_ms
-    cdef _Keys keys = _keys_for(secret)
-    cdef _Unkeyed unkeyed = _Unkeyed(keys._maker, now_ms, nonce)
-    for event in events:
-        if event is not None:
-            try:
-                records.append(
-                    _to_record(
-                        event, index, channels, now_ms, max_future, retention, keys, unkeyed
-                    )
-                )
-            except _RefusedError as refused:
-                rejections.append(Rejection(index, refused.field, refused.error))
-        index += 1
+    cdef list todo = events if type(events) is list else list(events)
+    cdef Py_ssize_t index = 0, count = len(todo)
+    cdef _Request req = _Request.__new__(_Request)
+    cdef PyObject* event_type = <PyObject*>Event
+    cdef tuple channels = _canonical_channels(policy.channels)
+    req.channels = <dict>channels[0]
+    req.channel_names = <tuple>channels[1]
+    req.now_ms = now_ms
+    req.max_future = policy.max_future_ms
+    req.retention = policy.retention_ms
+    req.newest = _bound(now_ms + <object>req.max_future)
+    req.oldest = _bound(now_ms - <object>req.retention)
+    req.keys = _keys_for(secret)
+    req.unkeyed = _Unkeyed(req.keys._maker, now_ms, nonce)
+    req.forms = []
+    while index < count:
+        # One ``try`` for the whole run of events up to a refused one, not one per event.
+        try:
+            while index < count:
+                # Events decoded a while ago are out of the cache: ask for the next ones early.
+                if index + 4 < count:
+                    VX_PREFETCH(PyList_GET_ITEM(todo, index + 4))
+                if index + 2 < count:
+                    vx_prefetch_fields(PyList_GET_ITEM(todo, index + 2), event_type, _E_READ, 8)
+                if index + 1 < count:
+                    vx_prefetch_comment(PyList_GET_ITEM(todo, index + 1), event_type, _E_COMMENT)
+                event = <object>PyList_GET_ITEM(todo, index)
+                if event is not None:
+                    records.append(_to_record(event, index, req))
+                index += 1
+        except _RefusedError as refused:
+            rejections.append(Rejection(index, refused.field, refused.error))
+            index += 1
     return records, rejections
 
 
+cdef extern from *:
+    """
+    /* A key of a batch in ``DedupWindow.split``'s table, and its hash. */
+    typedef struct {
+        PyObject *key;
+        Py_hash_t hash;
+    } vx_slot;
+    """
+    ctypedef struct vx_slot:
+        PyObject* key
+        Py_hash_t hash
+
+
+cdef enum:
+    _STACK_SLOTS = 512  # a table for batches of up to 256 records lies on the stack
+
+
 cdef class DedupWindow:
-    """A bounded "seen recently?" set of dedup keys; see ``_pipeline_py.DedupWindow``."""
+    """A bounded "seen recently?" set of dedup keys; see ``_pipeline_py.DedupWindow``.
+
+    The keys in the order remembered are a list read from ``_head`` on (a queue that pops by
+    moving ``_head``, compacted now and then), which costs less per key than a deque's methods.
+    """
 
     cdef readonly Py_ssize_t max_entries
     cdef readonly int64_t max_age_ms
     cdef dict _remembered
-    cdef object _order
+    cdef list _order
+    cdef Py_ssize_t _head
 
     def __init__(self, Py_ssize_t max_entries=1_000_000, int64_t max_age_ms=7 * 86_400_000):
         if max_entries < 1 or max_age_ms < 1:
@@ -707,12 +1051,13 @@ cdef class DedupWindow:
         self.max_entries = max_entries
         self.max_age_ms = max_age_ms
         self._remembered = {}
-        self._order = deque()
+        self._order = []
+        self._head = 0
 
     def __len__(self):
         return len(self._remembered)
 
-    cdef inline bint _seen(self, object key, int64_t now_ms):
+    cdef inline bint _seen(self, object key, int64_t now_ms) except -1:
         at = self._remembered.get(key)
         return at is not None and now_ms - <int64_t>at < self.max_age_ms
 
@@ -721,36 +1066,91 @@ cdef class DedupWindow:
         return self._seen(key, now_ms)
 
     def split(self, records, int64_t now_ms):
-        """Drop records seen recently or earlier in the same batch."""
+        """Drop records seen recently or earlier in the same batch.
+
+        The batch's keys go into a table of its own on the stack (open addressing on the keys'
+        hashes, which bytes keep once computed), not into a set that would grow several times.
+        """
+        cdef list todo = records if type(records) is list else list(records)
         cdef list fresh = []
-        cdef set in_batch = set()
-        cdef Py_ssize_t duplicates = 0
-        for record in records:
-            key = _key_of(record)
-            if key in in_batch or self._seen(key, now_ms):
-                duplicates += 1
-            else:
-                in_batch.add(key)
-                fresh.append(record)
+        cdef list held = []  # keys of records that are not Records, kept alive for the table
+        cdef Py_ssize_t duplicates = 0, count = len(todo), size = 16, i, at
+        cdef Py_hash_t hashed
+        cdef bint any_remembered = PyDict_GET_SIZE(self._remembered) != 0, known
+        cdef vx_slot on_stack[_STACK_SLOTS]
+        cdef vx_slot* table = on_stack
+        while size < 2 * count:
+            size <<= 1
+        if size > _STACK_SLOTS:
+            table = <vx_slot*>PyMem_Malloc(size * sizeof(vx_slot))
+            if table == NULL:
+                raise MemoryError()
+        memset(table, 0, size * sizeof(vx_slot))
+        try:
+            for i in range(count):
+                record = <object>PyList_GET_ITEM(todo, i)
+                if type(record) is Record:
+                    key = _slot(record, _R_KEY)
+                else:
+                    key = record.key
+                    held.append(key)
+                if any_remembered and self._seen(key, now_ms):
+                    duplicates += 1
+                    continue
+                hashed = PyObject_Hash(key)
+                at = hashed & (size - 1)
+                known = False
+                while table[at].key != NULL:
+                    if table[at].hash == hashed and (
+                        table[at].key == <PyObject*>key
+                        or PyObject_RichCompareBool(<object>table[at].key, key, Py_EQ)
+                    ):
+                        known = True
+                        break
+                    at = (at + 1) & (size - 1)
+                if known:
+                    duplicates += 1
+                else:
+                    table[at].key = <PyObject*>key
+                    table[at].hash = hashed
+                    fresh.append(record)
+        finally:
+            if table != on_stack:
+                PyMem_Free(table)
         return fresh, duplicates
+
+    cdef inline object _pop_oldest(self):
+        oldest = <object>PyList_GET_ITEM(self._order, self._head)
+        self._head += 1
+        return oldest
 
     def remember(self, records, int64_t now_ms):
         """Add committed records' keys; a key already held keeps its first time."""
         cdef dict remembered = self._remembered
-        order = self._order
-        while order:
-            oldest = order[0]
+        cdef list order = self._order
+        cdef Py_ssize_t size
+        cdef object at = now_ms  # one int for every key of the call
+        while self._head < len(order):
+            oldest = <object>PyList_GET_ITEM(order, self._head)
             if now_ms - <int64_t>remembered[oldest] < self.max_age_ms:
                 break
-            order.popleft()
+            self._head += 1
             del remembered[oldest]
+        if self._head > 64 and self._head * 2 > len(order):
+            del order[:self._head]
+            self._head = 0
         for record in records:
             key = _key_of(record)
+            size = PyDict_GET_SIZE(remembered)
+            if size < self.max_entries:
+                PyDict_SetDefault(remembered, key, at)  # one lookup: adds the key if new
+                if PyDict_GET_SIZE(remembered) != size:
+                    order.append(key)
+                continue
             if key in remembered:
                 continue
-            if len(remembered) >= self.max_entries:
-                del remembered[order.popleft()]
-            remembered[key] = now_ms
+            del remembered[self._pop_oldest()]
+            remembered[key] = at
             order.append(key)
 
     def forget(self, keys):
@@ -765,7 +1165,8 @@ cdef class DedupWindow:
             if remembered.pop(key, None) is not None:
                 forgotten += 1
         if forgotten:
-            self._order = deque([key for key in self._order if key in remembered])
+            self._order = [key for key in self._order[self._head:] if key in remembered]
+            self._head = 0
         return forgotten
 
 
@@ -810,10 +1211,15 @@ def aggregate(records):
     """Histogram deltas per (channel, form, metric, hour bucket); see ``_pipeline_py``."""
     cdef dict out = {}
     cdef int64_t ts, hour, last_hour = -1
-    cdef long low, score
+    cdef long long low, high, score
+    cdef Py_ssize_t at, size, slot
     cdef list counts
     cdef tuple spec
     cdef object bucket = None
+    # per metric, a zeroed histogram made for a key that was there already: the next new key
+    # of that metric takes it
+    cdef list spares = [None] * _MAX_SCANNED
+    cdef object spare
     for record in records:
         if type(record) is Record:
             metric = _slot(record, _R_METRIC)
@@ -824,16 +1230,29 @@ def aggregate(records):
         else:
             metric, ts, channel, form = record.metric, record.ts_ms, record.channel, record.form
             score = record.score
-        spec = <tuple>_METRICS[metric]
-        low = spec[1]
+        at = _index_of(metric, _METRIC_NAMES_SCANNED)  # validate's records: the first compare
+        if at >= 0:
+            low = _metric_low[at]
+            high = _metric_high[at]
+        else:
+            spec = <tuple>_METRICS[metric]
+            low = spec[1]
+            high = spec[2]
         hour = ts - _floor_mod(ts, _HOUR)
         if hour != last_hour or bucket is None:  # a batch mostly falls in one hour: share it
             bucket = hour
             last_hour = hour
-        key = (channel, form, metric, bucket)
-        counts = out.get(key)
-        if counts is None:
-            counts = [0] * (<long>spec[2] - low + 1)
-            out[key] = counts
-        counts[score - low] += 1
+        size = high - low + 1
+        spare = <object>PyList_GET_ITEM(spares, at) if at >= 0 else None
+        if spare is None:
+            spare = [0] * size
+        # One hash of the key, where a get and then a set would hash it twice.
+        counts = <list>PyDict_SetDefault(out, (channel, form, metric, bucket), spare)
+        if at >= 0:
+            spares[at] = None if counts is spare else spare
+        slot = score - low
+        if 0 <= slot < size:
+            counts[slot] += 1
+        else:  # Python's indexing, negative indexes included, as in the reference
+            counts[<object>slot] += 1
     return out
