@@ -22,6 +22,7 @@ from ..control.registry import NAME_RULE, Key, Project
 from ..control.tables import projects
 from ..errors import ApiError, retry_after
 from ..service import Service
+from .body import Head, head_of
 from .limits import client_address
 
 #: The cookie holding a person's session token (``HttpOnly``, ``SameSite=Lax``, ``Secure`` over
@@ -55,30 +56,46 @@ SECRET_KINDS: Final = frozenset({"server", "read"})
 
 def bearer_or_query_key(request: Request) -> tuple[str | None, bool]:
     """The key sent with ``request`` and whether it came in the query string."""
-    header = request.headers.get("authorization")
+    return _key_sent(request, request.headers.get("authorization"))
+
+
+def _key_sent(request: Request, header: str | None) -> tuple[str | None, bool]:
+    """:func:`bearer_or_query_key` with the ``Authorization`` header already read."""
     if header is not None:
         scheme, _, value = header.partition(" ")
-        if scheme.lower() != "bearer" or not value.strip():
+        value = value.strip()
+        if not value or (scheme != "Bearer" and scheme.lower() != "bearer"):
             raise ApiError(401, "Authorization must be `Bearer <key>`")
-        return value.strip(), False
+        return value, False
     query = request.query_params.get("key")
     return (query, True) if query else (None, False)
 
 
 def request_address(request: Request, service: Service) -> str:
     """The client's address: the peer's, or ``X-Forwarded-For``'s behind a trusted proxy."""
+    return _address(request, request.headers.get("x-forwarded-for"), service)
+
+
+def _address(request: Request, forwarded_for: str | None, service: Service) -> str:
+    """:func:`request_address` with ``X-Forwarded-For`` already read."""
+    peer = request.scope.get("client")
     return client_address(
-        request.client.host if request.client else None,
-        request.headers.get("x-forwarded-for"),
-        service.settings.trusted_proxies,
+        peer[0] if peer else None, forwarded_for, service.settings.trusted_proxies
     )
 
 
-def authenticate(request: Request, service: Service) -> tuple[Key, Project]:
+def authenticate(
+    request: Request, service: Service, head: Head | None = None
+) -> tuple[Key, Project]:
     """The writer of ``request``: its key and project; 401/403 per CONTRACT.md, 429 past the
-    limits. A read key is refused (403): it never writes."""
-    address = request_address(request, service)
-    raw, from_query = bearer_or_query_key(request)
+    limits. A read key is refused (403): it never writes.
+
+    ``head`` is the request's :func:`~.body.head_of`, when the caller already read it.
+    """
+    if head is None:
+        head = head_of(request)
+    address = _address(request, head.forwarded_for, service)
+    raw, from_query = _key_sent(request, head.authorization)
     now = time.monotonic()
     kind = service.registry.kind_of(raw) if raw else None
     if kind != "server":  # visitors and strangers are limited by address; backends by key only
@@ -87,7 +104,7 @@ def authenticate(request: Request, service: Service) -> tuple[Key, Project]:
         raise ApiError(401, "missing key: send `Authorization: Bearer <key>`")
     if from_query and kind in SECRET_KINDS:
         raise ApiError(401, f"a {kind} key must never be sent in the URL; use the header")
-    origin = request.headers.get("origin")
+    origin = head.origin
     if kind == "server" and origin is not None:
         raise ApiError(403, SERVER_KEY_IN_BROWSER)
     found = service.registry.authenticate(raw)

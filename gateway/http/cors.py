@@ -11,17 +11,20 @@ from starlette.requests import Request
 from ..control.registry import Key
 from ..service import Service
 from .auth import quiet_key
+from .body import Head
 
 CORS_ALLOW_HEADERS = "authorization, content-type, content-encoding"
 
 
-def cors_headers(request: Request, service: Service, key: Key | None = None) -> dict[str, str]:
+def cors_headers(
+    request: Request, service: Service, key: Key | None = None, head: Head | None = None
+) -> dict[str, str]:
     """CORS answer headers when the request's origin is allowed for some site key.
 
     ``key`` is the request's key when :func:`authenticate` already found it, which spares
-    looking it up again.
+    looking it up again; ``head``, the request's headers when they were already read.
     """
-    origin = request.headers.get("origin")
+    origin = request.headers.get("origin") if head is None else head.origin
     if origin is None:
         return {}
     lowered = origin.lower()

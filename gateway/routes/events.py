@@ -21,7 +21,7 @@ from voxloop_core import Policy, Record, Rejection
 from ..control.registry import Key, Project
 from ..errors import ApiError
 from ..http.auth import authenticate
-from ..http.body import media_type, read_body
+from ..http.body import Head, head_of, media_type, read_body
 from ..http.cors import cors_headers, preflight_headers
 from ..http.responses import json_response
 from ..ingest.pipeline import commit
@@ -42,23 +42,27 @@ class IngestAnswer(msgspec.Struct, kw_only=True):
 
 async def post_events(request: Request) -> Response:
     """Take a batch of events in; see CONTRACT.md, "Ingest". Refusals raise (``errors``)."""
-    service: Service = request.app.state.service
+    service: Service = request.scope["app"].state.service
     service.check_taking_writes()
-    key, project = authenticate(request, service)
-    answer = await _ingest(request, service, key, project)
+    head = head_of(request)  # the headers, read once for every check below
+    key, project = authenticate(request, service, head)
+    answer = await _ingest(request, service, key, project, head)
     status = 202 if answer.accepted + answer.duplicates else 422
     service.metrics.request("events", status)
-    return json_response(status, answer, cors_headers(request, service, key))
+    return json_response(status, answer, cors_headers(request, service, key, head))
 
 
-async def _ingest(request: Request, service: Service, key: Key, project: Project) -> IngestAnswer:
-    media = media_type(request)
+async def _ingest(
+    request: Request, service: Service, key: Key, project: Project, head: Head
+) -> IngestAnswer:
+    media = media_type(request, head)
     if media != "application/json":
         raise ApiError(415, f"Content-Type must be application/json, got {media or 'none'}")
-    body = await read_body(request, limit=service.settings.max_body)
+    body = await read_body(request, limit=service.settings.max_body, head=head)
     events, rejected = voxloop_core.decode_batch(body)  # CoreError: 400 or 413
     if key.kind == "site":
-        others = sorted({e.channel for e in events if e is not None} - key.channels)
+        allowed = key.channels
+        others = sorted({e.channel for e in events if e is not None and e.channel not in allowed})
         if others:
             raise ApiError(
                 403,
@@ -71,15 +75,25 @@ async def _ingest(request: Request, service: Service, key: Key, project: Project
     if project.scrubber is not None:  # the project's privacy policy: before anything keeps them
         records, found = scrub_records(project.scrubber, records)
         service.metrics.scrubbed(found)
-    rejected = sorted(rejected + refused, key=lambda r: r.index)
-    by_channel: defaultdict[str, list[Record]] = defaultdict(list)
-    for record in records:
-        by_channel[record.channel].append(record)
-    commits = [commit(service, project.id, c, batch, now_ms) for c, batch in by_channel.items()]
-    # Most requests name one channel: awaiting it directly spares gather's task per channel.
-    results = [await commits[0]] if len(commits) == 1 else await asyncio.gather(*commits)
-    accepted = sum(stored for stored, _ in results)
-    duplicates = sum(dups for _, dups in results)
+    if refused:
+        rejected = sorted(rejected + refused, key=lambda r: r.index)
+    elif len(rejected) > 1:
+        rejected = sorted(rejected, key=lambda r: r.index)
+    if len(records) == 1:  # a batch of one event, the most common: one channel, one commit
+        accepted, duplicates = await commit(
+            service, project.id, records[0].channel, records, now_ms
+        )
+    elif records:
+        by_channel: defaultdict[str, list[Record]] = defaultdict(list)
+        for record in records:
+            by_channel[record.channel].append(record)
+        commits = [commit(service, project.id, c, part, now_ms) for c, part in by_channel.items()]
+        # Most batches name one channel: awaiting it directly spares gather's task per channel.
+        results = [await commits[0]] if len(commits) == 1 else await asyncio.gather(*commits)
+        accepted = sum(stored for stored, _ in results)
+        duplicates = sum(dups for _, dups in results)
+    else:
+        accepted = duplicates = 0
     for rejection in rejected:
         refused_event = events[rejection.index]
         channel = refused_event.channel if refused_event is not None else "unknown"

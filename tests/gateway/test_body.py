@@ -18,13 +18,13 @@ import uvicorn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from voxloop_gateway.http import body as body_module
-from voxloop_gateway.http.body import BodyRefused, read_body
+from voxloop_gateway.http.body import BodyRefused, Head, head_of, media_type, read_body
 
 MIB = 1_048_576
 LIMIT = MIB  # the contract's limit, the default of the test endpoint
@@ -440,3 +440,68 @@ def test_gzip_split_anywhere_inflates_to_the_payload(payload: bytes, cuts: list[
     request = make_request([("content-encoding", "gzip")], iter(pieces))
     limit = max(len(payload), len(wire))  # tiny payloads grow when compressed
     assert asyncio.run(read_body(request, limit=limit)) == payload
+
+
+@settings(max_examples=50, deadline=None)
+@given(payload=st.binary(max_size=3000), cuts=st.lists(st.integers(0, 4000), max_size=12))
+def test_plain_body_split_anywhere_is_joined_as_sent(payload: bytes, cuts: list[int]) -> None:
+    bounds = sorted({0, len(payload), *(cut % (len(payload) + 1) for cut in cuts)})
+    pieces = [payload[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    request = make_request([("content-length", str(len(payload)))], iter(pieces))
+    assert asyncio.run(read_body(request, limit=len(payload))) == payload
+    # Read as the stream would have been: a second read finds it consumed.
+    with pytest.raises(RuntimeError, match="Stream consumed"):
+        asyncio.run(read_body(request, limit=len(payload)))
+
+
+async def test_a_client_gone_while_its_body_is_read_is_a_client_disconnect() -> None:
+    messages = iter(
+        [{"type": "http.request", "body": b"{", "more_body": True}, {"type": "http.disconnect"}]
+    )
+
+    async def receive() -> Message:
+        return next(messages)
+
+    request = Request(make_request([], never()).scope, receive)
+    with pytest.raises(ClientDisconnect):
+        await read_body(request, limit=LIMIT)
+
+
+async def test_a_body_read_already_is_read_again_from_the_request() -> None:
+    request = make_request([], iter([b"hel", b"lo"]))
+    assert await request.body() == b"hello"
+    assert await read_body(request, limit=LIMIT) == b"hello"
+
+
+HEADER_CASES = [
+    [],
+    [("content-type", "application/json"), ("content-length", "12")],
+    [
+        ("authorization", "Bearer sk_x"),
+        ("origin", "https://Shop.example"),
+        ("x-forwarded-for", "203.0.113.9, 10.0.0.1"),
+        ("content-type", "application/json; charset=utf-8"),
+        ("content-length", "5"),
+        ("content-encoding", "gzip"),
+    ],
+    # A name given twice: the first of a single header, every one of a listed header.
+    [("origin", "https://a.example"), ("origin", "https://b.example")],
+    [("content-length", "5"), ("content-length", " 5"), ("authorization", "Bearer pk_y")],
+    [("content-encoding", "gzip"), ("x-forwarded-for", "1.2.3.4"), ("content-encoding", "br")],
+    [("authorization", ""), ("origin", "caf\xe9")],
+]
+
+
+@pytest.mark.parametrize("headers", HEADER_CASES, ids=range(len(HEADER_CASES)))
+def test_head_reads_each_header_as_request_headers_do(headers: list[tuple[str, str]]) -> None:
+    request = make_request(headers, never())
+    reading = request.headers
+    assert head_of(request) == Head(
+        reading.get("authorization"),
+        reading.get("origin"),
+        reading.get("x-forwarded-for"),
+        reading.get("content-type"),
+        reading.getlist("content-length"),
+        reading.getlist("content-encoding"),
+    )
+    assert media_type(request, head_of(request)) == media_type(request)

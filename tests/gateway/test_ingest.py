@@ -128,6 +128,49 @@ def test_missing_unknown_and_revoked_keys_are_401(gateway: Gateway) -> None:
     assert revoked.status_code == 401
 
 
+@pytest.mark.parametrize(
+    ("shape", "status"),
+    [
+        ("Bearer {}", 202),
+        ("bearer {}", 202),
+        ("BEARER   {}", 202),
+        ("Bearer", 401),
+        ("Bearer{}", 401),
+        ("Basic {}", 401),
+    ],
+)
+def test_the_authorization_header_is_a_bearer_key_in_any_case(
+    gateway: Gateway, shape: str, status: int
+) -> None:
+    with httpx.Client(base_url=gateway.url, timeout=30) as client:
+        answer = client.post(
+            "/v1/events",
+            json={"events": [event()]},
+            headers={"Authorization": shape.format(gateway.server_key)},
+        )
+    assert answer.status_code == status
+    if status == 401:
+        assert answer.json()["error"] == "Authorization must be `Bearer <key>`"
+
+
+def test_of_a_header_sent_twice_the_first_counts(gateway: Gateway) -> None:
+    headers = [
+        ("Authorization", f"Bearer {gateway.site_key}"),
+        ("Origin", ORIGIN),
+        ("Origin", "https://evil.example"),
+        ("Content-Type", "application/json"),
+    ]
+    body = json.dumps({"events": [event()]}).encode()
+    with httpx.Client(base_url=gateway.url, timeout=30) as client:
+        allowed = client.post("/v1/events", content=body, headers=headers)
+        headers[1:3] = headers[2:0:-1]
+        foreign = client.post("/v1/events", content=body, headers=headers)
+    assert allowed.status_code == 202
+    assert allowed.headers["access-control-allow-origin"] == ORIGIN
+    assert foreign.status_code == 403
+    assert foreign.json()["error"].startswith("origin https://evil.example is not allowed")
+
+
 def test_a_site_key_may_come_in_the_url_and_a_server_key_never(gateway: Gateway) -> None:
     with gateway.client() as client:
         site = client.post(f"/v1/events?key={gateway.site_key}", json={"events": [event()]})

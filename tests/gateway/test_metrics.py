@@ -99,3 +99,23 @@ def test_every_label_is_held_to_its_set() -> None:
     assert values[("voxloop_events", "channel")] == {"web", OTHER}
     assert values[("voxloop_events", "outcome")] == {"accepted", OTHER}
     assert values[("voxloop_commit_seconds", "channel")] == {OTHER}
+
+
+def test_counts_are_the_same_however_often_a_series_is_counted() -> None:
+    known = {"web"}
+    metrics = Metrics(lambda: 0.0, lambda: known)
+    for _ in range(3):
+        metrics.request("events", 202)
+        metrics.outcome("lobby", "accepted", 2)  # not known yet: _other
+    known.add("lobby")  # the registry learns it: counted by name from now on
+    metrics.outcome("lobby", "accepted", 5)
+    metrics.commit("lobby", 0.01)
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(metrics.render().decode())
+        for sample in family.samples
+    }
+    assert samples[("voxloop_requests_total", (("route", "events"), ("status", "202")))] == 3
+    assert samples[("voxloop_events_total", (("channel", OTHER), ("outcome", "accepted")))] == 6
+    assert samples[("voxloop_events_total", (("channel", "lobby"), ("outcome", "accepted")))] == 5
+    assert samples[("voxloop_commit_seconds_count", (("channel", "lobby"),))] == 1
