@@ -11,7 +11,6 @@ import os
 import unicodedata
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
-from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport Py_EQ, PyObject_Hash, PyObject_RichCompareBool
 from cpython.tuple cimport PyTuple_GET_ITEM
@@ -121,6 +120,12 @@ cdef extern from *:
         if ((PyObject *)Py_TYPE(event) != type) return;
         for (k = 0; k < count; k++) VX_PREFETCH(*(PyObject **)((char *)event + offsets[k]));
     }
+    /* Ask for both cache lines of an Event (its slots run past the first) and of the id's
+       text (a UUID's characters start in the first line and end in the second). */
+    static inline void vx_prefetch_event(PyObject *event) {
+        VX_PREFETCH(event);
+        VX_PREFETCH((char *)event + 64);
+    }
     /* Ask for the whole text of an Event's comment, whose header is in the cache by now. */
     static inline void vx_prefetch_comment(PyObject *event, PyObject *type,
                                            Py_ssize_t comment_at) {
@@ -139,6 +144,7 @@ cdef extern from *:
     void vx_prefetch_fields(PyObject* event, PyObject* type, const Py_ssize_t* offsets,
                             int count) noexcept nogil
     void vx_prefetch_comment(PyObject* event, PyObject* type, Py_ssize_t comment_at) noexcept nogil
+    void vx_prefetch_event(PyObject* event) noexcept nogil
 
 
 # the slots of an Event that ``_to_record`` reads an object of, for vx_prefetch_fields
@@ -350,16 +356,36 @@ cdef extern from *:
         return seen;
     }
 
-    /* No word-at-a-time skip here: four lanes of printable ASCII take about as many
-       instructions to recognise as their four lookups, which every other word pays on top. */
+    #if defined(__SSE2__)
+    #include <emmintrin.h>
+    /* Whether the eight UCS-2 characters at p are all printable ASCII (0x20-0x7E): c - 0x20
+       wraps below 0x20, and a saturating subtraction of 0x5E leaves 0 only up to 0x7E. */
+    static inline int vx_printable8_ucs2(const uint16_t *p) {
+        __m128i v = _mm_sub_epi16(_mm_loadu_si128((const __m128i *)p), _mm_set1_epi16(0x20));
+        __m128i over = _mm_subs_epu16(v, _mm_set1_epi16(0x5E));
+        return _mm_movemask_epi8(_mm_cmpeq_epi16(over, _mm_setzero_si128())) == 0xFFFF;
+    }
+    #define VX_SKIP_UCS2 1
+    #else
+    #define VX_SKIP_UCS2 0
+    #define vx_printable8_ucs2(p) 0
+    #endif
+
+    /* A word of the vector unit skips eight characters of printable ASCII (the Latin runs of
+       a mixed text) in a few instructions; other runs take eight lookups. Without SSE2 the skip
+       would cost as much as the lookups, and there is none. */
     static unsigned char vx_scan2(const vx_tables *t, const uint16_t *p, Py_ssize_t n) {
         const unsigned char *f = t->flag_of;
         const unsigned char combining = t->combining;
+        const int skip = VX_SKIP_UCS2 && t->skip_printable;
         vx_marks marks = {-2, 0};
         unsigned char seen = 0;
         Py_ssize_t i, whole = n & ~(Py_ssize_t)7;
         unsigned char low, high;
         for (i = 0; i < whole; i += 8) {
+            /* printable ASCII has no combining class: skipping it leaves the marks' order
+               checks as they are */
+            if (skip && vx_printable8_ucs2(p + i)) continue;
             low = f[p[i]] | f[p[i + 1]] | f[p[i + 2]] | f[p[i + 3]];
             high = f[p[i + 4]] | f[p[i + 5]] | f[p[i + 6]] | f[p[i + 7]];
             if ((low | high) & combining) {  /* a mark, rare: read again, checking its order */
@@ -706,13 +732,41 @@ cdef bint _locale_ok(str tag):
     return run >= 2 if first else run >= 1
 
 
+cdef extern from *:
+    """
+    /* An exact int's value into *out, and 1, where it fits in a long long; else 0. Ints of one
+       or two digits (every score and millisecond timestamp) are read in place, without the
+       general conversion's call. */
+    static inline int vx_int_value(PyObject *o, long long *out) {
+        int overflow;
+    #if defined(PYPY_VERSION) || defined(Py_LIMITED_API)
+    #elif PY_VERSION_HEX >= 0x030C0000
+        if (PyUnstable_Long_IsCompact((PyLongObject *)o)) {
+            *out = (long long)PyUnstable_Long_CompactValue((PyLongObject *)o);
+            return 1;
+        }
+    #else
+        const digit *d = ((PyLongObject *)o)->ob_digit;
+        switch (Py_SIZE(o)) {
+            case 0: *out = 0; return 1;
+            case 1: *out = (long long)d[0]; return 1;
+            case -1: *out = -(long long)d[0]; return 1;
+            case 2: *out = ((long long)d[1] << PyLong_SHIFT) | (long long)d[0]; return 1;
+            case -2: *out = -(((long long)d[1] << PyLong_SHIFT) | (long long)d[0]); return 1;
+        }
+    #endif
+        *out = PyLong_AsLongLongAndOverflow(o, &overflow);
+        return overflow == 0;
+    }
+    """
+    bint vx_int_value(PyObject* o, long long* out) noexcept
+
+
 cdef inline bint _within(object value, long long low, long long high) except -1:
     """``low <= value <= high``, in C for the ints msgspec gives (of any size)."""
-    cdef int overflow
     cdef long long v
     if type(value) is int:
-        v = PyLong_AsLongLongAndOverflow(value, &overflow)
-        return overflow == 0 and low <= v <= high
+        return vx_int_value(<PyObject*>value, &v) and low <= v <= high
     return low <= value <= high
 
 
@@ -823,12 +877,14 @@ cdef class _Request:
     cdef dict channels
     cdef tuple channel_names
     cdef int64_t now_ms
-    cdef int64_t max_future
-    cdef int64_t retention
-    # the bounds of the ts window, or INT64_MIN/INT64_MAX where they don't fit in 64 bits (a
-    # timestamp is then compared as a Python int)
+    # the policy's own values, of any size, as the reference reads them
+    cdef object max_future
+    cdef object retention
+    # the bounds of the ts window where both fit in 64 bits (``window_in_c``); else a timestamp
+    # is compared as the reference does, as Python ints
     cdef int64_t newest
     cdef int64_t oldest
+    cdef bint window_in_c
     cdef _Keys keys
     cdef _Unkeyed unkeyed
     cdef list forms  # see _shared_form
@@ -841,15 +897,13 @@ cdef int _TOO_OLD = 2
 cdef int _ts_check(object client_ts, _Request req) except -1:
     """0 where ``client_ts`` is in the request's window, else _AHEAD or _TOO_OLD; in C where
     both sides fit in 64 bits, as Python ints where they don't."""
-    cdef int overflow
     cdef long long ts
-    if type(client_ts) is int and req.newest != INT64_MAX and req.oldest != INT64_MIN:
-        ts = PyLong_AsLongLongAndOverflow(client_ts, &overflow)
-        if overflow == 0:
+    if req.window_in_c and type(client_ts) is int:
+        if vx_int_value(<PyObject*>client_ts, &ts):
             return _AHEAD if ts > req.newest else _TOO_OLD if ts < req.oldest else 0
-    if client_ts > req.now_ms + <object>req.max_future:
+    if client_ts > req.now_ms + req.max_future:
         return _AHEAD
-    return _TOO_OLD if client_ts < req.now_ms - <object>req.retention else 0
+    return _TOO_OLD if client_ts < req.now_ms - req.retention else 0
 
 
 cdef Py_ssize_t _MAX_SHARED_FORMS = 8
@@ -925,10 +979,10 @@ cdef object _to_record(object event, Py_ssize_t index, _Request req):
     if client_ts is not None:
         outside = _ts_check(client_ts, req)
         if outside == _AHEAD:
-            ahead = <object>req.max_future // 1000
+            ahead = req.max_future // 1000
             raise _RefusedError("ts", f"ts is more than {ahead} s ahead of the gateway's clock")
         if outside == _TOO_OLD:
-            days = <object>req.retention // 86400000
+            days = req.retention // 86400000
             raise _RefusedError("ts", f"ts is older than the retention window of {days} days")
     comment = _clean_comment(_slot(event, _E_COMMENT))
     locale = _slot(event, _E_LOCALE)
@@ -966,15 +1020,6 @@ cdef object _to_record(object event, Py_ssize_t index, _Request req):
     )
 
 
-cdef inline int64_t _bound(object value):
-    """``value`` where it fits in 64 bits, else INT64_MIN or INT64_MAX (see ``_Request``)."""
-    if value > INT64_MAX:
-        return INT64_MAX
-    if value < INT64_MIN:
-        return INT64_MIN
-    return value
-
-
 def validate(events, policy, long long now_ms, bytes secret, nonce=None):
     """Apply the contract's field rules; see ``_pipeline_py.validate``."""
     cdef list records = []
@@ -989,8 +1034,14 @@ def validate(events, policy, long long now_ms, bytes secret, nonce=None):
     req.now_ms = now_ms
     req.max_future = policy.max_future_ms
     req.retention = policy.retention_ms
-    req.newest = _bound(now_ms + <object>req.max_future)
-    req.oldest = _bound(now_ms - <object>req.retention)
+    req.window_in_c = type(req.max_future) is int and type(req.retention) is int
+    if req.window_in_c:
+        newest = now_ms + req.max_future
+        oldest = now_ms - req.retention
+        req.window_in_c = INT64_MIN <= newest <= INT64_MAX and INT64_MIN <= oldest <= INT64_MAX
+        if req.window_in_c:
+            req.newest = newest
+            req.oldest = oldest
     req.keys = _keys_for(secret)
     req.unkeyed = _Unkeyed(req.keys._maker, now_ms, nonce)
     req.forms = []
@@ -1000,7 +1051,7 @@ def validate(events, policy, long long now_ms, bytes secret, nonce=None):
             while index < count:
                 # Events decoded a while ago are out of the cache: ask for the next ones early.
                 if index + 4 < count:
-                    VX_PREFETCH(PyList_GET_ITEM(todo, index + 4))
+                    vx_prefetch_event(PyList_GET_ITEM(todo, index + 4))
                 if index + 2 < count:
                     vx_prefetch_fields(PyList_GET_ITEM(todo, index + 2), event_type, _E_READ, 8)
                 if index + 1 < count:
@@ -1207,12 +1258,67 @@ cdef bint _marked(str text):
     return False
 
 
+cdef extern from *:
+    """
+    /* A histogram of ``aggregate``'s output, found again by the identity of its key's parts,
+       with the counts of this call kept in C until the end. */
+    typedef struct {
+        PyObject *channel;
+        PyObject *form;
+        PyObject *metric;
+        int64_t hour;
+        PyObject *counts;
+        long long low;
+        Py_ssize_t size;
+        int64_t tally[16];
+    } vx_bucket;
+    static inline size_t vx_bucket_hash(PyObject *channel, PyObject *form, PyObject *metric,
+                                        int64_t hour) {
+        uint64_t h = (uint64_t)(uintptr_t)channel * 0x9E3779B97F4A7C15ULL
+                     ^ (uint64_t)(uintptr_t)form * 0xC2B2AE3D27D4EB4FULL
+                     ^ (uint64_t)(uintptr_t)metric * 0x165667B19E3779F9ULL
+                     ^ (uint64_t)hour * 0x27D4EB2F165667C5ULL;
+        return (size_t)(h >> 32);
+    }
+    """
+    ctypedef struct vx_bucket:
+        PyObject* channel
+        PyObject* form
+        PyObject* metric
+        int64_t hour
+        PyObject* counts
+        long long low
+        Py_ssize_t size
+        int64_t tally[16]
+    size_t vx_bucket_hash(PyObject* channel, PyObject* form, PyObject* metric,
+                          int64_t hour) noexcept nogil
+
+
+cdef enum:
+    _TALLIED = 16  # the widest histogram counted in C (vx_bucket.tally)
+    _BUCKETS = 128  # the keys of a call counted in C; more take the dict every time
+    _BUCKET_SLOTS = 256
+
+
 def aggregate(records):
-    """Histogram deltas per (channel, form, metric, hour bucket); see ``_pipeline_py``."""
+    """Histogram deltas per (channel, form, metric, hour bucket); see ``_pipeline_py``.
+
+    Records of one key mostly share their channel, form and metric strings (``validate`` makes
+    them so): a key seen before in the call is found in a small table by those strings'
+    identity and the hour, without building and hashing its tuple, and counted in C. Anything
+    else (other types, scores outside the range, timestamps at the ends of 64 bits) takes the
+    reference's road.
+    """
     cdef dict out = {}
-    cdef int64_t ts, hour, last_hour = -1
-    cdef long long low, high, score
-    cdef Py_ssize_t at, size, slot
+    cdef list held = []  # the keys of the table's buckets: their parts stay alive
+    cdef int64_t hour = 0, last_hour = -1
+    cdef long long ts = 0, low, high, score = 0
+    cdef Py_ssize_t at, size, slot, used = 0
+    cdef size_t probe = 0
+    cdef bint in_c
+    cdef unsigned short table[_BUCKET_SLOTS]
+    cdef vx_bucket buckets[_BUCKETS]
+    cdef vx_bucket* found
     cdef list counts
     cdef tuple spec
     cdef object bucket = None
@@ -1220,16 +1326,45 @@ def aggregate(records):
     # of that metric takes it
     cdef list spares = [None] * _MAX_SCANNED
     cdef object spare
+    memset(table, 0, sizeof(table))
     for record in records:
         if type(record) is Record:
             metric = _slot(record, _R_METRIC)
-            ts = _slot(record, _R_TS)
+            ts_ms = _slot(record, _R_TS)
             channel = _slot(record, _R_CHANNEL)
             form = _slot(record, _R_FORM)
-            score = _slot(record, _R_SCORE)
+            value = _slot(record, _R_SCORE)
         else:
-            metric, ts, channel, form = record.metric, record.ts_ms, record.channel, record.form
-            score = record.score
+            metric, ts_ms, channel, form = record.metric, record.ts_ms, record.channel, record.form
+            value = record.score
+        in_c = False
+        found = NULL
+        if type(ts_ms) is int and type(value) is int:
+            in_c = (
+                vx_int_value(<PyObject*>ts_ms, &ts) and ts >= INT64_MIN + _HOUR
+                and vx_int_value(<PyObject*>value, &score)
+            )
+        if in_c:
+            hour = ts - _floor_mod(ts, _HOUR)
+            probe = vx_bucket_hash(<PyObject*>channel, <PyObject*>form, <PyObject*>metric, hour)
+            while True:
+                probe &= _BUCKET_SLOTS - 1
+                at = table[probe]
+                if at == 0:
+                    break
+                found = &buckets[at - 1]
+                if (
+                    found.channel == <PyObject*>channel and found.form == <PyObject*>form
+                    and found.metric == <PyObject*>metric and found.hour == hour
+                ):
+                    break
+                found = NULL
+                probe += 1
+            if found != NULL:
+                slot = score - found.low
+                if 0 <= slot < found.size:
+                    found.tally[slot] += 1
+                    continue
         at = _index_of(metric, _METRIC_NAMES_SCANNED)  # validate's records: the first compare
         if at >= 0:
             low = _metric_low[at]
@@ -1238,21 +1373,50 @@ def aggregate(records):
             spec = <tuple>_METRICS[metric]
             low = spec[1]
             high = spec[2]
-        hour = ts - _floor_mod(ts, _HOUR)
-        if hour != last_hour or bucket is None:  # a batch mostly falls in one hour: share it
-            bucket = hour
-            last_hour = hour
+        if in_c:
+            if hour != last_hour or bucket is None:  # a batch mostly falls in one hour: share it
+                bucket = hour
+                last_hour = hour
+        else:
+            bucket = ts_ms - ts_ms % HOUR_MS
+            last_hour = -1
         size = high - low + 1
         spare = <object>PyList_GET_ITEM(spares, at) if at >= 0 else None
         if spare is None:
             spare = [0] * size
+        key = (channel, form, metric, bucket)
         # One hash of the key, where a get and then a set would hash it twice.
-        counts = <list>PyDict_SetDefault(out, (channel, form, metric, bucket), spare)
+        counts = <list>PyDict_SetDefault(out, key, spare)
         if at >= 0:
             spares[at] = None if counts is spare else spare
+        if not in_c:  # Python's indexing and its errors, as in the reference
+            counts[value - <object>low] += 1
+            continue
         slot = score - low
+        if found == NULL and size <= _TALLIED and used < _BUCKETS:
+            held.append(key)
+            found = &buckets[used]
+            used += 1
+            table[probe] = <unsigned short>used
+            found.channel = <PyObject*>channel
+            found.form = <PyObject*>form
+            found.metric = <PyObject*>metric
+            found.hour = hour
+            found.counts = <PyObject*>counts
+            found.low = low
+            found.size = size
+            memset(found.tally, 0, sizeof(found.tally))
+            if 0 <= slot < size:
+                found.tally[slot] += 1
+                continue
         if 0 <= slot < size:
             counts[slot] += 1
         else:  # Python's indexing, negative indexes included, as in the reference
             counts[<object>slot] += 1
+    for at in range(used):
+        found = &buckets[at]
+        counts = <list>found.counts
+        for slot in range(found.size):
+            if found.tally[slot]:
+                counts[slot] = <object>PyList_GET_ITEM(counts, slot) + found.tally[slot]
     return out

@@ -10,7 +10,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from voxloop_core import DEFAULT_POLICY, CoreError, decode_batch, merge
+from voxloop_core import (
+    DEFAULT_POLICY,
+    METRIC_RANGES,
+    CoreError,
+    Policy,
+    Record,
+    decode_batch,
+    merge,
+)
 from voxloop_core import _pipeline_py as py
 
 from .conftest import NONCE, NOW_MS, SECRET
@@ -185,3 +193,146 @@ def test_a_comment_is_suspect_for_an_at_sign_or_a_digit_of_any_script(twin: Any)
         None,
     ]
     assert twin.suspects([Commented(t) for t in texts]) == [2, 3, 4, 5, 6, 8]
+
+
+def outcome(call: Any, *args: Any) -> Any:
+    """What ``call(*args)`` gives, or the type and message of what it raises: the twins must
+    agree on both."""
+    try:
+        return call(*args)
+    except Exception as exc:  # noqa: BLE001 - the twins must raise the same thing
+        return type(exc), str(exc)
+
+
+# Policies no operator would write, but that the reference handles as Python ints: negative
+# values (floor division in the messages) and values whose sum with now overflows 64 bits.
+INT64_MAX = 2**63 - 1
+policy_values = st.one_of(
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.integers(min_value=-3 * 86_400_000, max_value=3 * 86_400_000),
+    st.sampled_from(
+        [INT64_MAX, INT64_MAX - NOW_MS, INT64_MAX - NOW_MS + 1, 2**63, 2**64, -(2**63), -1, -1500]
+    ),
+)
+timestamps = st.one_of(
+    st.integers(min_value=NOW_MS - 3 * 86_400_000, max_value=NOW_MS + 3 * 86_400_000),
+    st.integers(min_value=-(2**63), max_value=INT64_MAX),
+    st.sampled_from([-(2**63), -(2**63) + 1, INT64_MAX, INT64_MAX - 1, 0]),
+)
+
+
+@settings(max_examples=400)
+@given(policy_values, policy_values, st.lists(timestamps, min_size=1, max_size=6))
+def test_twins_agree_on_the_ts_window_of_any_policy(
+    max_future_ms: int, retention_ms: int, stamps: list[int]
+) -> None:
+    policy = Policy(max_future_ms=max_future_ms, retention_ms=retention_ms)
+    batch = [
+        {"channel": "web", "form": "f", "metric": "nps", "score": 5, "ts": ts} for ts in stamps
+    ]
+    events, _ = decode_batch(encode(batch))
+    ref = outcome(py.validate, events, policy, NOW_MS, SECRET, NONCE)
+    assert outcome(c.validate, events, policy, NOW_MS, SECRET, NONCE) == ref
+    # accepted timestamps at the ends of 64 bits: their hour buckets don't fit in 64 bits
+    assert outcome(c.aggregate, ref[0]) == outcome(py.aggregate, ref[0])
+
+
+@pytest.mark.parametrize(
+    ("max_future_ms", "retention_ms", "ts"),
+    [
+        (-1, 365 * 86_400_000, NOW_MS),  # -1 // 1000 is -1, where C's division gives 0
+        (-1500, 365 * 86_400_000, NOW_MS),
+        (-999_999, 365 * 86_400_000, NOW_MS - 5),
+        (300_000, -1, NOW_MS),
+        (300_000, -86_400_001, NOW_MS),
+        (300_000, -5 * 86_400_000 - 7, NOW_MS + 1),
+    ],
+)
+def test_ts_messages_floor_negative_policy_values_as_the_reference(
+    max_future_ms: int, retention_ms: int, ts: int
+) -> None:
+    policy = Policy(max_future_ms=max_future_ms, retention_ms=retention_ms)
+    events, _ = decode_batch(
+        encode([{"channel": "web", "form": "f", "metric": "nps", "score": 1, "ts": ts}])
+    )
+    ref = py.validate(events, policy, NOW_MS, SECRET, NONCE)
+    assert ref[0] == [] and ref[1][0].field == "ts"
+    assert c.validate(events, policy, NOW_MS, SECRET, NONCE) == ref
+    expected = (
+        f"ts is more than {max_future_ms // 1000} s ahead of the gateway's clock"
+        if ts > NOW_MS + max_future_ms
+        else f"ts is older than the retention window of {retention_ms // 86_400_000} days"
+    )
+    assert ref[1][0].error == expected
+
+
+@pytest.mark.parametrize(
+    ("max_future_ms", "retention_ms", "ts"),
+    [
+        (INT64_MAX, 365 * 86_400_000, NOW_MS),  # now + max_future_ms overflows 64 bits
+        (INT64_MAX, 365 * 86_400_000, INT64_MAX),
+        (300_000, INT64_MAX, NOW_MS),  # now - retention_ms underflows
+        (300_000, INT64_MAX, -(2**63)),
+        (2**64, 2**64, NOW_MS),  # the values themselves don't fit in 64 bits
+        (2**64, 300_000, INT64_MAX),
+        (300_000, 2**70, -(2**63)),
+        (-(2**64), 300_000, NOW_MS),
+        (300_000, -(2**64), NOW_MS),
+    ],
+)
+def test_huge_ts_windows_give_the_reference_results(
+    max_future_ms: int, retention_ms: int, ts: int
+) -> None:
+    policy = Policy(max_future_ms=max_future_ms, retention_ms=retention_ms)
+    events, _ = decode_batch(
+        encode([{"channel": "web", "form": "f", "metric": "nps", "score": 1, "ts": ts}])
+    )
+    ref = py.validate(events, policy, NOW_MS, SECRET, NONCE)
+    assert c.validate(events, policy, NOW_MS, SECRET, NONCE) == ref
+    assert outcome(c.aggregate, ref[0]) == outcome(py.aggregate, ref[0])
+
+
+def record_with(metric: str, score: int, ts_ms: int = NOW_MS, form: str = "f") -> Record:
+    """A Record made by hand, as ``validate`` never would: any score, any metric."""
+    return Record(
+        b"k" * 16, None, ts_ms, "web", form, metric, score, None, None, None, None, None, None
+    )
+
+
+@pytest.mark.parametrize("metric", list(METRIC_RANGES))
+@pytest.mark.parametrize("offset", [-1, -2, "-size", "-size-1", "size", 2**64, -(2**64)])
+def test_aggregate_of_a_score_outside_its_range_is_the_reference_s(
+    metric: str, offset: int | str
+) -> None:
+    # The reference indexes a histogram with ``score - low``: Python's negative indexes count
+    # from the end, and past either end it raises. The compiled twin must not read outside
+    # the histogram.
+    low, high = METRIC_RANGES[metric]
+    size = high - low + 1
+    shift = {"-size": -size, "-size-1": -size - 1, "size": size}.get(str(offset), offset)
+    assert isinstance(shift, int)
+    records = [
+        record_with(metric, low),
+        record_with(metric, low + shift),
+        record_with(metric, high),
+    ]
+    ref = outcome(py.aggregate, records)
+    assert outcome(c.aggregate, records) == ref
+    assert outcome(c.aggregate, records[1:2]) == outcome(py.aggregate, records[1:2])
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(list(METRIC_RANGES)),
+            st.one_of(st.integers(min_value=-25, max_value=25), st.integers()),
+            st.sampled_from(["f", "g"]),
+            st.integers(min_value=NOW_MS - 3 * 3_600_000, max_value=NOW_MS),
+        ),
+        max_size=12,
+    )
+)
+def test_twins_aggregate_any_score_alike(rows: list[tuple[str, int, str, int]]) -> None:
+    records = [record_with(metric, score, ts, form) for metric, score, form, ts in rows]
+    assert outcome(c.aggregate, records) == outcome(py.aggregate, records)
