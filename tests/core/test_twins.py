@@ -14,6 +14,7 @@ from voxloop_core import (
     DEFAULT_POLICY,
     METRIC_RANGES,
     CoreError,
+    Event,
     Policy,
     Record,
     decode_batch,
@@ -237,6 +238,14 @@ def test_twins_agree_on_the_ts_window_of_any_policy(
     assert outcome(c.aggregate, ref[0]) == outcome(py.aggregate, ref[0])
 
 
+def event_at(ts: int) -> list[Event | None]:
+    """One decoded NPS event of the web channel at ``ts``."""
+    events, _ = decode_batch(
+        encode([{"channel": "web", "form": "f", "metric": "nps", "score": 1, "ts": ts}])
+    )
+    return events
+
+
 @pytest.mark.parametrize(
     ("max_future_ms", "retention_ms", "ts"),
     [
@@ -252,9 +261,7 @@ def test_ts_messages_floor_negative_policy_values_as_the_reference(
     max_future_ms: int, retention_ms: int, ts: int
 ) -> None:
     policy = Policy(max_future_ms=max_future_ms, retention_ms=retention_ms)
-    events, _ = decode_batch(
-        encode([{"channel": "web", "form": "f", "metric": "nps", "score": 1, "ts": ts}])
-    )
+    events = event_at(ts)
     ref = py.validate(events, policy, NOW_MS, SECRET, NONCE)
     assert ref[0] == [] and ref[1][0].field == "ts"
     assert c.validate(events, policy, NOW_MS, SECRET, NONCE) == ref
@@ -284,9 +291,7 @@ def test_huge_ts_windows_give_the_reference_results(
     max_future_ms: int, retention_ms: int, ts: int
 ) -> None:
     policy = Policy(max_future_ms=max_future_ms, retention_ms=retention_ms)
-    events, _ = decode_batch(
-        encode([{"channel": "web", "form": "f", "metric": "nps", "score": 1, "ts": ts}])
-    )
+    events = event_at(ts)
     ref = py.validate(events, policy, NOW_MS, SECRET, NONCE)
     assert c.validate(events, policy, NOW_MS, SECRET, NONCE) == ref
     assert outcome(c.aggregate, ref[0]) == outcome(py.aggregate, ref[0])
