@@ -55,7 +55,7 @@ import pathlib
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from typing import Final, Literal, TypeVar
+from typing import Final, Literal, TypeVar, cast
 
 import aiosqlite
 
@@ -847,8 +847,8 @@ def _insert(
         stored = conn.execute(_INSERT_EVENT_AT, (end + 1, *rows[0])).rowcount
         rows = rows[1:]
     stored += _write_rows(conn, _INSERT_EVENTS, rows)
-    if stored == len(offered):
-        return {(row[0], row[1]) for row in offered}
+    if stored == len(offered):  # rows begin (project, key): see ``Store._rows``
+        return {cast(tuple[str, bytes], row[:2]) for row in offered}
     return set(conn.execute(_INSERTED_AFTER, (last,)))
 
 
