@@ -565,10 +565,13 @@ cdef extern from *:
         VX_G(v2, v7, v8, v13, m[vx_sigma[r][12]], m[vx_sigma[r][13]]); \
         VX_G(v3, v4, v9, v14, m[vx_sigma[r][14]], m[vx_sigma[r][15]]); \
     } while (0)
-    static void vx_compress(uint64_t h[8], const uint8_t *block, uint64_t counter, int last) {
-        uint64_t m[16];
-        int i;
-        for (i = 0; i < 16; i++) m[i] = vx_load64(block + 8 * i);
+    #if defined(__GNUC__)
+    #define VX_ALWAYS_INLINE inline __attribute__((always_inline))
+    #else
+    #define VX_ALWAYS_INLINE inline
+    #endif
+    static VX_ALWAYS_INLINE void vx_compress_words(uint64_t h[8], const uint64_t m[16],
+                                                   uint64_t counter, int last) {
         uint64_t v0 = h[0], v1 = h[1], v2 = h[2], v3 = h[3], v4 = h[4], v5 = h[5], v6 = h[6],
                  v7 = h[7], v8 = vx_iv[0], v9 = vx_iv[1], v10 = vx_iv[2], v11 = vx_iv[3],
                  v12 = vx_iv[4] ^ counter, v13 = vx_iv[5], v14 = last ? ~vx_iv[6] : vx_iv[6],
@@ -579,11 +582,25 @@ cdef extern from *:
         h[0] ^= v0 ^ v8; h[1] ^= v1 ^ v9; h[2] ^= v2 ^ v10; h[3] ^= v3 ^ v11;
         h[4] ^= v4 ^ v12; h[5] ^= v5 ^ v13; h[6] ^= v6 ^ v14; h[7] ^= v7 ^ v15;
     }
+    static void vx_compress(uint64_t h[8], const uint8_t *block, uint64_t counter, int last) {
+        uint64_t m[16];
+        int i;
+        for (i = 0; i < 16; i++) m[i] = vx_load64(block + 8 * i);
+        vx_compress_words(h, m, counter, last);
+    }
+    /* The one and last block of a message of at most 16 bytes (a respondent's id, mostly):
+       its other fourteen words are zero, and this copy of the rounds is compiled with the
+       zeros folded in, and takes about a quarter fewer instructions. */
+    static void vx_compress_short(uint64_t h[8], uint64_t m0, uint64_t m1, uint64_t counter) {
+        const uint64_t m[16] = {m0, m1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+        vx_compress_words(h, m, counter, 1);
+    }
     """
     const uint64_t* vx_iv
     uint64_t vx_load64(const uint8_t* p) noexcept nogil
     void vx_compress(uint64_t* h, const uint8_t* block, uint64_t counter,
                      int last) noexcept nogil
+    void vx_compress_short(uint64_t* h, uint64_t m0, uint64_t m1, uint64_t counter) noexcept nogil
 
 
 cdef class _Mac:
@@ -624,6 +641,12 @@ cdef class _Mac:
             for i in range(8):
                 h[i] = self._initial[i]
             vx_compress(h, self._key_block, 128, True)
+        elif n <= 16:
+            for i in range(8):
+                h[i] = self._keyed[i]
+            memcpy(block, data, n)
+            memset(block + n, 0, 16 - n)
+            vx_compress_short(h, vx_load64(block), vx_load64(block + 8), counter + n)
         else:
             for i in range(8):
                 h[i] = self._keyed[i]

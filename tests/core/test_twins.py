@@ -156,6 +156,29 @@ def test_compiled_blake2b_equals_hashlib(key: bytes, person: bytes, data: bytes)
     assert c._Mac(key, person).digest(data) == expected
 
 
+@pytest.mark.parametrize("at", [at for at in range(36) if at not in (8, 13, 18, 23)])
+def test_uuid7_ids_with_any_one_character_changed_agree(at: int) -> None:
+    """The compiled core parses a UUIDv7's hex digits itself: every character in every
+    digit's place gives the reference's key or rejection."""
+    uuid7 = "0193a1f2-7c3e-7b7a-9a55-1f7b2c9d0e11"
+    ids = [uuid7[:at] + chr(code) + uuid7[at + 1 :] for code in range(1, 256)]
+    events = [
+        Event(channel="web", form="checkout", metric="nps", score=9, id=event_id)
+        for event_id in ids
+    ]
+    compiled = c.validate(events, DEFAULT_POLICY, NOW_MS, SECRET, NONCE)
+    assert compiled == py.validate(events, DEFAULT_POLICY, NOW_MS, SECRET, NONCE)
+    assert len(compiled[0]) == len(range(0x20, 0x7F))  # printable ASCII is a valid id
+
+
+@pytest.mark.parametrize("size", range(34))
+def test_compiled_blake2b_of_short_messages_equals_hashlib(size: int) -> None:
+    """Messages of up to 16 bytes take their own copy of the rounds: every length around it."""
+    key, data = bytes(range(1, 33)), bytes(range(0x61, 0x61 + size))
+    expected = hashlib.blake2b(data, key=key, digest_size=16, person=b"voxloop-who").digest()
+    assert c._Mac(key, b"voxloop-who").digest(data) == expected
+
+
 def test_compiled_core_is_the_one_loaded() -> None:
     import voxloop_core
 
