@@ -179,8 +179,6 @@ class Registry:
         #: The event loop whose current turn already looked for a change, and what it found.
         self._turn: asyncio.AbstractEventLoop | None = None
         self._turn_version: object = None
-        #: The stored form of keys found in the registry, by key: a hash per request spared.
-        self._digests: dict[str, bytes] = {}
 
     # --- writes, from the CLI ------------------------------------------------------------
 
@@ -354,16 +352,7 @@ class Registry:
     def authenticate(self, key: str) -> tuple[Key, Project] | None:
         """What ``key`` may do and for which project, or None if it is unknown or revoked."""
         self._refresh()
-        digest = self._digests.get(key)
-        if digest is None:
-            digest = key_hash(key)
-            # Only keys the registry holds are remembered, so strangers can't grow it; what a
-            # key may do is still looked up below, so a revocation holds as before.
-            if digest in self._keys:
-                if len(self._digests) >= 4096:
-                    self._digests.clear()
-                self._digests[key] = digest
-        found = self._keys.get(digest)
+        found = self._keys.get(key_hash(key))
         if found is None or found.revoked:
             return None
         # A key read in before its project (a reload between the two tables' reads) waits

@@ -63,10 +63,9 @@ def _key_sent(request: Request, header: str | None) -> tuple[str | None, bool]:
     """:func:`bearer_or_query_key` with the ``Authorization`` header already read."""
     if header is not None:
         scheme, _, value = header.partition(" ")
-        value = value.strip()
-        if not value or (scheme != "Bearer" and scheme.lower() != "bearer"):
+        if scheme.lower() != "bearer" or not value.strip():
             raise ApiError(401, "Authorization must be `Bearer <key>`")
-        return value, False
+        return value.strip(), False
     query = request.query_params.get("key")
     return (query, True) if query else (None, False)
 

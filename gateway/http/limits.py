@@ -99,25 +99,19 @@ class RateLimiter:
             raise ValueError(f"now must be a finite number of seconds, got {now!r}")
         if not (0.0 <= cost <= self.burst):
             raise ValueError(f"cost must be between 0 and burst={self.burst}, got {cost!r}")
-        buckets = self._buckets
-        bucket = buckets.get(name)
+        bucket = self._buckets.get(name)
         if bucket is None:
             tokens, since = self.burst, now
-            if len(buckets) >= self.max_tracked:
-                buckets.popitem(last=False)
+            if len(self._buckets) >= self.max_tracked:
+                self._buckets.popitem(last=False)
         else:
-            # _refilled, written out: this runs once or twice for every request.
-            tokens, since = bucket
-            if now > since:
-                tokens += (now - since) * self.rate
-                since = now
-            if tokens > self.burst:
-                tokens = self.burst
-            buckets.move_to_end(name)
+            tokens = self._refilled(*bucket, now)
+            since = max(bucket[1], now)
+            self._buckets.move_to_end(name)
         if tokens >= cost:
-            buckets[name] = (tokens - cost, since)
+            self._buckets[name] = (tokens - cost, since)
             return 0.0
-        buckets[name] = (tokens, since)
+        self._buckets[name] = (tokens, since)
         wait = (cost - tokens) / self.rate
         # Floating-point rounding in `start + wait` can leave the refill a hair short of `cost`;
         # lengthen the wait until a call then is sure to pass. After the clock stepped back, the

@@ -47,8 +47,6 @@ ROUTES: Final = frozenset(
     }
 )
 OUTCOMES: Final = frozenset({"accepted", "duplicate", "rejected"})
-#: The most pre-bound counters kept per metric; past it, they are looked up each time.
-_MOST_BOUND: Final = 4096
 #: The label of every hit of an operator's own pattern: their names are many and the
 #: operators', so they share one series.
 CUSTOM_PII: Final = "custom"
@@ -97,10 +95,6 @@ class Metrics:
         # Labelled children, looked up once: ``labels()`` costs a lock and a dict of its own on
         # every call, which the ingest path would pay several times a request.
         self._children: dict[tuple[object, ...], Any] = {}
-        # The same, keyed as the hot calls are made, straight to the counter's ``inc``.
-        self._request_incs: dict[tuple[str, int], Callable[[float], None]] = {}
-        self._outcome_incs: dict[tuple[str, str], Callable[[float], None]] = {}
-        self._commit_observes: dict[str, Callable[[float], None]] = {}
 
     def _child(self, metric: Counter | Histogram, *labels: str) -> Any:
         found = self._children.get((id(metric), *labels))
@@ -110,35 +104,19 @@ class Metrics:
 
     def request(self, route: str, status: int) -> None:
         """Count one answered request of ``route`` with ``status``."""
-        inc = self._request_incs.get((route, status))
-        if inc is None:
-            label = route if route in ROUTES else OTHER
-            code = str(status) if 100 <= status <= 599 else OTHER
-            inc = self._child(self.requests, label, code).inc
-            if len(self._request_incs) < _MOST_BOUND:
-                self._request_incs[(route, status)] = inc
-        inc(1)
+        route = route if route in ROUTES else OTHER
+        code = str(status) if 100 <= status <= 599 else OTHER
+        self._child(self.requests, route, code).inc()
 
     def outcome(self, channel: str, outcome: str, count: int) -> None:
         """Count ``count`` events of ``channel`` as accepted, duplicate or rejected."""
         if count:
-            # Whether the channel is known is asked every time: the registry's change.
-            label = channel if channel in self._channels() else OTHER
-            inc = self._outcome_incs.get((label, outcome))
-            if inc is None:
-                kind = outcome if outcome in OUTCOMES else OTHER
-                inc = self._child(self.events, label, kind).inc
-                if len(self._outcome_incs) < _MOST_BOUND:
-                    self._outcome_incs[(label, outcome)] = inc
-            inc(count)
+            outcome = outcome if outcome in OUTCOMES else OTHER
+            self._child(self.events, self.channel(channel), outcome).inc(count)
 
     def commit(self, channel: str, seconds: float) -> None:
         """Record how long a store of ``channel`` took to commit a write."""
-        label = channel if channel in self._channels() else OTHER
-        observe = self._commit_observes.get(label)
-        if observe is None:
-            observe = self._commit_observes[label] = self._child(self.commit_seconds, label).observe
-        observe(seconds)
+        self._child(self.commit_seconds, self.channel(channel)).observe(seconds)
 
     def scrubbed(self, counts: Mapping[str, int]) -> None:
         """Count the hits a scrubber replaced: ``email``, ``phone``, ``card``, ``iban``, and

@@ -12,7 +12,7 @@ import time
 from voxloop_core import Record
 
 from ..service import Service
-from ..stores import VoteRule
+from ..stores import VoteRule, WriteResult
 
 
 async def commit(
@@ -30,19 +30,14 @@ async def commit(
     """
     window = service.window(project, channel)
     fresh, seen = window.split(records, now_ms)
-    metrics = service.metrics
-    if not fresh:
-        metrics.outcome(channel, "duplicate", seen)
-        return 0, seen
-    started = time.perf_counter()
-    # Opened on first use, which may fail like a write; open already, without a coroutine.
-    store = service.stores.get(channel) or await service.store(channel)
-    result = await store.write(project, fresh, rule=rule)  # StoreError: 503
-    metrics.commit(channel, time.perf_counter() - started)
-    window.remember(fresh, now_ms)
-    stored = result.stored
-    duplicates = seen + result.duplicates
-    metrics.outcome(channel, "accepted", stored)
-    service.accepted += stored
-    metrics.outcome(channel, "duplicate", duplicates)
-    return stored, duplicates
+    result = WriteResult(0, 0)
+    if fresh:
+        started = time.perf_counter()
+        store = await service.store(channel)  # opened on first use: may fail like a write
+        result = await store.write(project, fresh, rule=rule)  # StoreError: 503
+        service.metrics.commit(channel, time.perf_counter() - started)
+        window.remember(fresh, now_ms)
+    service.metrics.outcome(channel, "accepted", result.stored)
+    service.accepted += result.stored
+    service.metrics.outcome(channel, "duplicate", seen + result.duplicates)
+    return result.stored, seen + result.duplicates

@@ -42,7 +42,7 @@ class IngestAnswer(msgspec.Struct, kw_only=True):
 
 async def post_events(request: Request) -> Response:
     """Take a batch of events in; see CONTRACT.md, "Ingest". Refusals raise (``errors``)."""
-    service: Service = request.scope["app"].state.service
+    service: Service = request.app.state.service
     service.check_taking_writes()
     head = head_of(request)  # the headers, read once for every check below
     key, project = authenticate(request, service, head)
@@ -61,8 +61,7 @@ async def _ingest(
     body = await read_body(request, limit=service.settings.max_body, head=head)
     events, rejected = voxloop_core.decode_batch(body)  # CoreError: 400 or 413
     if key.kind == "site":
-        allowed = key.channels
-        others = sorted({e.channel for e in events if e is not None and e.channel not in allowed})
+        others = sorted({e.channel for e in events if e is not None} - key.channels)
         if others:
             raise ApiError(
                 403,
@@ -75,25 +74,15 @@ async def _ingest(
     if project.scrubber is not None:  # the project's privacy policy: before anything keeps them
         records, found = scrub_records(project.scrubber, records)
         service.metrics.scrubbed(found)
-    if refused:
-        rejected = sorted(rejected + refused, key=lambda r: r.index)
-    elif len(rejected) > 1:
-        rejected = sorted(rejected, key=lambda r: r.index)
-    if len(records) == 1:  # a batch of one event, the most common: one channel, one commit
-        accepted, duplicates = await commit(
-            service, project.id, records[0].channel, records, now_ms
-        )
-    elif records:
-        by_channel: defaultdict[str, list[Record]] = defaultdict(list)
-        for record in records:
-            by_channel[record.channel].append(record)
-        commits = [commit(service, project.id, c, part, now_ms) for c, part in by_channel.items()]
-        # Most batches name one channel: awaiting it directly spares gather's task per channel.
-        results = [await commits[0]] if len(commits) == 1 else await asyncio.gather(*commits)
-        accepted = sum(stored for stored, _ in results)
-        duplicates = sum(dups for _, dups in results)
-    else:
-        accepted = duplicates = 0
+    rejected = sorted(rejected + refused, key=lambda r: r.index)
+    by_channel: defaultdict[str, list[Record]] = defaultdict(list)
+    for record in records:
+        by_channel[record.channel].append(record)
+    commits = [commit(service, project.id, c, batch, now_ms) for c, batch in by_channel.items()]
+    # Most requests name one channel: awaiting it directly spares gather's task per channel.
+    results = [await commits[0]] if len(commits) == 1 else await asyncio.gather(*commits)
+    accepted = sum(stored for stored, _ in results)
+    duplicates = sum(dups for _, dups in results)
     for rejection in rejected:
         refused_event = events[rejection.index]
         channel = refused_event.channel if refused_event is not None else "unknown"
