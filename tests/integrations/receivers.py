@@ -102,6 +102,8 @@ class Receiver:
         body = b""
         while True:
             message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the sender went away mid-request (a gateway killed): nothing arrived
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
