@@ -48,6 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from voxloop_core import DAY_MS
 
 from ..control import tables
+from ..control.inserts import Inserts
 from ..errors import StoreError
 from ..integrations import jobs, messages, outbox
 from ..reading.formats import item, ref_of, rfc3339
@@ -135,21 +136,39 @@ def response_data(project: str, response: StoredResponse) -> dict[str, Any]:
 # --- in the transaction: what a batch makes ---------------------------------------------------
 
 
-async def take(conn: AsyncConnection, seen: Iterable[Seen], now_ms: int, base_url: str) -> int:
+#: Where an item is: its project, channel, form and subject.
+_Where = tuple[str, str, str, str]
+
+
+class _Batch:
+    """What one batch's transaction knows besides the database: the rows it has not written yet,
+    the items of its subjects (read at once, and those it made since), and each project's rules
+    and endpoints (read at their first response)."""
+
+    def __init__(self, items: dict[_Where, str]) -> None:
+        self.writes = Inserts()
+        self.items = items
+        self.projects: dict[str, tuple[list[Rule], list[Rule], list[outbox.Endpoint]]] = {}
+
+
+async def take(conn: AsyncConnection, seen: Sequence[Seen], now_ms: int, base_url: str) -> int:
     """Act on ``seen`` in ``conn``'s transaction: messages, items and alerts, in order.
 
     A project seen without any rule gets the default rule first (``rules.ensure_default``).
     Its rules and webhook endpoints are read once a batch, and a ``response.*`` message is
     written only when an endpoint takes its type: with nobody listening, a response that no
-    rule matches costs no statement at all. Returns how many items were made or changed.
+    rule matches costs no statement at all. The items the batch's responses already have are
+    read in one statement, and what it makes (messages, deliveries, new items) is written a
+    table at a time (:class:`~..control.inserts.Inserts`). Returns how many items were made or
+    changed.
     """
-    projects: dict[str, tuple[list[Rule], list[Rule], list[tuple[str, str]]]] = {}
+    batch = _Batch(await _items_of(conn, seen))
     acted = 0
     for one in seen:
-        known = projects.get(one.project)
+        known = batch.projects.get(one.project)
         if known is None:
             found = await ensure_default(conn, one.project, now_ms)
-            known = projects[one.project] = (
+            known = batch.projects[one.project] = (
                 [r for r in found if r.kind == "followup" and r.enabled],
                 [r for r in found if r.kind == "alert" and r.enabled],
                 await outbox.endpoints_of(conn, one.project),
@@ -158,35 +177,70 @@ async def take(conn: AsyncConnection, seen: Iterable[Seen], now_ms: int, base_ur
         kind = message_type(one)
         if kind is not None and outbox.wanted(endpoints, kind):
             data = response_data(one.project, one.response)
-            await outbox.enqueue(conn, one.project, kind, data, now_ms, endpoints=endpoints)
-        if await follow_up(conn, one, followup, now_ms):
+            await outbox.enqueue(
+                conn, one.project, kind, data, now_ms, endpoints=endpoints, into=batch.writes
+            )
+        if await follow_up(conn, one, followup, now_ms, batch):
             acted += 1
         if one.answer is not None and alerting:
-            await fire_alerts(conn, one.project, one.answer, alerting, now_ms, base_url)
+            await fire_alerts(
+                conn,
+                one.project,
+                one.answer,
+                alerting,
+                now_ms,
+                base_url,
+                endpoints=endpoints,
+                into=batch.writes,
+            )
+    await batch.writes.flush(conn)
     return acted
 
 
-async def follow_up(conn: AsyncConnection, seen: Seen, rules: Sequence[Rule], now_ms: int) -> bool:
+async def _items_of(conn: AsyncConnection, seen: Iterable[Seen]) -> dict[_Where, str]:
+    """The items that ``seen``'s subjects have, by project, channel, form and subject: one
+    statement for each channel and form (a batch is of one channel, and seldom many forms)."""
+    wanted: dict[tuple[str, str, str], set[str]] = {}
+    for one in seen:
+        response = one.response
+        where = (one.project, response.channel, response.form)
+        wanted.setdefault(where, set()).add(items.subject_of(response))
+    f = tables.followups
+    found: dict[_Where, str] = {}
+    for (project, channel, form), subjects in wanted.items():
+        rows = await conn.execute(
+            select(f.c.id, f.c.subject).where(
+                f.c.project == project,
+                f.c.channel == channel,
+                f.c.form == form,
+                f.c.subject.in_(sorted(subjects)),
+            )
+        )
+        for item_id, subject in rows:
+            found[(project, channel, form, subject)] = item_id
+    return found
+
+
+async def follow_up(
+    conn: AsyncConnection, seen: Seen, rules: Sequence[Rule], now_ms: int, batch: _Batch
+) -> bool:
     """Make or follow the item of ``seen``'s subject; whether one was made or changed."""
     response, answer = seen.response, seen.answer
     rule = None if answer is None else first_match(rules, answer)
     if rule is None and response.vote_key is None and not seen.revision:
         return False  # a new response of its own, matched by no rule: it has no item
-    f = tables.followups
-    found = await conn.execute(
-        select(f.c.id).where(
-            f.c.project == seen.project,
-            f.c.channel == response.channel,
-            f.c.form == response.form,
-            f.c.subject == items.subject_of(response),
-        )
-    )
-    existing = found.scalar_one_or_none()
+    where = (seen.project, response.channel, response.form, items.subject_of(response))
+    existing = batch.items.get(where)
     if existing is None:
         if rule is None or answer is None:
             return False
-        await items.create(conn, seen.project, answer, rule, now_ms)
+        endpoints = batch.projects[seen.project][2]
+        made = await items.create(
+            conn, seen.project, answer, rule, now_ms, into=batch.writes, endpoints=endpoints
+        )
+        batch.items[where] = made.id
         return True
+    await batch.writes.flush(conn)  # the item may be one this batch made
     row = await items.read_row(conn, existing, lock=True)
     if answer is None:
         reason = "Closed by the gateway: no vote of this response counts any more."
@@ -205,12 +259,16 @@ async def fire_alerts(
     rules: Sequence[Rule],
     now_ms: int,
     base_url: str,
+    *,
+    endpoints: Sequence[outbox.Endpoint] | None = None,
+    into: Inserts | None = None,
 ) -> int:
     """Fire each ``alert`` rule that matches ``answer``, once per rule, response and UTC day.
 
     The ``alerts_fired`` row of ``rule:<id>:<subject>`` and the day is inserted ``ON CONFLICT
     DO NOTHING``; only the transaction that inserted it enqueues ``alert.fired`` and emails the
-    rule's ``escalate_to`` (none without one). Returns how many fired.
+    rule's ``escalate_to`` (none without one). Returns how many fired. ``endpoints`` and
+    ``into`` are :func:`~..integrations.outbox.enqueue`'s.
     """
     fired = 0
     day = now_ms - now_ms % DAY_MS
@@ -235,7 +293,9 @@ async def fire_alerts(
         if made.first() is None:
             continue  # fired already today
         fired += 1
-        await outbox.enqueue(conn, project, "alert.fired", data, now_ms)
+        await outbox.enqueue(
+            conn, project, "alert.fired", data, now_ms, endpoints=endpoints, into=into
+        )
         recipient = await _recipient(conn, rule.escalate_to)
         if recipient is not None:
             langs = await sla.languages_of(conn, project, [recipient])

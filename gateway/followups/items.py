@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from types import SimpleNamespace
 from typing import Any, Final, Literal, get_args
 
 import msgspec
@@ -40,6 +41,7 @@ from voxloop_core import HOUR_MS
 from ..control import tables
 from ..control.access import Denied
 from ..control.groups import read_access
+from ..control.inserts import Inserts
 from ..errors import ApiError
 from ..integrations import outbox
 from ..reading.formats import ref_of, rfc3339
@@ -233,15 +235,20 @@ async def record(
     now_ms: int,
 ) -> None:
     """Write one change of an item: ``actor`` a user's id, or None for the gateway."""
-    await conn.execute(
-        insert(_C).values(
-            followup=item_id,
-            at_ms=now_ms,
-            actor=actor,
-            kind=kind,
-            detail=json.dumps(dict(detail), ensure_ascii=False, separators=(",", ":")),
-        )
-    )
+    await conn.execute(insert(_C).values(change_row(item_id, actor, kind, detail, now_ms)))
+
+
+def change_row(
+    item_id: str, actor: str | None, kind: ChangeKind, detail: Mapping[str, Any], now_ms: int
+) -> dict[str, Any]:
+    """The ``followup_changes`` row of one change (:func:`record`)."""
+    return {
+        "followup": item_id,
+        "at_ms": now_ms,
+        "actor": actor,
+        "kind": kind,
+        "detail": json.dumps(dict(detail), ensure_ascii=False, separators=(",", ":")),
+    }
 
 
 async def changes(conn: AsyncConnection, item_id: str) -> list[Change]:
@@ -267,35 +274,55 @@ async def changes(conn: AsyncConnection, item_id: str) -> list[Change]:
 
 
 async def create(
-    conn: AsyncConnection, project: str, response: StoredResponse, rule: Rule, now_ms: int
+    conn: AsyncConnection,
+    project: str,
+    response: StoredResponse,
+    rule: Rule,
+    now_ms: int,
+    *,
+    into: Inserts | None = None,
+    endpoints: Sequence[outbox.Endpoint] | None = None,
 ) -> FollowupItem:
-    """Make the item of ``response``, due ``rule.sla_hours`` from now; ``followup.created``."""
-    item_id = outbox.new_id("fu_")
-    await conn.execute(
-        insert(_F).values(
-            id=item_id,
-            project=project,
-            channel=response.channel,
-            form=response.form,
-            subject=subject_of(response),
-            ref=ref_of(response),
-            metric=response.metric,
-            score=response.score,
-            excerpt=excerpt_of(response),
-            respondent=response.respondent,
-            rule=rule.id,
-            status="new",
-            assignee=None,
-            tags="[]",
-            resolution=None,
-            created_ms=now_ms,
-            due_ms=now_ms + rule.sla_hours * HOUR_MS,
-            updated_ms=now_ms,
-        )
+    """Make the item of ``response``, due ``rule.sla_hours`` from now; ``followup.created``.
+
+    ``into`` keeps the rows (the item, its change, the message) for the caller's batch rather
+    than writing them now; ``endpoints`` are the project's, when the caller has them.
+    """
+    row: dict[str, Any] = {
+        "id": outbox.new_id("fu_"),
+        "project": project,
+        "channel": response.channel,
+        "form": response.form,
+        "subject": subject_of(response),
+        "ref": ref_of(response),
+        "metric": response.metric,
+        "score": response.score,
+        "excerpt": excerpt_of(response),
+        "respondent": response.respondent,
+        "rule": rule.id,
+        "status": "new",
+        "assignee": None,
+        "tags": "[]",
+        "resolution": None,
+        "created_ms": now_ms,
+        "due_ms": now_ms + rule.sla_hours * HOUR_MS,
+        "first_action_ms": None,
+        "closed_ms": None,
+        "breached_ms": None,
+        "updated_ms": now_ms,
+    }
+    writes = Inserts() if into is None else into
+    writes.add(_F, row)
+    detail = {"rule": rule.id, "ref": row["ref"], "score": response.score}
+    writes.add(_C, change_row(row["id"], None, "created", detail, now_ms))
+    # The item as its row reads back: nobody is assigned to a new one.
+    item = item_of(SimpleNamespace(**row, assignee_email=None))
+    await outbox.enqueue(
+        conn, project, "followup.created", payload(item), now_ms, endpoints=endpoints, into=writes
     )
-    detail = {"rule": rule.id, "ref": ref_of(response), "score": response.score}
-    await record(conn, item_id, None, "created", detail, now_ms)
-    return await publish(conn, item_id, "followup.created", now_ms)
+    if into is None:
+        await writes.flush(conn)
+    return item
 
 
 async def _closed_by_gateway(conn: AsyncConnection, item_id: str) -> bool:

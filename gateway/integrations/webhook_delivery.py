@@ -31,13 +31,11 @@ resolution to the last byte read, and reads at most :data:`MAX_RESPONSE_BYTES` o
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
-from typing import Any, Final
+from typing import Final
 
 import httpx
 import msgspec
@@ -144,19 +142,39 @@ async def deliver_due(
         return 0
     _log.debug("%s delivers %d webhook messages", holder, len(claimed))
     http = client or guarded_client(settings.webhook_allow, settings.webhook_timeout_s)
-    # SQLite takes one writer at a time: queued here, results don't spin in its busy handler.
-    writing = asyncio.Lock() if db.dialect == "sqlite" else contextlib.nullcontext()
+    ended: asyncio.Queue[tuple[_Due, Outcome]] = asyncio.Queue()
+
+    async def attempt(due: _Due) -> None:
+        try:
+            outcome = await send(
+                http, due.url, due.message, due.payload, due.secrets, now_ms, settings
+            )
+        except Exception as exc:  # a fault of ours, not the network's: a failed attempt too,
+            outcome = Outcome(None, _one_line(exc), 0)  # rather than a writer left waiting
+        ended.put_nowait((due, outcome))
+
+    sending = asyncio.gather(*(attempt(due) for due in claimed))
+    failure: Exception | None = None
     try:
-        done = await asyncio.gather(
-            *(_deliver(db, http, settings, due, now_ms, writing) for due in claimed),
-            return_exceptions=True,
-        )
+        # The attempts are written as they end, those that end together in one transaction:
+        # one each cost more than the attempt itself. One writer: SQLite takes one at a time.
+        recorded = 0
+        while recorded < len(claimed):
+            together = [await ended.get()]
+            while not ended.empty():
+                together.append(ended.get_nowait())
+            recorded += len(together)
+            try:
+                await _record(db, together, now_ms)
+            except Exception as exc:  # not written: their leases run out, they go again
+                failure = failure or exc
+        await sending
     finally:
+        sending.cancel()
         if client is None:
             await http.aclose()
-    for result in done:
-        if isinstance(result, BaseException):
-            raise result  # a result that couldn't be written: its lease runs out, it goes again
+    if failure is not None:
+        raise failure
     return len(claimed)
 
 
@@ -222,19 +240,6 @@ async def _claim(db: Database, now_ms: int, lease_ms: int) -> list[_Due]:
         ]
 
     return await db.arun(take, write=True)
-
-
-async def _deliver(
-    db: Database,
-    http: httpx.AsyncClient,
-    settings: Settings,
-    due: _Due,
-    now_ms: int,
-    writing: AbstractAsyncContextManager[Any],
-) -> None:
-    outcome = await send(http, due.url, due.message, due.payload, due.secrets, now_ms, settings)
-    async with writing:
-        await _record(db, due, outcome, now_ms)
 
 
 async def send(
@@ -304,94 +309,100 @@ def _describe(outcome: Outcome) -> str:
     return outcome.error or "no answer"
 
 
-async def _record(db: Database, due: _Due, outcome: Outcome, now_ms: int) -> None:
-    """Write the attempt, and what it means for its delivery and its endpoint."""
+async def _record(db: Database, ended: Sequence[tuple[_Due, Outcome]], now_ms: int) -> None:
+    """Write the attempts that ended, in one transaction: each, and what it means for its
+    delivery and its endpoint. PostgreSQL locks their endpoints in one order (by id), so two
+    replicas writing at once never wait on each other in a cycle."""
 
     async def write(conn: AsyncConnection) -> None:
-        if db.dialect == "postgresql":
-            # The endpoint first, as everything that locks both; FOR NO KEY UPDATE, so the
-            # outbox's new deliveries (their foreign key's KEY SHARE) never wait for it.
-            endpoint = select(_ENDPOINTS.c.id).where(_ENDPOINTS.c.id == due.endpoint)
-            await conn.execute(endpoint.with_for_update(key_share=True))
-        await conn.execute(
-            insert(_ATTEMPTS).values(
-                message=due.message,
-                endpoint=due.endpoint,
-                at_ms=now_ms,
-                status=outcome.status,
-                error=outcome.error,
-                duration_ms=outcome.duration_ms,
-            )
-        )
-        key = (_DELIVERIES.c.message == due.message, _DELIVERIES.c.endpoint == due.endpoint)
-        held = select(_DELIVERIES.c.attempts).where(
-            *key, _DELIVERIES.c.state == "pending", _DELIVERIES.c.lease_ms == due.lease_ms
-        )
-        if db.dialect == "postgresql":
-            held = held.with_for_update()
-        if (await conn.execute(held)).first() is None:
-            return  # the lease ran out and another claim took over: its result decides
-        tried = {"attempts": due.attempts + 1, "lease_ms": None}
-        if outcome.delivered:
-            await conn.execute(
-                update(_DELIVERIES).where(*key).values(**tried, state="delivered", done_ms=now_ms)
-            )
-            await conn.execute(
-                update(_ENDPOINTS)
-                .where(_ENDPOINTS.c.id == due.endpoint)
-                .values(failing_since_ms=None)
-            )
-            return
-        await conn.execute(update(_DELIVERIES).where(*key).values(**tried))
-        if outcome.status == 410:
-            await _disable(
-                conn,
-                due.endpoint,
-                now_ms,
-                f"the endpoint answered 410 Gone on {rfc3339(now_ms)}: it takes no more"
-                " webhooks; enable it again once it does",
-            )
-            return
-        await conn.execute(
-            update(_ENDPOINTS)
-            .where(_ENDPOINTS.c.id == due.endpoint)
-            .values(failing_since_ms=func.coalesce(_ENDPOINTS.c.failing_since_ms, now_ms))
-        )
-        since = (
-            await conn.execute(
-                select(_ENDPOINTS.c.failing_since_ms).where(_ENDPOINTS.c.id == due.endpoint)
-            )
-        ).scalar_one()
-        if now_ms - since >= FAILING_LIMIT_MS:
-            await _disable(
-                conn,
-                due.endpoint,
-                now_ms,
-                f"every delivery failed from {rfc3339(since)} to {rfc3339(now_ms)}"
-                f" (last: {_describe(outcome)}); enable it again once it takes webhooks",
-            )
-            return
-        # The window counts from the first attempt of this round: the attempts made since
-        # the delivery was (re)queued are its newest ``due.attempts + 1`` rows.
-        first = (
-            await conn.execute(
-                select(_ATTEMPTS.c.at_ms)
-                .where(_ATTEMPTS.c.message == due.message, _ATTEMPTS.c.endpoint == due.endpoint)
-                .order_by(_ATTEMPTS.c.id.desc())
-                .offset(due.attempts)
-                .limit(1)
-            )
-        ).scalar()
-        started = max(due.created_ms, now_ms if first is None else first)
-        if now_ms - started >= RETRY_WINDOW_MS:
-            await conn.execute(
-                update(_DELIVERIES).where(*key).values(state="failed", done_ms=now_ms)
-            )
-            return
-        wait = retry_delay_ms(due.attempts + 1, random.random())
-        await conn.execute(update(_DELIVERIES).where(*key).values(next_ms=now_ms + wait))
+        for due, outcome in sorted(ended, key=lambda one: (one[0].endpoint, one[0].message)):
+            await _write_attempt(conn, db.dialect, due, outcome, now_ms)
 
     await db.arun(write, write=True)
+
+
+async def _write_attempt(
+    conn: AsyncConnection, dialect: str, due: _Due, outcome: Outcome, now_ms: int
+) -> None:
+    """Write one attempt, and what it means for its delivery and its endpoint."""
+    if dialect == "postgresql":
+        # The endpoint first, as everything that locks both; FOR NO KEY UPDATE, so the
+        # outbox's new deliveries (their foreign key's KEY SHARE) never wait for it.
+        endpoint = select(_ENDPOINTS.c.id).where(_ENDPOINTS.c.id == due.endpoint)
+        await conn.execute(endpoint.with_for_update(key_share=True))
+    await conn.execute(
+        insert(_ATTEMPTS).values(
+            message=due.message,
+            endpoint=due.endpoint,
+            at_ms=now_ms,
+            status=outcome.status,
+            error=outcome.error,
+            duration_ms=outcome.duration_ms,
+        )
+    )
+    key = (_DELIVERIES.c.message == due.message, _DELIVERIES.c.endpoint == due.endpoint)
+    held = select(_DELIVERIES.c.attempts).where(
+        *key, _DELIVERIES.c.state == "pending", _DELIVERIES.c.lease_ms == due.lease_ms
+    )
+    if dialect == "postgresql":
+        held = held.with_for_update()
+    if (await conn.execute(held)).first() is None:
+        return  # the lease ran out and another claim took over: its result decides
+    tried = {"attempts": due.attempts + 1, "lease_ms": None}
+    if outcome.delivered:
+        await conn.execute(
+            update(_DELIVERIES).where(*key).values(**tried, state="delivered", done_ms=now_ms)
+        )
+        await conn.execute(
+            update(_ENDPOINTS).where(_ENDPOINTS.c.id == due.endpoint).values(failing_since_ms=None)
+        )
+        return
+    await conn.execute(update(_DELIVERIES).where(*key).values(**tried))
+    if outcome.status == 410:
+        await _disable(
+            conn,
+            due.endpoint,
+            now_ms,
+            f"the endpoint answered 410 Gone on {rfc3339(now_ms)}: it takes no more"
+            " webhooks; enable it again once it does",
+        )
+        return
+    await conn.execute(
+        update(_ENDPOINTS)
+        .where(_ENDPOINTS.c.id == due.endpoint)
+        .values(failing_since_ms=func.coalesce(_ENDPOINTS.c.failing_since_ms, now_ms))
+    )
+    since = (
+        await conn.execute(
+            select(_ENDPOINTS.c.failing_since_ms).where(_ENDPOINTS.c.id == due.endpoint)
+        )
+    ).scalar_one()
+    if now_ms - since >= FAILING_LIMIT_MS:
+        await _disable(
+            conn,
+            due.endpoint,
+            now_ms,
+            f"every delivery failed from {rfc3339(since)} to {rfc3339(now_ms)}"
+            f" (last: {_describe(outcome)}); enable it again once it takes webhooks",
+        )
+        return
+    # The window counts from the first attempt of this round: the attempts made since
+    # the delivery was (re)queued are its newest ``due.attempts + 1`` rows.
+    first = (
+        await conn.execute(
+            select(_ATTEMPTS.c.at_ms)
+            .where(_ATTEMPTS.c.message == due.message, _ATTEMPTS.c.endpoint == due.endpoint)
+            .order_by(_ATTEMPTS.c.id.desc())
+            .offset(due.attempts)
+            .limit(1)
+        )
+    ).scalar()
+    started = max(due.created_ms, now_ms if first is None else first)
+    if now_ms - started >= RETRY_WINDOW_MS:
+        await conn.execute(update(_DELIVERIES).where(*key).values(state="failed", done_ms=now_ms))
+        return
+    wait = retry_delay_ms(due.attempts + 1, random.random())
+    await conn.execute(update(_DELIVERIES).where(*key).values(next_ms=now_ms + wait))
 
 
 async def _disable(conn: AsyncConnection, endpoint: str, now_ms: int, reason: str) -> None:

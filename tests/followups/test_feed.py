@@ -275,6 +275,55 @@ async def test_vote_changes_follow_one_item(service: Service, stores: Stores) ->
     assert ref_of_record(both[0]) in kinds and ref_of_record(both[1]) not in kinds
 
 
+async def test_one_batch_makes_and_follows_items_as_one_at_a_time_would(
+    service: Service, stores: Stores
+) -> None:
+    """A batch's new items and messages are written together at its end: an item it made and
+    then read again (a second vote of its group), items of several forms, and every message's
+    deliveries all read back as if each response had been taken alone."""
+    from voxloop_gateway.followups import items
+
+    shop = stores.shop
+    made, changed, other_form, _promoter = await write(
+        service,
+        shop,
+        event(score=1, vote_key="order-9", ts=NOW_MS - 20_000),
+        event(score=4, vote_key="order-9", ts=NOW_MS - 10_000, comment="Still waiting"),
+        event(form="signup", score=0, comment="Too long"),
+        event(form="signup", score=10),
+    )
+    assert await feed.read_feed(service, NOW_MS, "r") == 4
+    found = {r.subject: r for r in await read(service, tables.followups)}
+    assert set(found) == {made.vote_key, other_form.key.hex()}
+    # The group's item shows the vote that counts, and the second vote found it unchanged.
+    voted = found[made.vote_key]
+    assert (voted.status, voted.ref, voted.score, voted.excerpt) == (
+        "new",
+        ref_of_record(changed),
+        4,
+        "Still waiting",
+    )
+    changes = await read(service, tables.followup_changes)
+    assert sorted((c.followup, c.kind) for c in changes) == sorted(
+        (item.id, "created") for item in found.values()
+    )
+    # The followup.created messages carry each item as the API reads it back.
+    created = {m["id"]: m for m in await messages(service, "followup.created")}
+    assert set(created) == {item.id for item in found.values()}
+
+    async def as_read(conn: Any) -> Any:
+        return await items.read_item(conn, found[other_form.key.hex()].id)
+
+    signup = await service.registry.db.arun(as_read)
+    assert created[signup.id] == items.payload(signup)
+    assert created[voted.id]["ref"] == ref_of_record(changed)
+    # Every message has its one delivery, to the project's endpoint.
+    outbox_ids = {r.id for r in await read(service, tables.outbox)}
+    deliveries = await read(service, tables.webhook_deliveries)
+    assert sorted(d.message for d in deliveries) == sorted(outbox_ids)
+    assert {d.endpoint for d in deliveries} == {"ep_shop"}
+
+
 def ref_of_record(record: Record) -> str:
     return f"{record.channel}.{record.key.hex()}"
 
