@@ -122,11 +122,15 @@ async def deliver_due(
     holder: str,
     now_ms: int,
     client: httpx.AsyncClient | None = None,
+    *,
+    budget_s: float = 0.0,
 ) -> int:
     """Deliver the webhook messages due at ``now_ms``; how many attempts were made.
 
     Claims up to :data:`BATCH` due deliveries for a lease of the timeout plus
-    :data:`LEASE_SLACK_MS`, sends them at once, and records each attempt as it ends.
+    :data:`LEASE_SLACK_MS`, sends them at once, and records the attempts as they end; then
+    claims another batch while the last came full and ``budget_s`` has not passed since the
+    call began (0: one batch).
 
     Args:
         settings: ``webhook_timeout_s`` bounds each attempt; ``webhook_allow`` lets the guard
@@ -136,12 +140,29 @@ async def deliver_due(
             :func:`.ssrf.guarded_client` (a client given should be one too, or the guard does
             not apply at delivery).
     """
+    deadline = time.monotonic() + budget_s
+    http = client or guarded_client(settings.webhook_allow, settings.webhook_timeout_s)
+    attempts = 0
+    try:
+        while True:
+            made = await _deliver_batch(db, settings, holder, now_ms, http)
+            attempts += made
+            if made < BATCH or time.monotonic() >= deadline:
+                return attempts
+    finally:
+        if client is None:
+            await http.aclose()
+
+
+async def _deliver_batch(
+    db: Database, settings: Settings, holder: str, now_ms: int, http: httpx.AsyncClient
+) -> int:
+    """Claim one batch, send it, record it: :func:`deliver_due`'s step; how many it sent."""
     lease_ms = now_ms + int(settings.webhook_timeout_s * 1000) + LEASE_SLACK_MS
     claimed = await _claim(db, now_ms, lease_ms)
     if not claimed:
         return 0
     _log.debug("%s delivers %d webhook messages", holder, len(claimed))
-    http = client or guarded_client(settings.webhook_allow, settings.webhook_timeout_s)
     ended: asyncio.Queue[tuple[_Due, Outcome]] = asyncio.Queue()
 
     async def attempt(due: _Due) -> None:
@@ -171,8 +192,6 @@ async def deliver_due(
         await sending
     finally:
         sending.cancel()
-        if client is None:
-            await http.aclose()
     if failure is not None:
         raise failure
     return len(claimed)

@@ -86,7 +86,12 @@ class Workers:
         frequent: list[tuple[str, Job]] = [
             ("rules", lambda now: feed.read_feed(service, now, holder, budget_s=self.budget())),
             ("sla", lambda now: sla.scan_breaches(db, now, base_url=settings.base_url)),
-            ("webhooks", lambda now: webhooks.deliver_due(db, settings, holder, now, client)),
+            (
+                "webhooks",
+                lambda now: webhooks.deliver_due(
+                    db, settings, holder, now, client, budget_s=self.budget() or ROUND_SECONDS
+                ),
+            ),
             ("mail", lambda now: mail.send_due(db, settings, holder, now)),
         ]
         periodic: list[tuple[str, Job]] = [

@@ -19,6 +19,7 @@ from voxloop_gateway.integrations import signing, webhooks
 from voxloop_gateway.integrations.outbox import EVENT_TYPES, new_id
 from voxloop_gateway.integrations.ssrf import TargetRefused, guarded_client
 from voxloop_gateway.integrations.webhook_delivery import (
+    BATCH,
     FAILING_LIMIT_MS,
     MAX_RESPONSE_BYTES,
     RETRY_CAP_MS,
@@ -274,6 +275,26 @@ async def test_retries_follow_the_backoff_with_the_same_id(
     assert [a.at_ms for a in log] == sorted((a.at_ms for a in log), reverse=True)
     [shown] = await webhooks.list_endpoints(control.db, "shop")
     assert shown.state == "failing" and shown.failing_since_ms == start
+
+
+async def test_a_budget_delivers_batch_after_batch(control: Control, receiver: Receiver) -> None:
+    """One call sends one batch by default; with a budget it claims the next while the last
+    came full. The attempts of a batch, recorded together, each land on their own delivery."""
+    endpoint, secret = await add(control, receiver.url)
+    start = now_ms()
+    sent = [await control.enqueue({"n": n}, start) for n in range(2 * BATCH + 30)]
+    settings = control.settings()
+    assert await deliver_due(control.db, settings, HOLDER, start) == BATCH
+    assert await deliver_due(control.db, settings, HOLDER, start, budget_s=60) == BATCH + 30
+    assert await deliver_due(control.db, settings, HOLDER, start, budget_s=60) == 0
+    got = receiver.received()
+    assert sorted(r.id for r in got) == sorted(sent)
+    assert all(signed_with(secret, r) for r in got)
+    rows = await control.rows(D)
+    assert {(r.state, r.attempts, r.lease_ms) for r in rows} == {("delivered", 1, None)}
+    attempts = await control.rows(A)
+    assert sorted(a.message for a in attempts) == sorted(sent)
+    assert {(a.endpoint, a.status) for a in attempts} == {(endpoint.id, 200)}
 
 
 async def test_a_receiver_down_for_a_while_gets_every_message_with_its_id(
