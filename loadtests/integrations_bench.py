@@ -145,6 +145,8 @@ class Receiver:
         body = b""
         while True:
             message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the sender went away (a gateway stopped mid-delivery): nothing came
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break
