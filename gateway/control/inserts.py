@@ -30,9 +30,6 @@ class Inserts:
         """Keep ``row`` for ``table`` until :meth:`flush`."""
         self._rows.setdefault(table, []).append(row)
 
-    def __len__(self) -> int:
-        return sum(len(rows) for rows in self._rows.values())
-
     async def flush(self, conn: AsyncConnection) -> None:
         """Insert every row kept, in ``conn``'s transaction, and forget them."""
         pending, self._rows = self._rows, {}
