@@ -268,6 +268,8 @@ def test_an_export_is_streamed_in_pages_with_flat_memory(tmp_path: Path) -> None
 
     The rules' feed reads the same events in this process: the scores make no follow-up item,
     and each export waits for the feed to have read everything, so only the export is measured.
+    The workers' other jobs still run every half second: each size is exported twice and the
+    lower peak kept (an export that held its rows would be high both times).
     """
     site, server = make_project(tmp_path)
     gateway = start_gateway(tmp_path, site, server, key_rate=1e6, key_burst=1e6)
@@ -290,7 +292,11 @@ def test_an_export_is_streamed_in_pages_with_flat_memory(tmp_path: Path) -> None
             assert gateway.post(batch).status_code == 202
             if start + 1_000 in (2_000, 20_000):
                 _feed_read(gateway, (start + 1_000) // 2)
-                measured.append(_streamed(gateway))
+                # Twice, keeping the lower peak: what a background job allocates when its round
+                # falls in one export's window is not the export's.
+                runs = [_streamed(gateway) for _ in range(2)]
+                assert runs[0][:2] == runs[1][:2]
+                measured.append(min(runs, key=lambda run: run[2]))
     finally:
         gateway.stop()
     (small, small_lines, small_peak), (large, large_lines, large_peak) = measured
