@@ -263,8 +263,10 @@ def test_the_cli_refuses_a_bad_filter_in_one_line(
 
 
 def test_an_export_is_streamed_in_pages_with_flat_memory(tmp_path: Path) -> None:
-    """An export of 20,000 rows takes no more memory than one of 2,000: the rows leave the
-    gateway a page at a time (the process's peak of allocated memory during each export).
+    """An export of 20,000 rows takes no more memory than one of 10,000: the rows leave the
+    gateway a page at a time (the process's peak of allocated memory during each export). Both
+    span many pages (``EXPORT_PAGE``), so each reaches what a page costs, and an export whose
+    memory grew with its rows would be near twice as high at 20,000.
 
     The rules' feed reads the same events in this process: the scores make no follow-up item,
     and each export waits for the feed to have read everything, so only the export is measured.
@@ -290,7 +292,7 @@ def test_an_export_is_streamed_in_pages_with_flat_memory(tmp_path: Path) -> None
                 for i in range(1_000)
             ]
             assert gateway.post(batch).status_code == 202
-            if start + 1_000 in (2_000, 20_000):
+            if start + 1_000 in (10_000, 20_000):
                 _feed_read(gateway, (start + 1_000) // 2)
                 # Twice, keeping the lower peak: what a background job allocates when its round
                 # falls in one export's window is not the export's.
@@ -300,8 +302,8 @@ def test_an_export_is_streamed_in_pages_with_flat_memory(tmp_path: Path) -> None
     finally:
         gateway.stop()
     (small, small_lines, small_peak), (large, large_lines, large_peak) = measured
-    assert (small_lines, large_lines) == (2_001, 20_001)  # every row came, and the header
-    assert large > 9 * small
+    assert (small_lines, large_lines) == (10_001, 20_001)  # every row came, and the header
+    assert large > 1.9 * small
     assert large_peak < 1.5 * small_peak, (small_peak, large_peak)
 
 
