@@ -180,7 +180,7 @@ async def take(conn: AsyncConnection, seen: Sequence[Seen], now_ms: int, base_ur
             await outbox.enqueue(
                 conn, one.project, kind, data, now_ms, endpoints=endpoints, into=batch.writes
             )
-        if await follow_up(conn, one, followup, now_ms, batch):
+        if await follow_up(conn, one, followup, now_ms, batch, endpoints):
             acted += 1
         if one.answer is not None and alerting:
             await fire_alerts(
@@ -222,9 +222,15 @@ async def _items_of(conn: AsyncConnection, seen: Iterable[Seen]) -> dict[_Where,
 
 
 async def follow_up(
-    conn: AsyncConnection, seen: Seen, rules: Sequence[Rule], now_ms: int, batch: _Batch
+    conn: AsyncConnection,
+    seen: Seen,
+    rules: Sequence[Rule],
+    now_ms: int,
+    batch: _Batch,
+    endpoints: Sequence[outbox.Endpoint],
 ) -> bool:
-    """Make or follow the item of ``seen``'s subject; whether one was made or changed."""
+    """Make or follow the item of ``seen``'s subject; whether one was made or changed.
+    ``endpoints`` are its project's, for the new item's message."""
     response, answer = seen.response, seen.answer
     rule = None if answer is None else first_match(rules, answer)
     if rule is None and response.vote_key is None and not seen.revision:
@@ -234,7 +240,6 @@ async def follow_up(
     if existing is None:
         if rule is None or answer is None:
             return False
-        endpoints = batch.projects[seen.project][2]
         made = await items.create(
             conn, seen.project, answer, rule, now_ms, into=batch.writes, endpoints=endpoints
         )
