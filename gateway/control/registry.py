@@ -167,6 +167,9 @@ class Registry:
         self.db = Database(data_dir, store)
         self._projects: dict[str, Project] = {}
         self._keys: dict[bytes, Key] = {}
+        #: The keys sent and found since the last load, by what was sent: a key's hash costs
+        #: about as much as the rest of its check, and a sender sends the same key every time.
+        self._found: dict[str, tuple[Key, Project]] = {}
         self._email_secrets: dict[str, list[EmailSecret]] = {}
         #: The origins some active site key allows, for CORS.
         self._site_origins: frozenset[str] = frozenset()
@@ -352,13 +355,19 @@ class Registry:
     def authenticate(self, key: str) -> tuple[Key, Project] | None:
         """What ``key`` may do and for which project, or None if it is unknown or revoked."""
         self._refresh()
+        known = self._found.get(key)
+        if known is not None:
+            return known
         found = self._keys.get(key_hash(key))
         if found is None or found.revoked:
             return None
         # A key read in before its project (a reload between the two tables' reads) waits
         # for the next reload.
         project = self._projects.get(found.project)
-        return None if project is None else (found, project)
+        if project is None:
+            return None
+        self._found[key] = (found, project)
+        return found, project
 
     def email_secrets(self, project_id: str | None = None) -> list[EmailSecret]:
         """Every email signing secret (of ``project_id`` when given), revoked ones included."""
@@ -395,6 +404,7 @@ class Registry:
 
     def _apply(self, snapshot: _Snapshot, version: object) -> None:
         self._projects, self._keys = snapshot.projects, snapshot.keys
+        self._found = {}
         self._email_secrets = snapshot.email_secrets
         self._site_origins = frozenset(
             origin

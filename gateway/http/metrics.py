@@ -14,7 +14,7 @@ are the code's own, and are held to their sets all the same.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
-from typing import Any, Final
+from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -47,6 +47,8 @@ ROUTES: Final = frozenset(
     }
 )
 OUTCOMES: Final = frozenset({"accepted", "duplicate", "rejected"})
+#: How many commit times wait to be added to their histogram before they are (at most).
+WAITING_TIMES: Final = 4096
 #: The label of every hit of an operator's own pattern: their names are many and the
 #: operators', so they share one series.
 CUSTOM_PII: Final = "custom"
@@ -92,38 +94,41 @@ class Metrics:
             "voxloop_queue_depth", "Records waiting for commit, all stores", registry=self.registry
         )
         depth.set_function(queue_depth)
-        # Labelled children, looked up once: ``labels()`` costs a lock and a dict of its own on
-        # every call, which the ingest path would pay several times a request.
-        self._children: dict[tuple[object, ...], Any] = {}
+        # Counted here, and added to the series when they are read (:meth:`render`): a labelled
+        # series costs a lookup under a lock to find, and a lock to count, which the ingest path
+        # would pay several times a request. Commit times wait in a list, bounded by
+        # ``WAITING_TIMES``.
+        self._counts: dict[tuple[Counter, tuple[str, ...]], float] = {}
+        self._times: list[tuple[str, float]] = []
 
-    def _child(self, metric: Counter | Histogram, *labels: str) -> Any:
-        found = self._children.get((id(metric), *labels))
-        if found is None:
-            found = self._children[(id(metric), *labels)] = metric.labels(*labels)
-        return found
+    def _count(self, amount: float, metric: Counter, *labels: str) -> None:
+        key = (metric, labels)
+        self._counts[key] = self._counts.get(key, 0) + amount
 
     def request(self, route: str, status: int) -> None:
         """Count one answered request of ``route`` with ``status``."""
         route = route if route in ROUTES else OTHER
         code = str(status) if 100 <= status <= 599 else OTHER
-        self._child(self.requests, route, code).inc()
+        self._count(1, self.requests, route, code)
 
     def outcome(self, channel: str, outcome: str, count: int) -> None:
         """Count ``count`` events of ``channel`` as accepted, duplicate or rejected."""
         if count:
             outcome = outcome if outcome in OUTCOMES else OTHER
-            self._child(self.events, self.channel(channel), outcome).inc(count)
+            self._count(count, self.events, self.channel(channel), outcome)
 
     def commit(self, channel: str, seconds: float) -> None:
         """Record how long a store of ``channel`` took to commit a write."""
-        self._child(self.commit_seconds, self.channel(channel)).observe(seconds)
+        self._times.append((self.channel(channel), seconds))
+        if len(self._times) >= WAITING_TIMES:
+            self._fold()
 
     def scrubbed(self, counts: Mapping[str, int]) -> None:
         """Count the hits a scrubber replaced: ``email``, ``phone``, ``card``, ``iban``, and
         ``custom`` for every operator's pattern."""
         for kind, count in counts.items():
             label = kind if kind in PII_TYPES else CUSTOM_PII
-            self._child(self.pii_scrubbed, label).inc(count)
+            self._count(count, self.pii_scrubbed, label)
 
     def channel(self, channel: str) -> str:
         """``channel`` as a label: itself if the gateway knows it, else ``_other``."""
@@ -131,4 +136,14 @@ class Metrics:
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
+        self._fold()
         return generate_latest(self.registry)
+
+    def _fold(self) -> None:
+        """Add what was counted since the last call to the series."""
+        counts, self._counts = self._counts, {}
+        times, self._times = self._times, []
+        for (metric, labels), amount in counts.items():
+            metric.labels(*labels).inc(amount)
+        for channel, seconds in times:
+            self.commit_seconds.labels(channel).observe(seconds)

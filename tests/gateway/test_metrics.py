@@ -8,10 +8,11 @@ import subprocess
 import sys
 from collections import defaultdict
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from voxloop import new_id
-from voxloop_gateway.http.metrics import OTHER, Metrics
+from voxloop_gateway.http.metrics import OTHER, WAITING_TIMES, Metrics
 
 from .conftest import Gateway, clean_environ
 
@@ -119,3 +120,18 @@ def test_counts_are_the_same_however_often_a_series_is_counted() -> None:
     assert samples[("voxloop_events_total", (("channel", OTHER), ("outcome", "accepted")))] == 6
     assert samples[("voxloop_events_total", (("channel", "lobby"), ("outcome", "accepted")))] == 5
     assert samples[("voxloop_commit_seconds_count", (("channel", "lobby"),))] == 1
+
+
+def test_commit_times_past_the_waiting_bound_are_all_counted() -> None:
+    metrics = Metrics(lambda: 0.0, lambda: {"web"})
+    for _ in range(WAITING_TIMES + 10):  # folded into the histogram once, the rest at render
+        metrics.commit("web", 0.002)
+    samples = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(metrics.render().decode())
+        for sample in family.samples
+        if sample.labels.get("channel") == "web" and sample.labels.get("le") in (None, "0.0025")
+    }
+    assert samples["voxloop_commit_seconds_count"] == WAITING_TIMES + 10
+    assert samples["voxloop_commit_seconds_bucket"] == WAITING_TIMES + 10
+    assert samples["voxloop_commit_seconds_sum"] == pytest.approx(0.002 * (WAITING_TIMES + 10))
