@@ -614,3 +614,11 @@ def _print_floors(figures: dict[tuple[str, int, bool], list[Run]], store: StoreF
         f"    => a durable 100-event batch costs at least {http_100:.1f} + {batch:.1f}"
         f" = {http_100 + batch:.1f} µs an event  [goal <= {GOAL_CPU_US:g} µs]"
     )
+    # What those floors allow against the naive peer, measured on the same core in the run.
+    most_100 = 1e6 / (http_100 + batch)
+    for size, bound, unit in [(1, most, "req/s"), (100, most_100, "events/s")]:
+        naive = _median(figures[("naive_fastapi", size, True)], "events_s")
+        print(
+            f"    => {size}-event: at most {bound:,.0f} {unit} on one core, the naive peer"
+            f" {naive:,.0f}: at most {bound / naive:.2f}x it  [goal >= {GOAL_NAIVE[size]:g}]"
+        )

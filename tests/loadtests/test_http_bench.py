@@ -146,6 +146,20 @@ def test_one_short_round_prints_every_goal_line_with_its_figure(tmp_path: Path) 
     asgi, store, total = (float(g.replace(",", "")) for g in found.groups())
     assert (asgi, store) == (round(http_100, 1), round(writes_100, 1))
     assert abs(total - (asgi + store)) <= 0.15
+    # Against the naive peer: each bound is the floor's rate over the peer's in the run.
+    for size, unit, goal, per_event in [
+        (1, "req/s", "4", 1.0 / most),
+        (100, "events/s", "3.5", total / 1e6),
+    ]:
+        found = re.search(
+            rf"=> {size}-event: at most {NUMBER} {unit} on one core, the naive peer {NUMBER}:"
+            rf" at most {NUMBER}x it  \[goal >= {re.escape(goal)}\]",
+            floors,
+        )
+        assert found is not None, floors
+        bound, naive, ratio = (float(g.replace(",", "")) for g in found.groups())
+        assert abs(bound - 1 / per_event) <= 0.01 * bound
+        assert naive > 0 and abs(ratio - bound / naive) <= 0.01 * ratio + 0.005
     # The overload run of each configuration: its pacing, counts, goodput ratio and RSS.
     for gw in ("gateway", "gateway_real"):
         part = output[output.index(f"  {gw}: offered") :]
