@@ -47,7 +47,7 @@ ROUTES: Final = frozenset(
     }
 )
 OUTCOMES: Final = frozenset({"accepted", "duplicate", "rejected"})
-#: How many commit times wait to be added to their histogram before they are (at most).
+#: The most commit times kept waiting for their histogram: at that many they are added at once.
 WAITING_TIMES: Final = 4096
 #: The label of every hit of an operator's own pattern: their names are many and the
 #: operators', so they share one series.
