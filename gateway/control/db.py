@@ -34,7 +34,7 @@ from sqlalchemy import URL, event, inspect, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from ..errors import ConfigError
 from ..settings import redacted_store
@@ -52,6 +52,10 @@ ANSWER_SECONDS: Final = 30.0
 #: How long SQLite waits for another process's lock, and PostgreSQL for a connection.
 CONNECT_SECONDS: Final = 10.0
 SQLITE_BUSY_SECONDS: Final = 5.0
+#: Connections to the SQLite file kept open between transactions, and how many more may be
+#: opened meanwhile (each closed after its transaction).
+SQLITE_POOL: Final = 2
+SQLITE_OVERFLOW: Final = 8
 
 _T = TypeVar("_T")
 #: What runs on the database's loop: given a connection in a transaction, it returns a result.
@@ -240,11 +244,15 @@ class Database:
             private_file(self.path)  # before SQLite makes it: it and its journal stay private
         except OSError as exc:
             raise ConfigError(f"can't open the registry {self.path}: {exc}") from None
-        # A connection a call, as the sqlite3 module's would be: nothing stays open in the CLI,
-        # and each read sees what another process committed.
+        # A few connections kept open between calls (:data:`SQLITE_POOL`): opening one is a
+        # thread of aiosqlite's and a file to open, which cost the rules' feed more than its
+        # statements did. Each transaction still sees what another process committed before
+        # it began; ``close()`` closes them.
         engine = create_async_engine(
             self.url,
-            poolclass=NullPool,
+            poolclass=AsyncAdaptedQueuePool,
+            pool_size=SQLITE_POOL,
+            max_overflow=SQLITE_OVERFLOW,
             hide_parameters=True,
             connect_args={"timeout": SQLITE_BUSY_SECONDS},
         )

@@ -142,13 +142,11 @@ _Where = tuple[str, str, str, str]
 
 class _Batch:
     """What one batch's transaction knows besides the database: the rows it has not written yet,
-    the items of its subjects (read at once, and those it made since), and each project's rules
-    and endpoints (read at their first response)."""
+    and the items of its subjects (read at once, and those it made since)."""
 
     def __init__(self, items: dict[_Where, str]) -> None:
         self.writes = Inserts()
         self.items = items
-        self.projects: dict[str, tuple[list[Rule], list[Rule], list[outbox.Endpoint]]] = {}
 
 
 async def take(conn: AsyncConnection, seen: Sequence[Seen], now_ms: int, base_url: str) -> int:
@@ -157,23 +155,25 @@ async def take(conn: AsyncConnection, seen: Sequence[Seen], now_ms: int, base_ur
     A project seen without any rule gets the default rule first (``rules.ensure_default``).
     Its rules and webhook endpoints are read once a batch, and a ``response.*`` message is
     written only when an endpoint takes its type: with nobody listening, a response that no
-    rule matches costs no statement at all. The items the batch's responses already have are
-    read in one statement, and what it makes (messages, deliveries, new items) is written a
-    table at a time (:class:`~..control.inserts.Inserts`). Returns how many items were made or
-    changed.
+    rule matches costs no statement at all. The items that the batch's responses which may have
+    one (:func:`may_have_item`) already have are read in one statement, and what it makes
+    (messages, deliveries, new items) is written a table at a time
+    (:class:`~..control.inserts.Inserts`). Returns how many items were made or changed.
     """
-    batch = _Batch(await _items_of(conn, seen))
-    acted = 0
+    projects: dict[str, tuple[list[Rule], list[Rule], list[outbox.Endpoint]]] = {}
     for one in seen:
-        known = batch.projects.get(one.project)
-        if known is None:
+        if one.project not in projects:
             found = await ensure_default(conn, one.project, now_ms)
-            known = batch.projects[one.project] = (
+            projects[one.project] = (
                 [r for r in found if r.kind == "followup" and r.enabled],
                 [r for r in found if r.kind == "alert" and r.enabled],
                 await outbox.endpoints_of(conn, one.project),
             )
-        followup, alerting, endpoints = known
+    itemed = [one for one in seen if may_have_item(one, _rule_of(one, projects[one.project][0]))]
+    batch = _Batch(await _items_of(conn, itemed))
+    acted = 0
+    for one in seen:
+        followup, alerting, endpoints = projects[one.project]
         kind = message_type(one)
         if kind is not None and outbox.wanted(endpoints, kind):
             data = response_data(one.project, one.response)
@@ -195,6 +195,18 @@ async def take(conn: AsyncConnection, seen: Sequence[Seen], now_ms: int, base_ur
             )
     await batch.writes.flush(conn)
     return acted
+
+
+def _rule_of(seen: Seen, rules: Sequence[Rule]) -> Rule | None:
+    """The first of ``rules`` that ``seen``'s answer matches, None without an answer."""
+    return None if seen.answer is None else first_match(rules, seen.answer)
+
+
+def may_have_item(seen: Seen, rule: Rule | None) -> bool:
+    """Whether ``seen`` makes or follows an item, ``rule`` being the one its answer matches: a
+    new response of its own that no rule matches has none, and its subject's item is not even
+    looked up (a vote, or a comment added, may follow an item made earlier)."""
+    return rule is not None or seen.response.vote_key is not None or seen.revision
 
 
 async def _items_of(conn: AsyncConnection, seen: Iterable[Seen]) -> dict[_Where, str]:
@@ -232,9 +244,9 @@ async def follow_up(
     """Make or follow the item of ``seen``'s subject; whether one was made or changed.
     ``endpoints`` are its project's, for the new item's message."""
     response, answer = seen.response, seen.answer
-    rule = None if answer is None else first_match(rules, answer)
-    if rule is None and response.vote_key is None and not seen.revision:
-        return False  # a new response of its own, matched by no rule: it has no item
+    rule = _rule_of(seen, rules)
+    if not may_have_item(seen, rule):
+        return False
     where = (seen.project, response.channel, response.form, items.subject_of(response))
     existing = batch.items.get(where)
     if existing is None:

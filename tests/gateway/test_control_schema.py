@@ -456,3 +456,41 @@ def test_two_migrations_at_once_on_postgresql_take_turns(pg_url: str, tmp_path: 
         f"registry         1 -> {schema.head()}",
         f"registry         at {schema.head()}, nothing to do",
     ]
+
+
+def test_an_sqlite_registry_keeps_its_connections_and_sees_what_others_commit(
+    tmp_path: Path,
+) -> None:
+    """A transaction reuses a connection an earlier one opened, and still reads what another
+    process committed after that connection was opened."""
+    db = Database(tmp_path)
+    assert db.path is not None
+
+    async def marked(conn: AsyncConnection) -> bool:
+        driver = (await conn.get_raw_connection()).driver_connection
+        seen = bool(getattr(driver, "voxloop_test_mark", False))
+        driver.voxloop_test_mark = True
+        return seen
+
+    async def notes(conn: AsyncConnection) -> int:
+        return int((await conn.exec_driver_sql("SELECT count(*) FROM notes")).scalar_one())
+
+    def other_process_writes(statements: list[str]) -> None:
+        other = sqlite3.connect(db.path)
+        try:
+            with other:
+                for statement in statements:
+                    other.execute(statement)
+        finally:
+            other.close()
+
+    try:
+        assert db.run(marked) is False
+        assert db.run(marked) is True  # the same connection, kept open
+        other_process_writes(["CREATE TABLE notes (n INTEGER)", "INSERT INTO notes VALUES (1)"])
+        assert db.run(notes) == 1
+        other_process_writes(["INSERT INTO notes VALUES (2)"])
+        assert db.run(notes) == 2
+        assert db.run(marked) is True
+    finally:
+        db.close()
