@@ -158,7 +158,7 @@ async def take(conn: AsyncConnection, seen: Sequence[Seen], now_ms: int, base_ur
     Its rules and webhook endpoints are read once a batch, and a ``response.*`` message is
     written only when an endpoint takes its type: with nobody listening, a response that no
     rule matches costs no statement at all. The items that the batch's responses which may have
-    one (:func:`may_have_item`) already have are read in one statement, and what it makes
+    one (:func:`_may_have_item`) already have are read in one statement, and what it makes
     (messages, deliveries, new items) is written a table at a time
     (:class:`~..control.inserts.Inserts`). Returns how many items were made or changed.
     """
@@ -172,7 +172,7 @@ async def take(conn: AsyncConnection, seen: Sequence[Seen], now_ms: int, base_ur
                 await outbox.endpoints_of(conn, one.project),
             )
     matched = [_rule_of(one, projects[one.project][0]) for one in seen]
-    itemed = [one for one, rule in zip(seen, matched, strict=True) if may_have_item(one, rule)]
+    itemed = [one for one, rule in zip(seen, matched, strict=True) if _may_have_item(one, rule)]
     batch = _Batch(await _items_of(conn, itemed))
     acted = 0
     for one, rule in zip(seen, matched, strict=True):
@@ -206,7 +206,7 @@ def _rule_of(seen: Seen, rules: Sequence[Rule]) -> Rule | None:
     return None if seen.answer is None else first_match(rules, seen.answer)
 
 
-def may_have_item(seen: Seen, rule: Rule | None) -> bool:
+def _may_have_item(seen: Seen, rule: Rule | None) -> bool:
     """Whether ``seen`` makes or follows an item, ``rule`` being the one its answer matches: a
     new response of its own that no rule matches has none, and its subject's item is not even
     looked up (a vote, or a comment added, may follow an item made earlier)."""
@@ -249,7 +249,7 @@ async def follow_up(
     ``rule`` is the follow-up rule its answer matches (:func:`_rule_of`), and ``endpoints`` are
     its project's, for the new item's message."""
     response, answer = seen.response, seen.answer
-    if not may_have_item(seen, rule):
+    if not _may_have_item(seen, rule):
         return False
     where = (seen.project, response.channel, response.form, items.subject_of(response))
     existing = batch.items.get(where)
