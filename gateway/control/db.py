@@ -132,7 +132,8 @@ class Database:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._engine: AsyncEngine | None = None
+        #: The engine once made (at most one): a list, which the finalizer holds, not the Database.
+        self._engines: list[AsyncEngine] = []
         self._finalizer: weakref.finalize[Any, Any] | None = None
 
     # --- running statements ----------------------------------------------------------------
@@ -191,20 +192,14 @@ class Database:
     def close(self) -> None:
         """Close the connections and stop the thread; a later statement starts them again."""
         with self._lock:
-            loop, thread, engine = self._loop, self._thread, self._engine
-            self._loop = self._thread = self._engine = None
+            loop, thread, engines = self._loop, self._thread, self._engines
+            self._loop, self._thread, self._engines = None, None, []
             if self._finalizer is not None:
                 self._finalizer.detach()
                 self._finalizer = None
         if loop is None or thread is None:
             return
-        if engine is not None:
-            done = asyncio.run_coroutine_threadsafe(engine.dispose(), loop)
-            try:
-                done.result(timeout=5)
-            except Exception as exc:  # a connection broken already may fail to close politely
-                logging.getLogger(__name__).debug("closing %s: %s", self.where, exc)
-        _stop(loop, thread)
+        _shut(loop, thread, engines)
 
     # --- inside ----------------------------------------------------------------------------
 
@@ -217,8 +212,9 @@ class Database:
                 )
                 thread.start()
                 self._loop, self._thread = loop, thread
-                # Stopped with the Database if it is dropped without close() (e.g. by a test).
-                self._finalizer = weakref.finalize(self, _stop, loop, thread)
+                # Shut with the Database if it is dropped without close() (e.g. by a test): the
+                # connections it keeps are closed too.
+                self._finalizer = weakref.finalize(self, _shut, loop, thread, self._engines)
             return self._loop
 
     def _make_engine(self) -> AsyncEngine:
@@ -264,9 +260,9 @@ class Database:
 
     async def _transaction(self, work: Work[_T], write: bool) -> _T:
         try:
-            if self._engine is None:
-                self._engine = self._make_engine()
-            async with self._connection(self._engine, write) as conn:
+            if not self._engines:
+                self._engines.append(self._make_engine())
+            async with self._connection(self._engines[0], write) as conn:
                 return await work(conn)
         except (IntegrityError, ConfigError):
             raise
@@ -310,6 +306,25 @@ def _no_implicit_transactions(dbapi_connection: Any, _record: Any) -> None:
 def _begin(conn: Connection) -> None:
     write = conn.get_execution_options().get("voxloop_write", False)
     conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _shut(
+    loop: asyncio.AbstractEventLoop, thread: threading.Thread, engines: list[AsyncEngine]
+) -> None:
+    """Close the connections ``engines`` keep, on their loop, then stop the loop and its thread.
+
+    From the loop's own thread (a finalizer run there) they can't be waited for: SQLite's are
+    then closed when collected.
+    """
+    if thread is not threading.current_thread() and loop.is_running():
+        for engine in engines:
+            done = asyncio.run_coroutine_threadsafe(engine.dispose(), loop)
+            try:
+                done.result(timeout=5)
+            except Exception as exc:  # a connection broken already may fail to close politely
+                logging.getLogger(__name__).debug("closing the registry's connections: %s", exc)
+    engines.clear()
+    _stop(loop, thread)
 
 
 def _stop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:

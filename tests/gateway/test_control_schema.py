@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import gc
 import json
 import sqlite3
 import subprocess
@@ -494,3 +495,21 @@ def test_an_sqlite_registry_keeps_its_connections_and_sees_what_others_commit(
         assert db.run(marked) is True
     finally:
         db.close()
+
+
+def test_an_sqlite_registry_dropped_without_close_closes_the_connections_it_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Database let go without ``close()`` (as a test may) still closes its connections: an
+    open one collected later warns (a ResourceWarning, an error in this suite)."""
+    unraised: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraised.append)
+
+    async def one(conn: AsyncConnection) -> int:
+        return int((await conn.exec_driver_sql("SELECT 1")).scalar_one())
+
+    db = Database(tmp_path)
+    assert db.run(one) == 1
+    del db
+    gc.collect()
+    assert [str(found.exc_value) for found in unraised] == []
