@@ -60,10 +60,16 @@ class Turns:
 turns = Turns()
 
 
-def _figure(pattern: str, output: str) -> float:
+def _figures(pattern: str, output: str) -> list[float]:
+    """The numbers of the first line ``pattern`` matches, one per group (thousands commas
+    dropped)."""
     found = re.search(pattern, output, re.M)
     assert found is not None, f"no match for {pattern!r} in:\n{output}"
-    return float(found.group(1).replace(",", ""))
+    return [float(group.replace(",", "")) for group in found.groups()]
+
+
+def _figure(pattern: str, output: str) -> float:
+    return _figures(pattern, output)[0]
 
 
 #: A stand-in for each peer app: the run proves the section's machinery wherever the checkout
@@ -127,23 +133,19 @@ def test_one_short_round_prints_every_goal_line_with_its_figure(tmp_path: Path) 
         for size in (100, 1)
     )
     assert writes_100 > 0 and single > 0
-    found = re.search(
+    asgi, store, total, most, share = _figures(
         rf"=> a durable 1-event request costs at least {NUMBER} \+ {NUMBER} = {NUMBER} µs:"
         rf" at most {NUMBER} req/s on one core, {NUMBER} of bare Starlette  \[goal >= 0\.45\]",
         floors,
     )
-    assert found is not None, floors
-    asgi, store, total, most, share = (float(g.replace(",", "")) for g in found.groups())
     assert (asgi, store) == (round(http_1, 1), round(single, 1))
     assert abs(total - (asgi + store)) <= 0.15 and abs(most - 1e6 / total) <= 0.01 * most
     assert share > 0
-    found = re.search(
+    asgi, store, total = _figures(
         rf"=> a durable 100-event batch costs at least {NUMBER} \+ {NUMBER} = {NUMBER} µs an event"
         r"  \[goal <= 10 µs\]",
         floors,
     )
-    assert found is not None, floors
-    asgi, store, total = (float(g.replace(",", "")) for g in found.groups())
     assert (asgi, store) == (round(http_100, 1), round(writes_100, 1))
     assert abs(total - (asgi + store)) <= 0.15
     # Against the naive peer: each bound is the floor's rate over the peer's in the run.
@@ -151,13 +153,11 @@ def test_one_short_round_prints_every_goal_line_with_its_figure(tmp_path: Path) 
         (1, "req/s", "4", 1.0 / most),
         (100, "events/s", "3.5", total / 1e6),
     ]:
-        found = re.search(
+        bound, naive, ratio = _figures(
             rf"=> {size}-event: at most {NUMBER} {unit} on one core, the naive peer {NUMBER}:"
             rf" at most {NUMBER}x it  \[goal >= {re.escape(goal)}\]",
             floors,
         )
-        assert found is not None, floors
-        bound, naive, ratio = (float(g.replace(",", "")) for g in found.groups())
         assert abs(bound - 1 / per_event) <= 0.01 * bound
         assert naive > 0 and abs(ratio - bound / naive) <= 0.01 * ratio + 0.005
     # The overload run of each configuration: its pacing, counts, goodput ratio and RSS.
